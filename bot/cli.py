@@ -1,0 +1,148 @@
+"""`studybot` command line: run, console, db, content."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import SettingsError, load_settings
+from bot.core.content import ContentInvalid, json_schema, validate_pack
+from bot.core.ports import StoreError
+from bot.logs import setup_logging
+
+log = logging.getLogger("studybot")
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "content" / "schema.json"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser() or "me"
+    except Exception:
+        return "me"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="studybot", description="A study-group bot for Discord, Slack and the console.")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    sub.add_parser("run", help="start the configured front ends (the console when no tokens are set)")
+
+    c = sub.add_parser("console", help="study in the terminal: one /study command per line")
+    c.add_argument("--user", default=None, help="your name in the console (default: your login)")
+    c.add_argument("--db", type=Path, default=None, help="database file (default: STUDYBOT_DB)")
+
+    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_cmd", metavar="ACTION")
+    m = db.add_parser("migrate", help="apply pending migrations")
+    m.add_argument("--db", type=Path, default=None)
+
+    content = sub.add_parser("content", help="content pack commands").add_subparsers(
+        dest="content_cmd", metavar="ACTION"
+    )
+    v = content.add_parser("validate", help="check a pack: file:line for every problem")
+    v.add_argument("path", nargs="?", type=Path, default=None, help="folder or file (default: STUDYBOT_CONTENT)")
+    s = content.add_parser("schema", help="print the JSON Schema of a content file")
+    s.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH.name}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(f"studybot: {e}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    try:
+        if args.cmd == "content":
+            return _content(args, settings.content)
+        if args.cmd == "db":
+            if args.db_cmd != "migrate":
+                parser.parse_args(["db", "--help"])
+            return asyncio.run(_migrate(args.db or settings.db))
+        if args.cmd == "console":
+            return asyncio.run(_console(settings, args.user or _default_user(), args.db))
+        if args.cmd == "run":
+            return asyncio.run(_run(settings))
+    except ContentInvalid as e:
+        print(f"studybot: the content pack has {len(e.errors)} problem(s):", file=sys.stderr)
+        for err in e.errors[:50]:
+            print(f"  {err}", file=sys.stderr)
+        return 1
+    except StoreError as e:
+        print(f"studybot: database: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return 2
+
+
+def _content(args: argparse.Namespace, default: Path) -> int:
+    if args.content_cmd == "validate":
+        path = args.path or default
+        pack, errors = validate_pack(path)
+        for err in errors:
+            print(err)
+        if pack is None:
+            print(f"{len(errors)} problem(s) in {path}", file=sys.stderr)
+            return 1
+        print(f"OK: {pack.summary()} ({path})")
+        return 0
+    if args.content_cmd == "schema":
+        text = json_schema()
+        if args.write:
+            SCHEMA_PATH.write_text(text, encoding="utf-8")
+            print(f"wrote {SCHEMA_PATH}")
+        else:
+            sys.stdout.write(text)
+        return 0
+    print("usage: studybot content validate [PATH] | schema [--write]", file=sys.stderr)
+    return 2
+
+
+async def _migrate(db: Path) -> int:
+    from bot.storage import SqliteStore
+
+    store = SqliteStore(db)
+    applied = await store.start()
+    await store.close()
+    print(f"{db}: applied {', '.join(applied)}" if applied else f"{db}: up to date")
+    return 0
+
+
+async def _console(settings: object, user: str, db: Path | None) -> int:
+    from bot.adapters.console_adapter import ConsoleAdapter
+    from bot.bootstrap import build_app
+    from bot.config import Settings
+
+    assert isinstance(settings, Settings)
+    app = await build_app(settings, db=db)
+    try:
+        return await ConsoleAdapter(app.service, user[:40].replace(" ", "_")).run()
+    finally:
+        await app.close()
+
+
+async def _run(settings: object) -> int:
+    from bot.config import Settings
+
+    assert isinstance(settings, Settings)
+    if not (settings.discord_enabled or settings.slack_enabled):
+        print(
+            "studybot: no DISCORD_TOKEN or SLACK_BOT_TOKEN set — starting the local console (see README to go live).",
+            file=sys.stderr,
+        )
+        return await _console(settings, _default_user(), None)
+    print("studybot: Discord and Slack front ends are not wired in yet.", file=sys.stderr)
+    return 1

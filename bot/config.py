@@ -1,0 +1,104 @@
+"""Settings: the only module that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_CONTENT = ROOT / "content"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Every setting, named by its environment variable. Secrets are `SecretStr` and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        populate_by_name=False,
+    )
+
+    db: Path = Field(Path("data/studybot.db"), validation_alias=_env("STUDYBOT_DB"))
+    content: Path = Field(BUNDLED_CONTENT, validation_alias=_env("STUDYBOT_CONTENT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("STUDYBOT_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDYBOT_LOG_FORMAT"))
+    catchup_hours: float = Field(6.0, ge=0, le=168, validation_alias=_env("STUDYBOT_CATCHUP_HOURS"))
+    http_host: str = Field("0.0.0.0", validation_alias=_env("STUDYBOT_HTTP_HOST"))
+    http_port: int = Field(3000, ge=1, le=65535, validation_alias=_env("STUDYBOT_HTTP_PORT"))
+
+    discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
+    discord_guild: int | None = Field(None, gt=0, validation_alias=_env("STUDYBOT_DISCORD_GUILD"))
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_admins: str = Field("", validation_alias=_env("STUDYBOT_SLACK_ADMINS"))
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _fold(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return v.strip().upper() if v.strip().upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else v.strip().lower()
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return v if v.endswith("/") else v + "/"
+
+    @property
+    def slack_admin_ids(self) -> frozenset[str]:
+        return frozenset(x.strip() for x in self.slack_admins.split(",") if x.strip())
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
+
+    def secrets(self) -> list[str]:
+        """The secret values in force, for log redaction."""
+        found = [self.discord_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable and what is allowed."""
+
+
+def _alias(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`; raises `SettingsError` (one line) on bad values."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        name = field if field.isupper() else _alias(field)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            msg = msg.replace("Input should be", "must be")
+        raise SettingsError(f"{name}: {msg} (got {str(err.get('input'))[:60]!r})") from None

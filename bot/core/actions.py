@@ -1,0 +1,51 @@
+"""Stable action ids for buttons.
+
+They survive restarts because they carry everything needed to act: ``sb:ans:<post id>:<letter>``.
+Discord limits a ``custom_id`` to 100 characters and Slack an ``action_id`` to 255; ours stay short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "sb"
+LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerAction:
+    post_id: int
+    letter: str
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleAction:
+    """An action without a payload, e.g. ``forget-confirm``."""
+
+    name: str
+
+
+Action = AnswerAction | SimpleAction
+SIMPLE_ACTIONS = frozenset({"forget-confirm", "forget-cancel"})
+
+
+def answer_action(post_id: int, letter: str) -> str:
+    return f"{PREFIX}:ans:{post_id}:{letter}"
+
+
+def simple_action(name: str) -> str:
+    if name not in SIMPLE_ACTIONS:
+        raise ValueError(f"unknown action {name!r}")
+    return f"{PREFIX}:{name}"
+
+
+def parse_action(action_id: str) -> Action | None:
+    """Decode an action id; None when it is not one of ours or is malformed."""
+    parts = action_id.split(":")
+    if len(parts) < 2 or parts[0] != PREFIX:
+        return None
+    if parts[1] == "ans" and len(parts) == 4 and parts[2].isdigit() and parts[3] in LETTERS:
+        return AnswerAction(int(parts[2]), parts[3])
+    if len(parts) == 2 and parts[1] in SIMPLE_ACTIONS:
+        return SimpleAction(parts[1])
+    return None

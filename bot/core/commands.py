@@ -1,0 +1,221 @@
+"""The `/study` command grammar: text in, a `Command` or a `UsageError` out. No I/O.
+
+Discord's typed options, Slack's command text and console lines all arrive here as text, so the
+three front ends share one grammar and one set of error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.core.messages import MAX_COMMAND_CHARS
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed command: ``name`` like ``"quiz"`` or ``"schedule.set"``, and its arguments."""
+
+    name: str
+    args: dict[str, str] = field(default_factory=dict)
+
+
+class UsageError(ValueError):
+    """The text is not a valid command; ``str(e)`` is a one-line message that shows the right form."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    usage: str
+    summary: str
+    admin: bool = False
+
+
+#: Every command, in the order `help` lists them.
+SPECS: dict[str, Spec] = {
+    "help": Spec("/study help", "what studybot can do"),
+    "quiz": Spec("/study quiz", "a question for you now (due reviews first)"),
+    "answer": Spec("/study answer <A|B|C|D>", "answer the last question shown to you here"),
+    "tip": Spec("/study tip", "a tip for your current career step"),
+    "path": Spec("/study path", "the six career steps and where you stand"),
+    "path.done": Spec("/study path done <1-6>", "mark a career step done"),
+    "progress": Spec("/study progress [member]", "answers, accuracy, streak, mastery per topic"),
+    "leaderboard": Spec("/study leaderboard [week|all|hide|show]", "top members; hide/show yourself"),
+    "review": Spec("/study review", "spaced-repetition reviews due for you"),
+    "timezone": Spec("/study timezone <IANA zone>", "your own zone, for streaks (e.g. Europe/Berlin)"),
+    "forget-me": Spec("/study forget-me", "delete everything stored about you in this group"),
+    "schedule.show": Spec("/study schedule show", "this channel's daily post schedule", admin=True),
+    "schedule.preview": Spec("/study schedule preview", "the next 7 posts in local time", admin=True),
+    "schedule.set": Spec(
+        "/study schedule set <HH:MM> [tz <IANA zone>] [days <mon-fri|daily|mon,wed,fri>] "
+        "[kind question|tip|mix] [reveal <hours>]",
+        "post here every chosen day at a local time",
+        admin=True,
+    ),
+    "schedule.pause": Spec("/study schedule pause", "stop posting here until resumed", admin=True),
+    "schedule.resume": Spec("/study schedule resume", "start posting here again", admin=True),
+    "schedule.skip": Spec("/study schedule skip", "skip the next scheduled post", admin=True),
+    "schedule.post-now": Spec("/study schedule post-now", "post the next item here now", admin=True),
+    "content.list": Spec("/study content list", "what the loaded content pack holds", admin=True),
+    "content.validate": Spec("/study content validate", "check the content folder without loading it", admin=True),
+    "content.load": Spec("/study content load", "reload the content pack (keeps the old one on errors)", admin=True),
+    "export": Spec("/study export", "CSV of members' progress and per-question analytics", admin=True),
+}
+
+_GROUPS = {"schedule", "content", "path"}
+_SCHEDULE_SIMPLE = {"show", "preview", "pause", "resume", "skip", "post-now"}
+_CONTENT_SIMPLE = {"list", "validate", "load"}
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _usage(name: str) -> str:
+    return SPECS[name].usage
+
+
+def _shown(word: str) -> str:
+    return word if len(word) <= 30 else word[:30] + "…"
+
+
+def _no_more(name: str, rest: list[str]) -> None:
+    if rest:
+        raise UsageError(f'Unexpected "{_shown(" ".join(rest))}" — usage: {_usage(name)}')
+
+
+def parse(text: str) -> Command:
+    """Parse the text after ``/study``; raises `UsageError` with a one-line explanation."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise UsageError(
+            f"That command is too long ({len(text):,} characters; the limit is {MAX_COMMAND_CHARS}). Try /study help."
+        )
+    words = text.split()
+    if words and words[0].casefold() in ("/study", "study"):
+        words = words[1:]
+    if not words:
+        raise UsageError("Which command? Try /study help — for a question now: /study quiz")
+    head, rest = words[0].casefold(), words[1:]
+    if head == "schedule":
+        return _parse_schedule(rest)
+    if head == "content":
+        sub = rest[0].casefold() if rest else ""
+        if sub not in _CONTENT_SIMPLE:
+            raise UsageError("Usage: /study content list|validate|load")
+        _no_more(f"content.{sub}", rest[1:])
+        return Command(f"content.{sub}")
+    if head == "path":
+        if not rest:
+            return Command("path")
+        if rest[0].casefold() != "done" or len(rest) != 2 or rest[1] not in {"1", "2", "3", "4", "5", "6"}:
+            raise UsageError("Usage: /study path done <1-6> (the step number from /study path)")
+        return Command("path.done", {"step": rest[1]})
+    if head == "answer":
+        if len(rest) != 1 or rest[0].upper() not in ("A", "B", "C", "D"):
+            got = f' (got "{_shown(" ".join(rest))}")' if rest else ""
+            raise UsageError(f"Answer with one letter A, B, C or D{got} — usage: /study answer <A|B|C|D>")
+        return Command("answer", {"letter": rest[0].upper()})
+    if head == "progress":
+        if len(rest) > 1:
+            raise UsageError(f"Usage: {_usage('progress')} — one member at a time")
+        return Command("progress", {"member": rest[0]} if rest else {})
+    if head == "leaderboard":
+        scope = rest[0].casefold() if rest else "week"
+        if scope not in ("week", "all", "hide", "show") or len(rest) > 1:
+            raise UsageError(f"Usage: {_usage('leaderboard')}")
+        return Command("leaderboard", {"scope": scope})
+    if head == "timezone":
+        if len(rest) > 1:
+            raise UsageError(f"Usage: {_usage('timezone')} — one zone name, no spaces")
+        return Command("timezone", {"zone": rest[0]} if rest else {})
+    if head in ("forget-me", "forgetme", "forget"):
+        if rest and (len(rest) > 1 or rest[0].casefold() not in ("confirm", "cancel")):
+            raise UsageError("Usage: /study forget-me (then confirm with the button or /study forget-me confirm)")
+        return Command("forget-me", {"confirm": rest[0].casefold()} if rest else {})
+    if head in ("help", "quiz", "tip", "review", "export"):
+        _no_more(head, rest)
+        return Command(head)
+    raise UsageError(f'Unknown command "{_shown(words[0])}". Try /study help.')
+
+
+def _parse_schedule(rest: list[str]) -> Command:
+    sub = rest[0].casefold() if rest else ""
+    if sub in _SCHEDULE_SIMPLE:
+        _no_more(f"schedule.{sub}", rest[1:])
+        return Command(f"schedule.{sub}")
+    if sub != "set":
+        raise UsageError("Usage: /study schedule show|preview|set|pause|resume|skip|post-now")
+    usage = _usage("schedule.set")
+    if len(rest) < 2:
+        raise UsageError(f"Which time? Usage: {usage}")
+    m = _TIME.match(rest[1])
+    if not m:
+        raise UsageError(f'"{_shown(rest[1])}" is not a time of day — use 24-hour HH:MM, e.g. 09:30')
+    args = {"time": f"{int(m.group(1)):02d}:{m.group(2)}"}
+    opts = rest[2:]
+    if len(opts) % 2:
+        raise UsageError(f'"{_shown(opts[-1])}" needs a value — usage: {usage}')
+    for key, value in zip(opts[::2], opts[1::2], strict=True):
+        key = key.casefold()
+        if key not in ("tz", "days", "kind", "reveal"):
+            raise UsageError(f'Unknown option "{_shown(key)}" — usage: {usage}')
+        if key in args:
+            raise UsageError(f'"{key}" is given twice — usage: {usage}')
+        if key == "kind" and value.casefold() not in ("question", "tip", "mix"):
+            raise UsageError(f'kind must be question, tip or mix (got "{_shown(value)}")')
+        if key == "reveal" and not (value.isdigit() and 0 < int(value) <= 72):
+            raise UsageError(f'reveal takes a whole number of hours from 1 to 72 (got "{_shown(value)}")')
+        args[key] = value.casefold() if key in ("kind", "days") else value
+    if "days" in args:
+        parse_days(args["days"])
+    return Command("schedule.set", args)
+
+
+def parse_days(text: str) -> tuple[int, ...]:
+    """``daily``, ``weekdays``/``mon-fri``, ``weekends``, ranges and lists → weekday numbers (Mon=0).
+
+    Raises `UsageError` for unknown names or an empty set."""
+    t = text.casefold().strip()
+    if t in ("daily", "every", "all"):
+        return tuple(range(7))
+    if t in ("weekdays",):
+        return tuple(range(5))
+    if t in ("weekends", "weekend"):
+        return (5, 6)
+    days: set[int] = set()
+    for part in filter(None, t.split(",")):
+        lo, _, hi = part.partition("-")
+        try:
+            a = _day(lo)
+            if hi:
+                b = _day(hi)
+                days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+            else:
+                days.add(a)
+        except ValueError:
+            raise UsageError(
+                f'Unknown days "{_shown(text)}" — use daily, mon-fri, weekends or a list like mon,wed,fri'
+            ) from None
+    if not days:
+        raise UsageError("The day set is empty — use daily, mon-fri or a list like mon,wed,fri")
+    return tuple(sorted(days))
+
+
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _day(word: str) -> int:
+    """Weekday number for ``mon``/``monday``/``tues``…; ValueError otherwise."""
+    if len(word) >= 3:
+        for i, full in enumerate(_FULL_DAYS):
+            if full.startswith(word):
+                return i
+    raise ValueError(word)
+
+
+def format_days(days: tuple[int, ...]) -> str:
+    if days == tuple(range(7)):
+        return "daily"
+    if days == tuple(range(5)):
+        return "mon-fri"
+    if days == (5, 6):
+        return "weekends"
+    return ",".join(DAY_NAMES[d] for d in days)

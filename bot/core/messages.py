@@ -1,0 +1,83 @@
+"""The messages the core speaks: what comes in from a front end and what goes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Platform = Literal["discord", "slack", "console"]
+ButtonStyle = Literal["primary", "secondary", "success", "danger"]
+
+#: Longest command text the core will parse; anything longer is refused with a clear message.
+MAX_COMMAND_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One thing a member did: a `/study …` command (``text``) or a button click (``action``).
+
+    ``group``, ``channel`` and ``user`` are the platform's own ids (guild/team, channel, user).
+    ``is_admin`` is decided by the adapter from the platform's permissions.
+    """
+
+    platform: Platform
+    group: str
+    channel: str
+    user: str
+    user_name: str = ""
+    text: str = ""
+    action: str | None = None
+    is_admin: bool = False
+    group_name: str = ""
+    channel_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A clickable button. ``action_id`` is stable across restarts (see `actions.py`)."""
+
+    action_id: str
+    label: str
+    style: ButtonStyle = "secondary"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file to send along with a reply (a chart, a CSV export)."""
+
+    filename: str
+    data: bytes
+    mime: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the core wants said back to the member who acted.
+
+    ``private`` replies are ephemeral (only the member sees them). ``slow`` tells an adapter that
+    producing this reply may take a while, so it should acknowledge/defer first.
+    """
+
+    text: str
+    private: bool = True
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    slow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A message the core posts to a channel on its own (the daily question, a reveal)."""
+
+    channel: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """What a gateway reports back after posting: the platform's message id."""
+
+    channel: str
+    message_id: str

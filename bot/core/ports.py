@@ -1,0 +1,221 @@
+"""The ports: the few interfaces the core needs from the outside world.
+
+Adapters and storage implement these; the core only ever sees these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from bot.core.messages import Button, Post, SentMessage
+
+
+class Clock(Protocol):
+    """Where the core gets the time. Always returns an aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A member as the core knows it: internal ids plus the member's and group's zones."""
+
+    member_id: int
+    group_id: int
+    channel_id: int
+    user_id: str
+    display_name: str
+    tz: str | None
+    group_tz: str
+
+    @property
+    def zone(self) -> str:
+        """The zone that decides this member's days: their own, else the group's."""
+        return self.tz or self.group_tz
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """A question or tip shown in a channel (``member_id`` None) or to one member."""
+
+    id: int
+    group_id: int
+    channel_id: int
+    member_id: int | None
+    kind: str
+    item_id: str
+    created_at: datetime
+    message_id: str | None = None
+    revealed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreakState:
+    streak: int
+    best: int
+    last_day: date | None
+    freezes: int
+    freeze_used: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerIn:
+    """An answer to record. ``week`` is the Monday of the group's week (leaderboards)."""
+
+    member_id: int
+    post_id: int
+    group_id: int
+    question_id: str
+    choice: str
+    correct: bool
+    answered_at: datetime
+    week: date
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOutcome:
+    """What recording did. ``recorded`` is False when the member had already answered the post;
+    then ``choice``/``correct`` are those of the earlier answer and nothing changed."""
+
+    recorded: bool
+    choice: str
+    correct: bool
+    first_try: bool
+    streak: StreakState
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStats:
+    answered: int
+    correct: int
+    points: int
+    streak: StreakState
+    tz: str | None
+    hidden: bool
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionTally:
+    """One member's history with one question."""
+
+    question_id: str
+    answered: int
+    correct: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderRow:
+    member_id: int
+    user_id: str
+    display_name: str
+    points: int
+    last_point_at: datetime | None
+
+
+StreakFn = Callable[[StreakState], StreakState]
+
+
+class StoreError(Exception):
+    """Base for storage failures the core may report to a member."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer studybot (it has migrations we do not know)."""
+
+
+class Store(Protocol):
+    """Persistence for groups, members, posts, answers and the career path.
+
+    Every method is atomic: it either completes or changes nothing. Raises `StoreError` on
+    storage failures.
+    """
+
+    async def ensure_member(
+        self,
+        platform: str,
+        group: str,
+        channel: str,
+        user: str,
+        display_name: str,
+        *,
+        group_name: str = "",
+        channel_name: str = "",
+        now: datetime,
+    ) -> MemberRef:
+        """Find or create the group, channel and member (updating the display name)."""
+        ...
+
+    async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
+        """A member of the group by platform user id or (case-insensitive) display name."""
+        ...
+
+    async def create_post(
+        self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
+    ) -> PostRecord: ...
+
+    async def get_post(self, post_id: int) -> PostRecord | None: ...
+
+    async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
+        """The latest question shown in this channel to everyone or to this member."""
+        ...
+
+    async def record_answer(self, answer: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
+        """Record an answer at most once per (member, post), with scoring and streak, durably.
+
+        Returns only after the answer is committed."""
+        ...
+
+    async def question_tallies(self, member_id: int) -> list[QuestionTally]: ...
+
+    async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
+        """How often each item of ``kind`` was shown to this member personally."""
+        ...
+
+    async def member_stats(self, member_id: int) -> MemberStats: ...
+
+    async def set_member_tz(self, member_id: int, tz: str | None) -> None: ...
+
+    async def steps_done(self, member_id: int) -> set[int]: ...
+
+    async def mark_step(self, member_id: int, step: int, now: datetime) -> bool:
+        """Mark a career step done; False if it already was."""
+        ...
+
+    async def leaderboard(self, group_id: int, week: date | None, limit: int) -> list[LeaderRow]:
+        """Top members by points (this ``week`` or all time when None), earliest scorer first on ties;
+        members who hid themselves are left out."""
+        ...
+
+    async def forget_member(self, member_id: int) -> int:
+        """Delete every row about the member; returns how many rows went."""
+        ...
+
+    async def choice_counts(self, post_id: int) -> dict[str, int]:
+        """How many members picked each letter on a post."""
+        ...
+
+
+class DeliveryError(Exception):
+    """A gateway could not post. ``retryable`` says whether trying again later may work
+    (rate limits, 5xx); ``retry_after`` is the platform's hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ChatGateway(Protocol):
+    """Posting to a platform's channels on the core's own initiative (scheduled posts, reveals).
+
+    Raises `DeliveryError`."""
+
+    platform: str
+
+    async def post(self, post: Post) -> SentMessage: ...
+
+    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None: ...

@@ -1,0 +1,354 @@
+"""The study service: turns an `Inbound` into replies. The one entry point every front end calls."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from bot.core import actions
+from bot.core.commands import SPECS, Command, UsageError, parse
+from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.messages import Button, Inbound, Reply
+from bot.core.ports import AnswerIn, Clock, MemberRef, PostRecord, Store, StreakState
+from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
+from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
+
+log = logging.getLogger(__name__)
+
+DIFFICULTY = {1: "easy", 2: "medium", 3: "hard"}
+ERROR_TEXT = "Something went wrong on our side; it has been logged. Please try again in a moment."
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a handler needs about one request."""
+
+    inbound: Inbound
+    member: MemberRef
+    now: datetime
+
+
+Handler = Callable[[Context, Command], Awaitable[list[Reply]]]
+ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
+
+
+def private(text: str, *buttons: Button) -> list[Reply]:
+    return [Reply(text, private=True, buttons=buttons)]
+
+
+def question_text(q: Question, heading: str = "Question") -> str:
+    lines = [f"**{heading}** · {q.topic} · {DIFFICULTY.get(q.difficulty, '')}", q.prompt, ""]
+    lines += [f"**{letter})** {choice}" for letter, choice in zip(LETTERS, q.choices, strict=True)]
+    return "\n".join(lines)
+
+
+def answer_buttons(post_id: int) -> tuple[Button, ...]:
+    return tuple(Button(actions.answer_action(post_id, letter), letter, "primary") for letter in LETTERS)
+
+
+class StudyService:
+    """Routes commands and button clicks to handlers; never raises for bad input.
+
+    Other features (scheduling, reviews, export) add their commands with `register`.
+    """
+
+    def __init__(
+        self, store: Store, library: ContentLibrary, clock: Clock, *, rng: random.Random | None = None
+    ) -> None:
+        self.store = store
+        self.library = library
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._handlers: dict[str, Handler] = {
+            "help": self._help,
+            "quiz": self._quiz,
+            "answer": self._answer_command,
+            "tip": self._tip,
+            "path": self._path,
+            "path.done": self._path_done,
+            "progress": self._progress,
+            "leaderboard": self._leaderboard,
+            "timezone": self._timezone,
+            "forget-me": self._forget_me,
+        }
+        #: Days on which the bot failed to post in the member's group (they never break streaks).
+        self.excused_days: ExcusedDays | None = None
+        #: Extra lines for `progress` (e.g. reviews due), added by other features.
+        self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
+        #: Chooses the next quiz question for a member; a learning engine may put due reviews first.
+        self.pick_question: Callable[[MemberRef], Awaitable[Question | None]] = self._pick_unseen
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Add or replace the handler for a command name from `commands.SPECS`."""
+        if name not in SPECS:
+            raise ValueError(f"unknown command {name!r}")
+        self._handlers[name] = handler
+
+    # ------------------------------------------------------------------ entry point
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        """Answer one command or click. Bad input gets a private one-line reply; an unexpected error
+        is logged and gets a private apology — this method does not raise (except cancellation)."""
+        try:
+            if inbound.action is not None:
+                return await self._handle_action(inbound)
+            try:
+                command = parse(inbound.text)
+            except UsageError as e:
+                return private(str(e))
+            spec = SPECS[command.name]
+            if spec.admin and not inbound.is_admin:
+                return private(
+                    f"Only admins can use {spec.usage.split(' <')[0].split(' [')[0]} "
+                    "(on Discord: Manage Server; on Slack: workspace admins)."
+                )
+            handler = self._handlers.get(command.name)
+            if handler is None:
+                return private(f"{spec.usage} is not available on this front end.")
+            ctx = await self._context(inbound)
+            return await handler(ctx, command)
+        except Exception:
+            log.exception("error handling %s command from %s", inbound.platform, inbound.user)
+            return private(ERROR_TEXT)
+
+    async def _context(self, inbound: Inbound) -> Context:
+        now = self.clock.now()
+        member = await self.store.ensure_member(
+            inbound.platform,
+            inbound.group,
+            inbound.channel,
+            inbound.user,
+            inbound.user_name or inbound.user,
+            group_name=inbound.group_name,
+            channel_name=inbound.channel_name,
+            now=now,
+        )
+        return Context(inbound, member, now)
+
+    async def _handle_action(self, inbound: Inbound) -> list[Reply]:
+        action = actions.parse_action(inbound.action or "")
+        if action is None:
+            return private("That button is no longer valid. Try /study quiz for a fresh question.")
+        ctx = await self._context(inbound)
+        if isinstance(action, actions.AnswerAction):
+            return await self.answer(ctx, action.post_id, action.letter)
+        if action.name == "forget-confirm":
+            return await self._forget_me(ctx, Command("forget-me", {"confirm": "confirm"}))
+        return private("Nothing was deleted.")
+
+    # ------------------------------------------------------------------ commands
+
+    async def _help(self, ctx: Context, _: Command) -> list[Reply]:
+        lines = ["**studybot** — learn the path into technical project management together.", ""]
+        lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if not s.admin]
+        admin = [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.admin]
+        lines += ["", "**Admins:**" if ctx.inbound.is_admin else "**Admins only:**", *admin]
+        return private("\n".join(lines))
+
+    async def _pick_unseen(self, member: MemberRef) -> Question | None:
+        """A question this member has answered least often (never, until the pool is used up)."""
+        pool = self.library.pack.questions
+        if not pool:
+            return None
+        counts = {t.question_id: t.answered for t in await self.store.question_tallies(member.member_id)}
+        fewest = min(counts.get(q.id, 0) for q in pool)
+        candidates = [q for q in pool if counts.get(q.id, 0) == fewest]
+        return self.rng.choice(candidates)
+
+    async def _quiz(self, ctx: Context, _: Command) -> list[Reply]:
+        q = await self.pick_question(ctx.member)
+        if q is None:
+            return private("The content pack has no questions yet. An admin can add some (see content/README.md).")
+        post = await self.store.create_post(
+            ctx.member.group_id, ctx.member.channel_id, ctx.member.member_id, "question", q.id, ctx.now
+        )
+        return [Reply(question_text(q), private=True, buttons=answer_buttons(post.id))]
+
+    async def _answer_command(self, ctx: Context, command: Command) -> list[Reply]:
+        post = await self.store.last_question_post(ctx.member.channel_id, ctx.member.member_id)
+        if post is None:
+            return private("There is no question to answer here yet — get one with /study quiz.")
+        return await self.answer(ctx, post.id, command.args["letter"])
+
+    async def answer(self, ctx: Context, post_id: int, letter: str) -> list[Reply]:
+        """Record ``letter`` as the member's answer to ``post_id`` (once) and explain the result."""
+        post = await self.store.get_post(post_id)
+        if post is None or post.kind != "question" or post.group_id != ctx.member.group_id:
+            return private("That question isn't available here. Try /study quiz for a fresh one.")
+        if post.member_id is not None and post.member_id != ctx.member.member_id:
+            return private("That question was dealt to someone else — get your own with /study quiz.")
+        q = self.library.pack.question(post.item_id)
+        if q is None:
+            return private("That question was removed from the content pack. Try /study quiz.")
+        excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
+        today = local_day(ctx.now, ctx.member.zone)
+
+        def streak_fn(state: StreakState) -> StreakState:
+            return advance_streak(state, today, excused)
+
+        outcome = await self.store.record_answer(
+            AnswerIn(
+                member_id=ctx.member.member_id,
+                post_id=post.id,
+                group_id=post.group_id,
+                question_id=q.id,
+                choice=letter,
+                correct=letter == q.answer,
+                answered_at=ctx.now,
+                week=week_start(ctx.now, ctx.member.group_tz),
+            ),
+            streak_fn,
+        )
+        right = f"**{q.answer})** {q.choice(q.answer)}"
+        if not outcome.recorded:
+            verdict = "right" if outcome.correct else "not right"
+            return private(
+                f"You already answered this one (you picked {outcome.choice}, which was {verdict}). "
+                f"Only your first answer counts.\nThe answer: {right}\n{q.explanation}"
+            )
+        if outcome.correct:
+            head = f"✅ Correct — {right}"
+        else:
+            head = f"❌ Not quite — you picked {letter}; the answer is {right}"
+        lines = [head, q.explanation]
+        s = outcome.streak
+        if s.streak:
+            lines.append(f"🔥 Streak: {s.streak} day{'s' if s.streak != 1 else ''}")
+        if s.freeze_used:
+            lines.append(f"🧊 A streak freeze covered {s.freeze_used} missed day(s).")
+        return private("\n".join(lines))
+
+    async def _tip(self, ctx: Context, _: Command) -> list[Reply]:
+        pack = self.library.pack
+        step = current_step(await self.store.steps_done(ctx.member.member_id))
+        tips = pack.tips_for_step(step) or list(pack.tips)
+        if not tips:
+            return private("The content pack has no tips yet.")
+        shown = await self.store.shown_counts(ctx.member.member_id, "tip")
+        fewest = min(shown.get(t.id, 0) for t in tips)
+        tip = self.rng.choice([t for t in tips if shown.get(t.id, 0) == fewest])
+        await self.store.create_post(
+            ctx.member.group_id, ctx.member.channel_id, ctx.member.member_id, "tip", tip.id, ctx.now
+        )
+        title = pack.step(tip.step).title
+        return private(f"💡 **Tip · step {tip.step}: {title}**\n{tip.text}\n**This week:** {tip.action}")
+
+    async def _path(self, ctx: Context, _: Command) -> list[Reply]:
+        done = await self.store.steps_done(ctx.member.member_id)
+        now_step = current_step(done)
+        lines = ["**Your path to technical project manager**"]
+        for s in self.library.pack.steps:
+            mark = "✅" if s.step in done else ("▶️" if s.step == now_step else "⬜")
+            lines.append(f"{mark} {s.step}. **{s.title}** — {s.summary}")
+        lines.append(f"{len(done)} of 6 done. Mark one with /study path done <1-6>; /study tip helps with the next.")
+        return private("\n".join(lines))
+
+    async def _path_done(self, ctx: Context, command: Command) -> list[Reply]:
+        n = int(command.args["step"])
+        title = self.library.pack.step(n).title
+        if not await self.store.mark_step(ctx.member.member_id, n, ctx.now):
+            return private(f"Step {n} ({title}) was already marked done.")
+        done = await self.store.steps_done(ctx.member.member_id)
+        nxt = "" if len(done) == 6 else f" Next up: step {current_step(done)}."
+        return private(f"✅ Step {n} — {title} — marked done ({len(done)} of 6).{nxt}")
+
+    async def _progress(self, ctx: Context, command: Command) -> list[Reply]:
+        target = ctx.member
+        if "member" in command.args:
+            found = await self.store.find_member(ctx.member.group_id, command.args["member"], ctx.member.channel_id)
+            if found is None:
+                shown = command.args["member"][:40]
+                return private(f'No member "{shown}" here yet — they appear once they use studybot.')
+            target = found
+        return private(await self.progress_text(ctx, target))
+
+    async def progress_text(self, ctx: Context, m: MemberRef) -> str:
+        stats = await self.store.member_stats(m.member_id)
+        done = await self.store.steps_done(m.member_id)
+        pack = self.library.pack
+        excused = await self.excused_days(m, ctx.now) if self.excused_days else frozenset()
+        streak = current_streak(stats.streak, local_day(ctx.now, m.zone), excused)
+        step = current_step(done)
+        lines = [
+            f"**Progress — {m.display_name}**",
+            f"Answered {stats.answered} · correct {stats.correct} ({percent(stats.correct, stats.answered)})"
+            f" · points {stats.points}",
+            f"🔥 Streak {streak} day{'s' if streak != 1 else ''} (best {stats.streak.best})"
+            f" · 🧊 freezes {stats.streak.freezes}",
+            f"Career path: {len(done)} of 6 steps done — now on step {step}: {pack.step(step).title}",
+        ]
+        topics = [t for t in mastery(pack, await self.store.question_tallies(m.member_id)) if t.answered]
+        if topics:
+            lines.append("Mastery by topic:")
+            lines += [
+                f"`{bar(t.accuracy)}` {t.topic}: {t.correct}/{t.answered} correct "
+                f"({t.questions_seen}/{t.questions_total} questions seen)"
+                for t in topics
+            ]
+        for extra in self.progress_extras:
+            line = await extra(ctx, m)
+            if line:
+                lines.append(line)
+        return "\n".join(lines)
+
+    async def _leaderboard(self, ctx: Context, command: Command) -> list[Reply]:
+        scope = command.args["scope"]
+        if scope in ("hide", "show"):
+            await self.set_hidden(ctx.member, scope == "hide")
+            if scope == "hide":
+                return private("You no longer appear on leaderboards. /study leaderboard show brings you back.")
+            return private("You appear on leaderboards again.")
+        week = week_start(ctx.now, ctx.member.group_tz) if scope == "week" else None
+        rows = await self.store.leaderboard(ctx.member.group_id, week, 10)
+        title = f"this week (since Monday {week:%d %b})" if week else "all time"
+        if not rows:
+            return private(f"**Leaderboard — {title}**\nNo points yet — be the first: /study quiz")
+        lines = [f"**Leaderboard — {title}**"]
+        medals = {1: "🥇", 2: "🥈", 3: "🥉"}
+        for i, r in enumerate(rows, 1):
+            you = " (you)" if r.member_id == ctx.member.member_id else ""
+            lines.append(
+                f"{medals.get(i, f'{i}.')} {r.display_name}{you} — {r.points} pt{'s' if r.points != 1 else ''}"
+            )
+        lines.append("Points: correct first answers. Ties go to whoever got there first.")
+        return [Reply("\n".join(lines), private=False)]
+
+    async def set_hidden(self, member: MemberRef, hidden: bool) -> None:
+        setter = getattr(self.store, "set_leaderboard_hidden", None)
+        if setter is None:
+            raise NotImplementedError("store cannot hide members")
+        await setter(member.member_id, hidden)
+
+    async def _timezone(self, ctx: Context, command: Command) -> list[Reply]:
+        if "zone" not in command.args:
+            mine = ctx.member.tz
+            zone_text = mine or f"{ctx.member.group_tz} (the group's; set yours with /study timezone <zone>)"
+            return private(f"Your time zone: {zone_text}")
+        try:
+            tz = resolve_zone(command.args["zone"])
+        except UnknownZone as e:
+            return private(str(e))
+        await self.store.set_member_tz(ctx.member.member_id, tz)
+        local = ctx.now.astimezone(zone(tz))
+        return private(f"Your time zone is now {tz} (it is {local:%H:%M} there). Your streak days follow it.")
+
+    async def _forget_me(self, ctx: Context, command: Command) -> list[Reply]:
+        choice = command.args.get("confirm")
+        if choice == "cancel":
+            return private("Nothing was deleted.")
+        if choice != "confirm":
+            return private(
+                "This deletes everything studybot stored about you in this group: answers, streak, "
+                "reviews, career steps and your leaderboard place. It cannot be undone.\n"
+                "Confirm with the button or /study forget-me confirm.",
+                Button(actions.simple_action("forget-confirm"), "Delete my data", "danger"),
+                Button(actions.simple_action("forget-cancel"), "Cancel", "secondary"),
+            )
+        removed = await self.store.forget_member(ctx.member.member_id)
+        return private(f"Done — everything studybot stored about you in this group is gone ({removed} records).")
+
+    async def post_for(self, post: PostRecord) -> Question | None:
+        return self.library.pack.question(post.item_id)

@@ -1,0 +1,514 @@
+"""The `Store` port on SQLite through aiosqlite: WAL, foreign keys, one connection, group commit.
+
+Every public method runs a whole unit of work in one hop to the connection's thread (see
+`SqliteStore._run`), because each await on aiosqlite costs a thread hop. Answers are group-committed:
+answers arriving together are written in one transaction and each caller is released only after
+that transaction has committed, so "recorded" is never said of an answer that is not on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bot.core.ports import (
+    AnswerIn,
+    AnswerOutcome,
+    LeaderRow,
+    MemberRef,
+    MemberStats,
+    PostRecord,
+    QuestionTally,
+    StoreError,
+    StreakFn,
+    StreakState,
+)
+from bot.storage import migrations
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: The most answers written in one group commit.
+MAX_BATCH = 2000
+
+
+def ts(dt: datetime) -> str:
+    """UTC ISO text that sorts in time order."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _post(row: sqlite3.Row | tuple[Any, ...]) -> PostRecord:
+    pid, gid, cid, mid, kind, item, created, msg, revealed = row
+    return PostRecord(pid, gid, cid, mid, kind, item, datetime.fromisoformat(created), msg, from_ts(revealed))
+
+
+_POST_COLS = "id, group_id, channel_id, member_id, kind, item_id, created_at, message_id, revealed_at"
+
+
+def _streak(row: tuple[Any, ...]) -> StreakState:
+    streak, best, last, freezes = row
+    return StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
+
+
+class _PendingAnswer:
+    __slots__ = ("answer", "future", "streak_fn")
+
+    def __init__(self, answer: AnswerIn, streak_fn: StreakFn, future: asyncio.Future[AnswerOutcome]) -> None:
+        self.answer = answer
+        self.streak_fn = streak_fn
+        self.future = future
+
+
+class SqliteStore:
+    """SQLite storage. Call `start()` before use and `close()` after; `start` applies migrations.
+
+    Raises `StoreError` (or `SchemaTooNew`) from `start`; other methods raise `sqlite3.Error`
+    subclasses wrapped in `StoreError` only for expected conditions."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        migrations_dir: Path = migrations.DEFAULT_DIR,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = Path(path)
+        self.migrations_dir = migrations_dir
+        self.synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+        self._pending: list[_PendingAnswer] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches_committed = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, migrate: bool = True) -> list[str]:
+        """Open the database (creating its folder) and apply pending migrations; returns their names."""
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {self.path}: {e}") from e
+        try:
+            await self._run(self._configure)
+            return await self._run(migrations.migrate, self.migrations_dir) if migrate else []
+        except BaseException:
+            await self.close()
+            raise
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+
+    async def close(self) -> None:
+        """Finish pending answers, then close the connection. Safe to call twice."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the connection's own thread, as one hop.
+
+        aiosqlite offers no public way to run a function on its thread; `_execute` is what each of its
+        own methods uses (stable since 0.17; `tests/test_storage.py` pins the behaviour)."""
+        if self._db is None:
+            raise StoreError("the store is not started (or already closed)")
+        db = self._db
+        result: T = await db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
+        return result
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Public form of `_run` for other storage modules (scheduling, learning)."""
+        return await self._run(fn, *args)
+
+    # ------------------------------------------------------------------ members
+
+    async def ensure_member(
+        self,
+        platform: str,
+        group: str,
+        channel: str,
+        user: str,
+        display_name: str,
+        *,
+        group_name: str = "",
+        channel_name: str = "",
+        now: datetime,
+    ) -> MemberRef:
+        display_name = display_name[:80]
+        return await self._run(
+            _ensure_member,
+            platform,
+            group,
+            channel,
+            user,
+            display_name,
+            group_name[:100],
+            channel_name[:100],
+            ts(now),
+        )
+
+    async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
+        q = query.strip()
+        if q.startswith("<@") and q.endswith(">"):
+            q = q[2:-1].lstrip("!").split("|", 1)[0]
+        q = q.lstrip("@")
+
+        def find(conn: sqlite3.Connection) -> MemberRef | None:
+            row = (
+                conn.execute(
+                    "SELECT m.id, m.user_id, m.display_name, m.tz, g.tz FROM members m JOIN groups g ON g.id = m.group_id"
+                    " WHERE m.group_id = ? AND m.user_id = ?",
+                    (group_id, q),
+                ).fetchone()
+                or conn.execute(
+                    "SELECT m.id, m.user_id, m.display_name, m.tz, g.tz FROM members m JOIN groups g ON g.id = m.group_id"
+                    " WHERE m.group_id = ? AND m.display_name = ? COLLATE NOCASE ORDER BY m.id LIMIT 1",
+                    (group_id, q),
+                ).fetchone()
+            )
+            if row is None:
+                return None
+            return MemberRef(row[0], group_id, channel_id, row[1], row[2], row[3], row[4])
+
+        return await self._run(find)
+
+    async def set_member_tz(self, member_id: int, tz: str | None) -> None:
+        await self._run(_write, "UPDATE members SET tz = ? WHERE id = ?", (tz, member_id))
+
+    async def set_leaderboard_hidden(self, member_id: int, hidden: bool) -> None:
+        await self._run(_write, "UPDATE members SET leaderboard_hidden = ? WHERE id = ?", (int(hidden), member_id))
+
+    async def member_stats(self, member_id: int) -> MemberStats:
+        def read(conn: sqlite3.Connection) -> MemberStats:
+            row = conn.execute(
+                "SELECT answered, correct, points, streak, best_streak, last_active_day, freezes, tz,"
+                " leaderboard_hidden, joined_at FROM members WHERE id = ?",
+                (member_id,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no member {member_id}")
+            return MemberStats(
+                row[0],
+                row[1],
+                row[2],
+                _streak(row[3:7]),
+                row[7],
+                bool(row[8]),
+                datetime.fromisoformat(row[9]),
+            )
+
+        return await self._run(read)
+
+    async def forget_member(self, member_id: int) -> int:
+        def forget(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counted = 0
+                for table, col in (
+                    ("answers", "member_id"),
+                    ("cards", "member_id"),
+                    ("path_steps", "member_id"),
+                    ("weekly_points", "member_id"),
+                    ("posts", "member_id"),
+                    ("members", "id"),
+                ):
+                    counted += conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {col} = ?", (member_id,)).fetchone()[0]
+                # ON DELETE CASCADE removes every row that refers to the member.
+                conn.execute("DELETE FROM members WHERE id = ?", (member_id,))
+                conn.execute("COMMIT")
+                return int(counted)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._run(forget)
+
+    # ------------------------------------------------------------------ posts
+
+    async def create_post(
+        self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
+    ) -> PostRecord:
+        def create(conn: sqlite3.Connection) -> PostRecord:
+            row = conn.execute(
+                "INSERT INTO posts (group_id, channel_id, member_id, kind, item_id, created_at)"
+                f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_POST_COLS}",
+                (group_id, channel_id, member_id, kind, item_id, ts(now)),
+            ).fetchone()
+            return _post(row)
+
+        return await self._run(create)
+
+    async def get_post(self, post_id: int) -> PostRecord | None:
+        def get(conn: sqlite3.Connection) -> PostRecord | None:
+            row = conn.execute(f"SELECT {_POST_COLS} FROM posts WHERE id = ?", (post_id,)).fetchone()
+            return _post(row) if row else None
+
+        return await self._run(get)
+
+    async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
+        def last(conn: sqlite3.Connection) -> PostRecord | None:
+            row = conn.execute(
+                f"SELECT {_POST_COLS} FROM posts WHERE id = (SELECT MAX(id) FROM ("
+                " SELECT MAX(id) AS id FROM posts WHERE channel_id = ? AND member_id = ? AND kind = 'question'"
+                " UNION ALL"
+                " SELECT MAX(id) FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question'))",
+                (channel_id, member_id, channel_id),
+            ).fetchone()
+            return _post(row) if row else None
+
+        return await self._run(last)
+
+    async def set_post_message(self, post_id: int, message_id: str) -> None:
+        await self._run(_write, "UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+
+    async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
+        def counts(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT item_id, COUNT(*) FROM posts WHERE member_id = ? AND kind = ? GROUP BY item_id",
+                (member_id, kind),
+            )
+            return {item: n for item, n in rows}
+
+        return await self._run(counts)
+
+    async def choice_counts(self, post_id: int) -> dict[str, int]:
+        def counts(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute("SELECT choice, COUNT(*) FROM answers WHERE post_id = ? GROUP BY choice", (post_id,))
+            return {c: n for c, n in rows}
+
+        return await self._run(counts)
+
+    # ------------------------------------------------------------------ answers (group commit)
+
+    async def record_answer(self, answer: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AnswerOutcome] = loop.create_future()
+        self._pending.append(_PendingAnswer(answer, streak_fn, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop())
+        return await future
+
+    async def _flush_loop(self) -> None:
+        # Answers that arrive while a batch is being committed wait for the next batch: under load the
+        # batches grow by themselves, and a lone answer is written at once.
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results = await self._run(_record_batch, [(p.answer, p.streak_fn) for p in batch])
+            except BaseException as e:
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(e if isinstance(e, Exception) else StoreError("cancelled"))
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            self.batches_committed += 1
+            for p, result in zip(batch, results, strict=True):
+                if p.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    p.future.set_exception(result)
+                else:
+                    p.future.set_result(result)
+
+    async def question_tallies(self, member_id: int) -> list[QuestionTally]:
+        def tallies(conn: sqlite3.Connection) -> list[QuestionTally]:
+            rows = conn.execute(
+                "SELECT question_id, COUNT(*), SUM(correct) FROM answers WHERE member_id = ? GROUP BY question_id",
+                (member_id,),
+            )
+            return [QuestionTally(q, n, c) for q, n, c in rows]
+
+        return await self._run(tallies)
+
+    # ------------------------------------------------------------------ career path
+
+    async def steps_done(self, member_id: int) -> set[int]:
+        def done(conn: sqlite3.Connection) -> set[int]:
+            return {r[0] for r in conn.execute("SELECT step FROM path_steps WHERE member_id = ?", (member_id,))}
+
+        return await self._run(done)
+
+    async def mark_step(self, member_id: int, step: int, now: datetime) -> bool:
+        def mark(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO path_steps (member_id, step, done_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (member_id, step, ts(now)),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(mark)
+
+    # ------------------------------------------------------------------ leaderboards
+
+    async def leaderboard(self, group_id: int, week: date | None, limit: int) -> list[LeaderRow]:
+        def board(conn: sqlite3.Connection) -> list[LeaderRow]:
+            if week is None:
+                rows = conn.execute(
+                    "SELECT id, user_id, display_name, points, last_point_at FROM members"
+                    " WHERE group_id = ? AND points > 0 AND leaderboard_hidden = 0"
+                    " ORDER BY points DESC, last_point_at, id LIMIT ?",
+                    (group_id, limit),
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT m.id, m.user_id, m.display_name, w.points, w.last_point_at FROM weekly_points w"
+                    " JOIN members m ON m.id = w.member_id"
+                    " WHERE w.group_id = ? AND w.week = ? AND m.leaderboard_hidden = 0"
+                    " ORDER BY w.points DESC, w.last_point_at, m.id LIMIT ?",
+                    (group_id, week.isoformat(), limit),
+                )
+            return [LeaderRow(i, u, n, p, from_ts(t)) for i, u, n, p, t in rows]
+
+        return await self._run(board)
+
+
+# ---------------------------------------------------------------------- thread-side functions
+
+
+def _write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    return conn.execute(sql, params).rowcount
+
+
+def _ensure_member(
+    conn: sqlite3.Connection,
+    platform: str,
+    group: str,
+    channel: str,
+    user: str,
+    display_name: str,
+    group_name: str,
+    channel_name: str,
+    now: str,
+) -> MemberRef:
+    row = conn.execute(
+        "SELECT g.id, g.tz, c.id, m.id, m.display_name, m.tz FROM groups g"
+        " LEFT JOIN channels c ON c.group_id = g.id AND c.external_id = ?"
+        " LEFT JOIN members m ON m.group_id = g.id AND m.user_id = ?"
+        " WHERE g.platform = ? AND g.external_id = ?",
+        (channel, user, platform, group),
+    ).fetchone()
+    if row is not None and row[2] is not None and row[3] is not None and row[4] == display_name:
+        return MemberRef(row[3], row[0], row[2], user, display_name, row[5], row[1])
+    # Something is new (or renamed): write it in one transaction.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        gid, gtz = conn.execute(
+            "INSERT INTO groups (platform, external_id, name, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (platform, external_id) DO UPDATE SET name = CASE WHEN excluded.name <> ''"
+            " THEN excluded.name ELSE groups.name END RETURNING id, tz",
+            (platform, group, group_name, now),
+        ).fetchone()
+        (cid,) = conn.execute(
+            "INSERT INTO channels (group_id, external_id, name) VALUES (?, ?, ?)"
+            " ON CONFLICT (group_id, external_id) DO UPDATE SET name = CASE WHEN excluded.name <> ''"
+            " THEN excluded.name ELSE channels.name END RETURNING id",
+            (gid, channel, channel_name),
+        ).fetchone()
+        mid, mtz = conn.execute(
+            "INSERT INTO members (group_id, user_id, display_name, joined_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (group_id, user_id) DO UPDATE SET display_name = excluded.display_name RETURNING id, tz",
+            (gid, user, display_name, now),
+        ).fetchone()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return MemberRef(mid, gid, cid, user, display_name, mtz, gtz)
+
+
+def _record_one(conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
+    at = ts(a.answered_at)
+    row = conn.execute(
+        "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, NOT EXISTS (SELECT 1 FROM answers WHERE member_id = ? AND question_id = ?), ?)"
+        " ON CONFLICT (member_id, post_id) DO NOTHING RETURNING first_try",
+        (
+            a.member_id,
+            a.post_id,
+            a.group_id,
+            a.question_id,
+            a.choice,
+            int(a.correct),
+            a.member_id,
+            a.question_id,
+            at,
+        ),
+    ).fetchone()
+    state_row = conn.execute(
+        "SELECT streak, best_streak, last_active_day, freezes FROM members WHERE id = ?", (a.member_id,)
+    ).fetchone()
+    if state_row is None:
+        raise StoreError("that member no longer exists")
+    state = _streak(state_row)
+    if row is None:
+        choice, correct, first = conn.execute(
+            "SELECT choice, correct, first_try FROM answers WHERE member_id = ? AND post_id = ?",
+            (a.member_id, a.post_id),
+        ).fetchone()
+        return AnswerOutcome(False, choice, bool(correct), bool(first), state)
+    first_try = bool(row[0])
+    new = streak_fn(state)
+    point = int(a.correct and first_try)
+    conn.execute(
+        "UPDATE members SET answered = answered + 1, correct = correct + ?, points = points + ?,"
+        " last_point_at = CASE WHEN ? THEN ? ELSE last_point_at END,"
+        " streak = ?, best_streak = ?, last_active_day = ?, freezes = ? WHERE id = ?",
+        (
+            int(a.correct),
+            point,
+            point,
+            at,
+            new.streak,
+            new.best,
+            new.last_day.isoformat() if new.last_day else None,
+            new.freezes,
+            a.member_id,
+        ),
+    )
+    if point:
+        conn.execute(
+            "INSERT INTO weekly_points (member_id, week, group_id, points, last_point_at) VALUES (?, ?, ?, 1, ?)"
+            " ON CONFLICT (member_id, week) DO UPDATE SET points = points + 1, last_point_at = excluded.last_point_at",
+            (a.member_id, a.week.isoformat(), a.group_id, at),
+        )
+    return AnswerOutcome(True, a.choice, a.correct, first_try, new)
+
+
+def _record_batch(conn: sqlite3.Connection, items: list[tuple[AnswerIn, StreakFn]]) -> list[AnswerOutcome | Exception]:
+    """Write a batch of answers in one transaction; each in a savepoint so one bad answer (say, for a
+    member deleted meanwhile) fails alone. Commits before returning."""
+    results: list[AnswerOutcome | Exception] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for answer, streak_fn in items:
+            conn.execute("SAVEPOINT one")
+            try:
+                results.append(_record_one(conn, answer, streak_fn))
+                conn.execute("RELEASE one")
+            except (sqlite3.Error, StoreError) as e:
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+                results.append(e if isinstance(e, StoreError) else StoreError(f"answer not recorded: {e}"))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return results

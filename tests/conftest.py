@@ -1,0 +1,150 @@
+"""Shared fixtures, the loopback-only network guard and the `slow` marker switch."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core.content import ContentLibrary
+from bot.core.messages import Inbound
+from bot.core.service import StudyService
+from bot.storage import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_PACK = ROOT / "tests" / "fixtures" / "pack"
+
+# ---------------------------------------------------------------- network guard
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _is_loopback(host: object) -> bool:
+    if host in (None, "", "localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):  # type: ignore[index]
+        raise NetworkBlocked(f"tests may only connect to loopback, not {address!r}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):  # type: ignore[index]
+        raise NetworkBlocked(f"tests may only connect to loopback, not {address!r}")
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    if not _is_loopback(host if not isinstance(host, bytes) else host.decode()):
+        raise NetworkBlocked(f"tests may not resolve {host!r}: only loopback is allowed")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------- slow tests
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow (CI does)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow") or os.environ.get("CI") == "true":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kw: float) -> datetime:
+        self.current += timedelta(**kw)
+        return self.current
+
+    def set(self, when: datetime) -> None:
+        self.current = when
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "study.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(db_path)
+    await s.start()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def library() -> ContentLibrary:
+    return ContentLibrary.load(FIXTURE_PACK)
+
+
+@pytest.fixture
+def service(store: SqliteStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
+    return StudyService(store, library, clock, rng=random.Random(7))
+
+
+def inbound(
+    text: str = "", *, user: str = "alice", action: str | None = None, admin: bool = False, **kw: str
+) -> Inbound:
+    """A console-style Inbound for tests."""
+    return Inbound(
+        platform="console",
+        group=kw.get("group", "g1"),
+        channel=kw.get("channel", "c1"),
+        user=user,
+        user_name=kw.get("name", user),
+        text=text,
+        action=action,
+        is_admin=admin,
+    )
+
+
+@pytest.fixture
+def ib() -> Iterator[object]:
+    yield inbound

@@ -1,0 +1,136 @@
+"""Content loading: every bundled file validates, the schema is current, and bad packs say file:line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.core.content import ContentLibrary, json_schema, validate_pack
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "pack" / "pack.yaml"
+
+
+def test_bundled_pack_validates() -> None:
+    pack, errors = validate_pack(ROOT / "content")
+    assert errors == [], "\n".join(map(str, errors))
+    assert pack is not None and len(pack.questions) > 0 and len(pack.steps) == 6
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "content").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_bundled_file_validates_alone(path: Path) -> None:
+    from bot.core.content import _parse_file
+
+    parsed, _, errors = _parse_file(path, str(path))
+    assert errors == [] and parsed is not None, "\n".join(map(str, errors))
+
+
+def test_schema_json_is_current() -> None:
+    committed = (ROOT / "content" / "schema.json").read_text(encoding="utf-8")
+    assert committed == json_schema(), "content/schema.json is stale: run `studybot content schema --write`"
+    assert json.loads(committed)["title"] == "studybot content file"
+
+
+def pack_with(tmp_path: Path, extra: str, name: str = "extra.yaml") -> Path:
+    folder = tmp_path / "pack"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(FIXTURE, folder / "base.yaml")
+    (folder / name).write_text(textwrap.dedent(extra), encoding="utf-8")
+    return folder
+
+
+QUESTION = """\
+questions:
+  - id: {id}
+    topic: alpha
+    difficulty: {difficulty}
+    prompt: A perfectly reasonable question here?
+    choices: [One, Two, Three, Four]
+    answer: {answer}
+    explanation: Because the explanation says so, at length.
+    source: general
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "fragment"),
+    [
+        (
+            "questions:\n  - id: x1\n    topic: a: b\n    difficulty: 1\n",
+            3,
+            "YAML syntax: mapping values are not allowed",
+        ),
+        (QUESTION.format(id="t-a", difficulty=1, answer="A"), 2, "duplicate id 't-a'"),
+        (QUESTION.format(id="q-new", difficulty=1, answer="E"), 7, "answer"),
+        (QUESTION.format(id="q-new", difficulty=5, answer="A"), 4, "difficulty"),
+        (QUESTION.format(id="q-new", difficulty=1, answer="A") + "    colour: red\n", 10, "unknown field"),
+        (
+            QUESTION.format(id="q-new", difficulty=1, answer="A").replace("    source: general\n", ""),
+            2,
+            "source: missing",
+        ),
+        (
+            QUESTION.format(id="q-new", difficulty=1, answer="A").replace("[One, Two, Three, Four]", "[One, Two]"),
+            6,
+            "choices",
+        ),
+        (
+            QUESTION.format(id="q-new", difficulty=1, answer="A").replace("[One, Two, Three, Four]", "[a, b, a, c]"),
+            6,
+            "different",
+        ),
+        (
+            QUESTION.format(id="q-new", difficulty=1, answer="A").replace(
+                "A perfectly reasonable question here?", "''"
+            ),
+            5,
+            "prompt",
+        ),
+        (
+            QUESTION.format(id="q-new", difficulty=1, answer="A").replace("at length.", "x" * 700),
+            8,
+            "explanation",
+        ),
+        (
+            "tips:\n  - id: tip-z\n    step: 9\n    text: Some long enough tip text here.\n    action: Do a thing now.\n    source: general\n",
+            3,
+            "step",
+        ),
+        ("- just\n- a list\n", 1, "mapping"),
+        ("steps:\n  - {step: 2, title: Again, summary: Twice.}\n", 2, "step 2 is defined twice"),
+    ],
+)
+def test_problems_are_reported_with_file_and_line(tmp_path: Path, extra: str, line: int, fragment: str) -> None:
+    folder = pack_with(tmp_path, extra)
+    pack, errors = validate_pack(folder)
+    assert pack is None
+    ours = [e for e in errors if e.file.endswith("extra.yaml")]
+    assert ours, errors
+    assert any(fragment in e.message and e.line == line for e in ours), [str(e) for e in ours]
+    assert all(str(e).startswith(f"{e.file}:{e.line}: ") for e in errors)
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    bad = QUESTION.format(id="q-1", difficulty=9, answer="Z")
+    folder = pack_with(tmp_path, bad)
+    _, errors = validate_pack(folder)
+    assert {"difficulty", "answer"} <= {e.message.split(":")[0] for e in errors}
+
+
+def test_library_keeps_last_good_pack_when_reload_fails(tmp_path: Path) -> None:
+    folder = pack_with(tmp_path, QUESTION.format(id="q-new", difficulty=1, answer="A"))
+    lib = ContentLibrary.load(folder)
+    assert lib.pack.question("q-new") is not None
+    (folder / "extra.yaml").write_text("questions: [oops", encoding="utf-8")
+    errors = lib.reload()
+    assert errors and errors[0].message.startswith("YAML syntax")
+    assert lib.pack.question("q-new") is not None, "a failed reload must keep serving the old pack"
+
+
+def test_empty_folder_is_an_error(tmp_path: Path) -> None:
+    pack, errors = validate_pack(tmp_path)
+    assert pack is None and "no .yaml files" in errors[0].message

@@ -1,0 +1,175 @@
+"""The core service end to end on a real SQLite file with a fake clock and the fixture pack."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from bot.core import actions
+from bot.core.service import StudyService
+from tests.conftest import FakeClock, inbound
+
+
+def post_id_of(reply_buttons: tuple) -> int:  # type: ignore[type-arg]
+    parsed = actions.parse_action(reply_buttons[0].action_id)
+    assert isinstance(parsed, actions.AnswerAction)
+    return parsed.post_id
+
+
+def correct_letter(text: str) -> str:
+    # The fixture's questions say which letter is right in the prompt.
+    m = re.search(r"test question ([ABCD])", text)
+    assert m, text
+    return m.group(1)
+
+
+async def test_quiz_answer_progress_flow(service: StudyService) -> None:
+    [q] = await service.handle(inbound("/study quiz"))
+    assert q.private and [b.label for b in q.buttons] == ["A", "B", "C", "D"]
+    assert all(f"**{x})**" in q.text for x in "ABCD")
+    letter = correct_letter(q.text)
+    [r] = await service.handle(inbound(action=q.buttons[ord(letter) - 65].action_id))
+    assert r.private and r.text.startswith("✅ Correct") and "Streak: 1 day" in r.text
+    [again] = await service.handle(inbound(action=q.buttons[0].action_id))
+    assert "already answered" in again.text
+    [p] = await service.handle(inbound("progress"))
+    assert "Answered 1 · correct 1 (100%) · points 1" in p.text
+
+
+async def test_wrong_answer_explains(service: StudyService) -> None:
+    [q] = await service.handle(inbound("quiz"))
+    right = correct_letter(q.text)
+    wrong = "A" if right != "A" else "B"
+    [r] = await service.handle(inbound(f"answer {wrong}"))
+    assert r.text.startswith(f"❌ Not quite — you picked {wrong}; the answer is **{right})**")
+    assert "in this test question" in r.text  # the explanation
+
+
+async def test_no_repeats_until_the_pool_is_used(service: StudyService) -> None:
+    seen = []
+    for _ in range(4):
+        [q] = await service.handle(inbound("quiz"))
+        seen.append(correct_letter(q.text))
+        await service.handle(inbound("answer A"))
+    assert sorted(seen) == ["A", "B", "C", "D"]
+    [q5] = await service.handle(inbound("quiz"))
+    assert correct_letter(q5.text) in "ABCD"
+
+
+async def test_someone_elses_question_cannot_be_answered(service: StudyService) -> None:
+    [q] = await service.handle(inbound("quiz", user="alice"))
+    [r] = await service.handle(inbound(action=q.buttons[0].action_id, user="bob"))
+    assert "dealt to someone else" in r.text
+
+
+async def test_forged_or_foreign_post_ids_are_refused(service: StudyService) -> None:
+    [q] = await service.handle(inbound("quiz", user="alice", group="g1"))
+    pid = post_id_of(q.buttons)
+    [r] = await service.handle(inbound(action=actions.answer_action(pid, "A"), user="alice", group="other"))
+    assert "isn't available here" in r.text
+    [r2] = await service.handle(inbound(action="sb:ans:999999:A"))
+    assert "isn't available here" in r2.text
+    [r3] = await service.handle(inbound(action="garbage"))
+    assert "no longer valid" in r3.text
+
+
+async def test_answer_without_a_question(service: StudyService) -> None:
+    [r] = await service.handle(inbound("answer A"))
+    assert "no question to answer here yet" in r.text
+
+
+async def test_leaderboard_is_public_and_ordered(service: StudyService, clock: FakeClock) -> None:
+    for user, right in (("bob", True), ("alice", True), ("alice", True), ("cy", False)):
+        [q] = await service.handle(inbound("quiz", user=user))
+        letter = correct_letter(q.text) if right else ("A" if correct_letter(q.text) != "A" else "B")
+        await service.handle(inbound(f"answer {letter}", user=user))
+        clock.advance(minutes=1)
+    [board] = await service.handle(inbound("leaderboard"))
+    assert not board.private
+    lines = board.text.splitlines()
+    assert "alice" in lines[1] and "2 pts" in lines[1]
+    assert "bob" in lines[2] and "1 pt" in lines[2]
+    assert "cy" not in board.text
+    await service.handle(inbound("leaderboard hide", user="alice"))
+    [board2] = await service.handle(inbound("leaderboard all"))
+    assert "alice" not in board2.text and "bob" in board2.text
+
+
+async def test_timezone_suggests_and_sets(service: StudyService) -> None:
+    [bad] = await service.handle(inbound("timezone Europe/Berln"))
+    assert bad.text == 'Unknown time zone "Europe/Berln" — did you mean Europe/Berlin?'
+    [mars] = await service.handle(inbound("timezone Mars/Olympus"))
+    assert mars.text.startswith('Unknown time zone "Mars/Olympus"')
+    [ok] = await service.handle(inbound("timezone asia/kolkata"))
+    assert ok.text.startswith("Your time zone is now Asia/Kolkata (it is 17:30 there)")
+    [show] = await service.handle(inbound("timezone"))
+    assert show.text == "Your time zone: Asia/Kolkata"
+
+
+async def test_path_and_tip_follow_the_current_step(service: StudyService) -> None:
+    [tip] = await service.handle(inbound("tip"))
+    assert "step 1: Credentials" in tip.text and "This week:" in tip.text
+    [done] = await service.handle(inbound("path done 1"))
+    assert "marked done (1 of 6)" in done.text and "Next up: step 2" in done.text
+    [dup] = await service.handle(inbound("path done 1"))
+    assert "already marked done" in dup.text
+    [tip2] = await service.handle(inbound("tip"))
+    assert "step 2: Skills" in tip2.text
+    [path] = await service.handle(inbound("path"))
+    assert "✅ 1." in path.text and "▶️ 2." in path.text and "1 of 6 done" in path.text
+
+
+async def test_progress_of_another_member(service: StudyService) -> None:
+    await service.handle(inbound("quiz", user="bob", name="Bobby"))
+    await service.handle(inbound("answer A", user="bob", name="Bobby"))
+    [p] = await service.handle(inbound("progress bobby"))
+    assert p.text.startswith("**Progress — Bobby**") and "Answered 1" in p.text
+    [missing] = await service.handle(inbound("progress nobody"))
+    assert 'No member "nobody" here yet' in missing.text
+
+
+async def test_forget_me_asks_then_deletes(service: StudyService, db_path: Path) -> None:
+    await service.handle(inbound("quiz"))
+    await service.handle(inbound("answer A"))
+    [ask] = await service.handle(inbound("forget-me"))
+    assert "cannot be undone" in ask.text and [b.label for b in ask.buttons] == ["Delete my data", "Cancel"]
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1
+    [cancel] = await service.handle(inbound(action=ask.buttons[1].action_id))
+    assert cancel.text == "Nothing was deleted."
+    [gone] = await service.handle(inbound(action=ask.buttons[0].action_id))
+    assert gone.text.startswith("Done — everything studybot stored about you")
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM members WHERE user_id = 'alice'").fetchone()[0] == 0
+
+
+async def test_admin_commands_are_refused_to_members(service: StudyService) -> None:
+    for text in ("schedule show", "schedule set 09:00", "content load", "export"):
+        [r] = await service.handle(inbound(text, admin=False))
+        assert r.private and r.text.startswith("Only admins can use /study"), text
+
+
+async def test_bad_input_never_raises(service: StudyService) -> None:
+    for text in (
+        "",
+        "/study",
+        "answer Z",
+        "quiz extra words",
+        "ü" * 10_000,
+        "\x00\x01",
+        "timezone ../../etc",
+    ):
+        replies = await service.handle(inbound(text))
+        assert len(replies) == 1 and replies[0].private and "\n" not in replies[0].text
+
+
+async def test_unexpected_errors_are_logged_and_apologised_for(service: StudyService, caplog) -> None:  # type: ignore[no-untyped-def]
+    async def boom(*_: object) -> None:
+        raise RuntimeError("kaboom")
+
+    service.store.steps_done = boom  # type: ignore[method-assign]
+    [r] = await service.handle(inbound("path"))
+    assert r.text.startswith("Something went wrong on our side; it has been logged")
+    assert "kaboom" in caplog.text

@@ -1,0 +1,230 @@
+"""The SQLite store against a real file: migrations, idempotency, group commit, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core.ports import AnswerIn, SchemaTooNew, StoreError, StreakState
+from bot.storage import SqliteStore
+from bot.storage.migrations import DEFAULT_DIR, discover, migrate
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def keep(state: StreakState) -> StreakState:
+    return state
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_every_migration_applies_to_an_empty_database(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "empty.db", isolation_level=None)
+    applied = migrate(conn)
+    assert applied == [m.name for m in discover()]
+    assert {"groups", "channels", "members", "posts", "answers", "schedules", "deliveries", "path_steps"} <= {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    assert migrate(conn) == [], "a second run must apply nothing"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_failed_migration_rolls_back_and_is_not_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "migs"
+    folder.mkdir()
+    (folder / "0001_ok.sql").write_text("CREATE TABLE a (x INTEGER);")
+    (folder / "0002_bad.sql").write_text("CREATE TABLE b (y INTEGER);\nINSERT INTO nowhere VALUES (1);")
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    with pytest.raises(StoreError, match="0002_bad failed and was rolled back"):
+        migrate(conn, folder)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "a" in names and "b" not in names
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+
+
+def test_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "new.db", isolation_level=None)
+    migrate(conn)
+    conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future', 'x')")
+    with pytest.raises(SchemaTooNew, match="schema version 999"):
+        migrate(conn)
+
+
+def test_migration_names_must_not_have_gaps(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(StoreError, match="expected version 0002"):
+        discover(tmp_path)
+
+
+def test_bundled_migrations_are_numbered() -> None:
+    assert [m.version for m in discover(DEFAULT_DIR)] == list(range(1, len(discover(DEFAULT_DIR)) + 1))
+
+
+async def test_store_uses_wal_and_foreign_keys(store: SqliteStore) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[str, int, int]:
+        return (
+            conn.execute("PRAGMA journal_mode").fetchone()[0],
+            conn.execute("PRAGMA foreign_keys").fetchone()[0],
+            conn.execute("PRAGMA synchronous").fetchone()[0],
+        )
+
+    # run_sync is how other storage modules reach the connection's thread (pins aiosqlite's _execute).
+    assert await store.run_sync(pragmas) == ("wal", 1, 2)
+
+
+async def test_ensure_member_is_idempotent_and_tracks_renames(store: SqliteStore) -> None:
+    a = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    again = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    renamed = await store.ensure_member("console", "g", "c", "u1", "Annie", now=NOW)
+    other_channel = await store.ensure_member("console", "g", "c2", "u1", "Annie", now=NOW)
+    assert a == again
+    assert renamed.member_id == a.member_id and renamed.display_name == "Annie"
+    assert other_channel.member_id == a.member_id and other_channel.channel_id != a.channel_id
+    other_group = await store.ensure_member("slack", "g", "c", "u1", "Ann", now=NOW)
+    assert other_group.member_id != a.member_id, "progress is per member per group"
+
+
+async def _setup(store: SqliteStore) -> tuple[int, int, int]:
+    m = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    post = await store.create_post(m.group_id, m.channel_id, None, "question", "t-a", NOW)
+    return m.member_id, m.group_id, post.id
+
+
+def _answer(
+    member: int, group: int, post: int, choice: str = "A", correct: bool = True, when: datetime = NOW
+) -> AnswerIn:
+    return AnswerIn(member, post, group, "t-a", choice, correct, when, date(2026, 11, 23))
+
+
+async def test_double_answer_counts_once(store: SqliteStore) -> None:
+    member, group, post = await _setup(store)
+    first = await store.record_answer(_answer(member, group, post, "A", True), keep)
+    second = await store.record_answer(_answer(member, group, post, "B", False), keep)
+    assert first.recorded and first.first_try
+    assert not second.recorded and second.choice == "A" and second.correct
+    stats = await store.member_stats(member)
+    assert (stats.answered, stats.correct, stats.points) == (1, 1, 1)
+    assert await store.choice_counts(post) == {"A": 1}
+
+
+async def test_concurrent_clicks_are_group_committed_and_each_counted_once(store: SqliteStore) -> None:
+    members = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(50)]
+    post = await store.create_post(members[0].group_id, members[0].channel_id, None, "question", "t-a", NOW)
+    calls = [
+        store.record_answer(_answer(m.member_id, m.group_id, post.id, "A", True), keep)
+        for m in members
+        for _ in range(3)  # everyone clicks three times at once
+    ]
+    before = store.batches_committed
+    outcomes = await asyncio.gather(*calls)
+    assert sum(o.recorded for o in outcomes) == 50
+    assert store.batches_committed - before < 10, "simultaneous answers should share commits"
+    assert await store.choice_counts(post.id) == {"A": 50}
+
+
+async def test_answers_are_on_disk_when_acknowledged(store: SqliteStore, db_path: Path) -> None:
+    member, group, post = await _setup(store)
+    await store.record_answer(_answer(member, group, post), keep)
+    # A second, independent connection sees it at once: it was committed before we were told.
+    with sqlite3.connect(db_path) as other:
+        assert other.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1
+
+
+async def test_streak_function_runs_inside_the_transaction(store: SqliteStore) -> None:
+    member, group, post = await _setup(store)
+
+    def bump(state: StreakState) -> StreakState:
+        return StreakState(state.streak + 5, 9, date(2026, 11, 23), 1)
+
+    out = await store.record_answer(_answer(member, group, post), bump)
+    stats = await store.member_stats(member)
+    assert out.streak.streak == 5 and stats.streak == StreakState(5, 9, date(2026, 11, 23), 1)
+
+
+async def test_first_try_only_once_per_question(store: SqliteStore) -> None:
+    member, group, post = await _setup(store)
+    m = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    again = await store.create_post(m.group_id, m.channel_id, m.member_id, "question", "t-a", NOW)
+    await store.record_answer(_answer(member, group, post, "B", False), keep)
+    second = await store.record_answer(_answer(member, group, again.id, "A", True), keep)
+    assert second.recorded and not second.first_try
+    assert (await store.member_stats(member)).points == 0, "a retry of a question scores no point"
+
+
+async def test_leaderboard_order_ties_and_hiding(store: SqliteStore) -> None:
+    ids = []
+    for i, name in enumerate(["Ann", "Bob", "Cy"]):
+        m = await store.ensure_member("console", "g", "c", f"u{i}", name, now=NOW)
+        ids.append(m)
+    group = ids[0].group_id
+    plan = {"Ann": 1, "Bob": 2, "Cy": 1}
+    t = NOW
+    for m in [ids[2], ids[1], ids[1], ids[0]]:  # Cy scores before Ann: Cy wins the tie
+        p = await store.create_post(group, m.channel_id, m.member_id, "question", f"q{t.timestamp()}", t)
+        a = AnswerIn(m.member_id, p.id, group, f"q{t.timestamp()}", "A", True, t, date(2026, 11, 23))
+        await store.record_answer(a, keep)
+        t += timedelta(minutes=1)
+    board = await store.leaderboard(group, None, 10)
+    assert [(r.display_name, r.points) for r in board] == [("Bob", 2), ("Cy", 1), ("Ann", 1)]
+    assert plan == {r.display_name: r.points for r in board}
+    week = await store.leaderboard(group, date(2026, 11, 23), 10)
+    assert [r.display_name for r in week] == ["Bob", "Cy", "Ann"]
+    assert await store.leaderboard(group, date(2026, 11, 16), 10) == []
+    await store.set_leaderboard_hidden(ids[1].member_id, True)
+    assert [r.display_name for r in await store.leaderboard(group, None, 10)] == ["Cy", "Ann"]
+
+
+async def test_forget_member_leaves_no_row_behind(store: SqliteStore, db_path: Path) -> None:
+    member, group, post = await _setup(store)
+    m = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    await store.record_answer(_answer(member, group, post), keep)
+    await store.mark_step(member, 1, NOW)
+    await store.create_post(group, m.channel_id, member, "tip", "tip-t1", NOW)
+    bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)
+    await store.record_answer(_answer(bob.member_id, group, post), keep)
+    removed = await store.forget_member(member)
+    assert removed >= 5
+    with sqlite3.connect(db_path) as conn:
+        for table in ("answers", "cards", "path_steps", "weekly_points"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE member_id = ?", (member,)).fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM members WHERE id = ?", (member,)).fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM posts WHERE member_id = ?", (member,)).fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1, "Bob's answer stays"
+
+
+async def test_answer_for_a_deleted_member_fails_alone(store: SqliteStore) -> None:
+    member, group, post = await _setup(store)
+    bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)
+    await store.forget_member(member)
+    results = await asyncio.gather(
+        store.record_answer(_answer(member, group, post), keep),
+        store.record_answer(_answer(bob.member_id, group, post), keep),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreError)
+    assert not isinstance(results[1], BaseException) and results[1].recorded
+
+
+async def test_last_question_post_prefers_the_newest_visible(store: SqliteStore) -> None:
+    ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)
+    group_post = await store.create_post(ann.group_id, ann.channel_id, None, "question", "t-a", NOW)
+    bobs = await store.create_post(ann.group_id, ann.channel_id, bob.member_id, "question", "t-b", NOW)
+    assert (await store.last_question_post(ann.channel_id, ann.member_id)).id == group_post.id  # type: ignore[union-attr]
+    assert (await store.last_question_post(ann.channel_id, bob.member_id)).id == bobs.id  # type: ignore[union-attr]
+
+
+async def test_closed_store_says_so(db_path: Path) -> None:
+    s = SqliteStore(db_path)
+    await s.start()
+    await s.close()
+    with pytest.raises(StoreError, match="not started"):
+        await s.get_post(1)
