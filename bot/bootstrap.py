@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
-from bot.core.ports import Clock
+from bot.core.ports import ChatGateway, Clock
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
 
 log = logging.getLogger(__name__)
 
 
+class FrontEnd(ChatGateway, Protocol):
+    """A running front end: it serves members (`run`) and posts for the core (`ChatGateway`)."""
+
+    async def run(self) -> None:
+        """Serve until closed; returning early means the front end ended by itself (console EOF).
+        Raises on a fatal start-up problem (e.g. a rejected token)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop serving and release connections. Safe to call twice."""
+        ...
+
+
 @dataclass
 class App:
-    """The wired-up bot. `start()` opens the store and loads content; `close()` releases them."""
+    """The wired-up bot. `build_app` opens the store and loads content; `close()` releases them."""
 
     settings: Settings
     store: SqliteStore
     library: ContentLibrary
     service: StudyService
     clock: Clock
-    closers: list[object] = field(default_factory=list)
+    #: One gateway per platform, filled as front ends start; the scheduler posts through these.
+    gateways: dict[str, ChatGateway] = field(default_factory=dict)
+    #: Background parts (the scheduler) started after the front ends and closed before them.
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for closer in reversed(self.on_close):
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while closing")
+        self.on_close.clear()
         await self.store.close()
 
 
@@ -43,3 +71,56 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)
     return App(settings, store, library, service, clock)
+
+
+def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
+    """The front ends the settings ask for; the console when no platform is configured."""
+    frontends: list[FrontEnd] = []
+    # Platform adapters are imported only when configured: a console user needs neither library loaded.
+    # (Discord and Slack front ends are added here by their adapters.)
+    if not frontends:
+        from bot.adapters.console_adapter import ConsoleAdapter
+
+        frontends.append(ConsoleAdapter(app.service, console_user))
+    return frontends
+
+
+async def serve(app: App, frontends: list[FrontEnd]) -> int:
+    """Run the front ends until one ends by itself or SIGTERM/SIGINT arrives, then shut down cleanly:
+    in-flight work finishes, front ends close, the database closes. Returns the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    for fe in frontends:
+        app.gateways[fe.platform] = fe
+    tasks = {asyncio.create_task(fe.run(), name=f"frontend-{fe.platform}"): fe for fe in frontends}
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    status = 0
+    try:
+        for hook in app.on_start:
+            await hook()
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task, fe in tasks.items():
+            if task in done and not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                log.error("the %s front end stopped: %s", fe.platform, exc, exc_info=exc)
+                status = 1
+        if stopper in done:
+            log.info("shutting down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        stopper.cancel()
+        for fe in frontends:
+            try:
+                await fe.close()
+            except Exception:
+                log.exception("error closing the %s front end", fe.platform)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.close()
+    return status

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import SettingsError, load_settings
+from bot.config import Settings, SettingsError, load_settings
 from bot.core.content import ContentInvalid, json_schema, validate_pack
 from bot.core.ports import StoreError
 from bot.logs import setup_logging
@@ -121,28 +121,21 @@ async def _migrate(db: Path) -> int:
     return 0
 
 
-async def _console(settings: object, user: str, db: Path | None) -> int:
+async def _console(settings: Settings, user: str, db: Path | None) -> int:
     from bot.adapters.console_adapter import ConsoleAdapter
-    from bot.bootstrap import build_app
-    from bot.config import Settings
+    from bot.bootstrap import build_app, serve
 
-    assert isinstance(settings, Settings)
     app = await build_app(settings, db=db)
-    try:
-        return await ConsoleAdapter(app.service, user[:40].replace(" ", "_")).run()
-    finally:
-        await app.close()
+    return await serve(app, [ConsoleAdapter(app.service, user[:40].replace(" ", "_"))])
 
 
-async def _run(settings: object) -> int:
-    from bot.config import Settings
+async def _run(settings: Settings) -> int:
+    from bot.bootstrap import build_app, make_frontends, serve
 
-    assert isinstance(settings, Settings)
     if not (settings.discord_enabled or settings.slack_enabled):
         print(
             "studybot: no DISCORD_TOKEN or SLACK_BOT_TOKEN set — starting the local console (see README to go live).",
             file=sys.stderr,
         )
-        return await _console(settings, _default_user(), None)
-    print("studybot: Discord and Slack front ends are not wired in yet.", file=sys.stderr)
-    return 1
+    app = await build_app(settings)
+    return await serve(app, make_frontends(app, console_user=_default_user()))

@@ -85,21 +85,24 @@ class ConsoleAdapter:
             self._print(render(r, who=inbound.user))
         return replies
 
-    async def run(self) -> int:
-        """Serve until EOF (or a line ``quit``); returns the exit status (0)."""
+    async def run(self) -> None:
+        """Serve until EOF (or a line ``quit``)."""
         loop = asyncio.get_running_loop()
         if self.stdin.isatty():
             self._print(f"studybot console — you are {self.user}. Try /study help; Ctrl-D quits.")
         while True:
             line = await loop.run_in_executor(None, self.stdin.readline)
             if not line:
-                return 0
+                return
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             if line in ("quit", "exit", "/quit"):
-                return 0
+                return
             await self.handle_line(line)
+
+    async def close(self) -> None:
+        """Nothing to release: the read loop ends with its task."""
 
     # ChatGateway
     async def post(self, post: Post) -> SentMessage:

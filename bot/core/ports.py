@@ -203,10 +203,15 @@ class DeliveryError(Exception):
     """A gateway could not post. ``retryable`` says whether trying again later may work
     (rate limits, 5xx); ``retry_after`` is the platform's hint in seconds, if any."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after: float | None = None, forbidden: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        #: The bot lacks access to the channel (Discord 403 / Missing Access, Slack not_in_channel):
+        #: the scheduler pauses that channel's schedule and tells the next admin.
+        self.forbidden = forbidden
 
 
 class ChatGateway(Protocol):
