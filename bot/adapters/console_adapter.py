@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -55,6 +57,8 @@ class ConsoleAdapter:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self._ids = itertools.count(1)
+        self._closing = False
+        self._inflight: asyncio.Future[list[Reply]] | None = None
 
     def _print(self, text: str) -> None:
         self.stdout.write(text + "\n")
@@ -85,24 +89,49 @@ class ConsoleAdapter:
             self._print(render(r, who=inbound.user))
         return replies
 
+    async def _readline(self) -> str:
+        """The next stdin line, read on a daemon thread: a read still blocked at shutdown must not keep
+        the process alive (asyncio.run joins the default executor's threads, forever on an open pipe)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+
+        def deliver(line: str) -> None:
+            if not fut.done():
+                fut.set_result(line)
+
+        def read() -> None:
+            try:
+                line = self.stdin.readline()
+            except (OSError, ValueError):
+                line = ""
+            with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+                loop.call_soon_threadsafe(deliver, line)
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
+        return await fut
+
     async def run(self) -> None:
         """Serve until EOF (or a line ``quit``)."""
-        loop = asyncio.get_running_loop()
         if self.stdin.isatty():
             self._print(f"studybot console — you are {self.user}. Try /study help; Ctrl-D quits.")
-        while True:
-            line = await loop.run_in_executor(None, self.stdin.readline)
-            if not line:
+        while not self._closing:
+            line = await self._readline()
+            if not line or self._closing:
                 return
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             if line in ("quit", "exit", "/quit"):
                 return
-            await self.handle_line(line)
+            # Shielded: a shutdown that cancels this task still lets the current command finish.
+            self._inflight = asyncio.ensure_future(self.handle_line(line))
+            await asyncio.shield(self._inflight)
 
     async def close(self) -> None:
-        """Nothing to release: the read loop ends with its task."""
+        """Stop reading; a command already being handled finishes (and its reply is printed) first."""
+        self._closing = True
+        if self._inflight is not None and not self._inflight.done():
+            await asyncio.wait([self._inflight])
 
     # ChatGateway
     async def post(self, post: Post) -> SentMessage:
