@@ -65,7 +65,7 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
     Raises `StoreError` for database problems and `ContentInvalid` for a broken content pack."""
     clock = clock or SystemClock()
     library = ContentLibrary.load(settings.content)
-    store = SqliteStore(db or settings.db)
+    store = SqliteStore(db or settings.db, migrations_dir=settings.migrations)
     applied = await store.start()
     if applied:
         log.info("database %s: applied %s", store.path, ", ".join(applied))

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_cmd", metavar="ACTION")
     m = db.add_parser("migrate", help="apply pending migrations")
     m.add_argument("--db", type=Path, default=None)
+    b = db.add_parser("backup", help="copy the database to PATH safely, even while the bot runs")
+    b.add_argument("path", type=Path, help="the backup file to write (replaced if it exists)")
+    b.add_argument("--db", type=Path, default=None)
+
+    h = sub.add_parser("health", help="exit 0 if the database and content are ready to serve, else 1 and why")
+    h.add_argument("--db", type=Path, default=None)
 
     content = sub.add_parser("content", help="content pack commands").add_subparsers(
         dest="content_cmd", metavar="ACTION"
@@ -61,15 +67,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as e:
         print(f"studybot: {e}", file=sys.stderr)
-        return 2
+        return 1 if args.cmd == "health" else 2  # a health check's contract is 0 or 1
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
     try:
         if args.cmd == "content":
             return _content(args, settings.content)
         if args.cmd == "db":
+            if args.db_cmd == "backup":
+                return _backup(args.db or settings.db, args.path)
             if args.db_cmd != "migrate":
                 parser.parse_args(["db", "--help"])
-            return asyncio.run(_migrate(args.db or settings.db))
+            return asyncio.run(_migrate(args.db or settings.db, settings.migrations))
+        if args.cmd == "health":
+            from bot.health import check
+
+            health = check(args.db or settings.db, settings.migrations, settings.content)
+            print(
+                health.message if health.ok else f"unhealthy: {health.message}",
+                file=sys.stdout if health.ok else sys.stderr,
+            )
+            return 0 if health.ok else 1
         if args.cmd == "console":
             return asyncio.run(_console(settings, args.user or _default_user(), args.db))
         if args.cmd == "run":
@@ -111,10 +128,22 @@ def _content(args: argparse.Namespace, default: Path) -> int:
     return 2
 
 
-async def _migrate(db: Path) -> int:
+def _backup(db: Path, target: Path) -> int:
+    from bot.backup import BackupError, backup
+
+    try:
+        result = backup(db, target)
+    except BackupError as e:
+        print(f"studybot: {e}", file=sys.stderr)
+        return 1
+    print(f"backed up {db} to {result.path} ({result.size:,} bytes, schema version {result.schema_version})")
+    return 0
+
+
+async def _migrate(db: Path, migrations_dir: Path) -> int:
     from bot.storage import SqliteStore
 
-    store = SqliteStore(db)
+    store = SqliteStore(db, migrations_dir=migrations_dir)
     applied = await store.start()
     await store.close()
     print(f"{db}: applied {', '.join(applied)}" if applied else f"{db}: up to date")

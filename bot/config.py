@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_CONTENT = ROOT / "content"
+# Beside the package in a source tree; an installed package (the Docker image) sets STUDYBOT_MIGRATIONS.
+BUNDLED_MIGRATIONS = ROOT / "migrations"
 
 
 def _env(name: str) -> AliasChoices:
@@ -29,6 +31,7 @@ class Settings(BaseSettings):
 
     db: Path = Field(Path("data/studybot.db"), validation_alias=_env("STUDYBOT_DB"))
     content: Path = Field(BUNDLED_CONTENT, validation_alias=_env("STUDYBOT_CONTENT"))
+    migrations: Path = Field(BUNDLED_MIGRATIONS, validation_alias=_env("STUDYBOT_MIGRATIONS"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("STUDYBOT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDYBOT_LOG_FORMAT"))
     catchup_hours: float = Field(6.0, ge=0, le=168, validation_alias=_env("STUDYBOT_CATCHUP_HOURS"))
