@@ -14,6 +14,7 @@ from typing import Protocol
 from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
+from bot.core.content_commands import ContentCommands
 from bot.core.ports import ChatGateway, Clock
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
@@ -70,6 +71,7 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
     if applied:
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)
+    ContentCommands(library).register(service)
     return App(settings, store, library, service, clock)
 
 
