@@ -72,7 +72,20 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)
     ContentCommands(library).register(service)
-    return App(settings, store, library, service, clock)
+    app = App(settings, store, library, service, clock)
+    wire_scheduling(app)
+    return app
+
+
+def wire_scheduling(app: App) -> None:
+    """Daily posts: register the schedule commands; the scheduler starts after the front ends."""
+    from bot.scheduling import Scheduler
+    from bot.storage.schedule_store import SqliteScheduleStore
+
+    scheduler = Scheduler(SqliteScheduleStore(app.store), app.service, app.gateways, app.clock, app.settings)
+    scheduler.install_commands()
+    app.on_start.append(scheduler.start)
+    app.on_close.append(scheduler.close)
 
 
 def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:

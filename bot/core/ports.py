@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from bot.core.messages import Button, Post, SentMessage
+from bot.core.schedule import ChannelHistory, ChannelSchedule, Delivery, Notice, ScheduleRule
 
 
 class Clock(Protocol):
@@ -224,3 +225,61 @@ class ChatGateway(Protocol):
     async def post(self, post: Post) -> SentMessage: ...
 
     async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None: ...
+
+class ScheduleStore(Protocol):
+    """Daily-post schedules and their deliveries (see `bot.core.delivery`). Each method is one atomic
+    unit of work; the unique (channel, instant) delivery row is what makes posting exactly-once.
+    Raises `StoreError` on storage failures."""
+
+    async def schedules(self) -> list[ChannelSchedule]: ...
+
+    async def schedule_for(self, channel_id: int) -> ChannelSchedule | None: ...
+
+    async def save_schedule(self, channel_id: int, rule: ScheduleRule, now: datetime) -> bool:
+        """Create or replace, unpaused and active from ``now``; also sets the group's zone when it is
+        still UTC. Returns whether the group's zone was set."""
+        ...
+
+    async def set_paused(self, channel_id: int, paused: bool, reason: str | None, now: datetime) -> bool:
+        """Pause (a ``reason`` also queues a notice for the next admin) or resume; False: no schedule."""
+        ...
+
+    async def set_skip_until(self, channel_id: int, until: datetime | None) -> bool: ...
+
+    async def record_unsent(self, channel_id: int, rows: Sequence[tuple[datetime, str]], now: datetime) -> int:
+        """Record occurrences as 'missed' or 'skipped' (never overwriting a row); returns how many."""
+        ...
+
+    async def claim(self, channel_id: int, scheduled_for: datetime, claimer: str, now: datetime) -> Delivery | None:
+        """Claim an occurrence before sending; None when someone already has it."""
+        ...
+
+    async def reclaim_due(self, now: datetime, claimer: str, stale_before: datetime) -> list[Delivery]:
+        """Claim failed deliveries whose retry time has come and claims abandoned before ``stale_before``."""
+        ...
+
+    async def create_delivery_post(
+        self, delivery_id: int, group_id: int, channel_id: int, kind: str, item_id: str, now: datetime
+    ) -> PostRecord: ...
+
+    async def mark_sent(self, delivery_id: int, post_id: int, message_id: str, now: datetime) -> None: ...
+
+    async def mark_failed(self, delivery_id: int, error: str, next_try_at: datetime | None) -> None: ...
+
+    async def channel_history(self, channel_id: int) -> ChannelHistory: ...
+
+    async def unrevealed_questions(self, channel_id: int, created_before: datetime) -> list[PostRecord]: ...
+
+    async def claim_reveal(self, post_id: int, now: datetime) -> bool:
+        """Mark a channel question revealed; False when it already was (someone else reveals it)."""
+        ...
+
+    async def unclaim_reveal(self, post_id: int) -> None: ...
+
+    async def recent_deliveries(self, channel_id: int, limit: int) -> list[Delivery]: ...
+
+    async def next_retry_at(self) -> datetime | None: ...
+
+    async def take_notices(self, group_id: int) -> list[Notice]:
+        """The group's pending admin notices, each returned once."""
+        ...

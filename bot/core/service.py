@@ -80,6 +80,8 @@ class StudyService:
         self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
         #: Chooses the next quiz question for a member; a learning engine may put due reviews first.
         self.pick_question: Callable[[MemberRef], Awaitable[Question | None]] = self._pick_unseen
+        #: Notices for the next admin who uses a command (e.g. a schedule paused for lost access).
+        self.admin_notices: Callable[[Context], Awaitable[list[Reply]]] | None = None
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -109,7 +111,10 @@ class StudyService:
             if handler is None:
                 return private(f"{spec.usage} is not available on this front end.")
             ctx = await self._context(inbound)
-            return await handler(ctx, command)
+            replies = await handler(ctx, command)
+            if inbound.is_admin and self.admin_notices is not None:
+                replies = [*replies, *await self.admin_notices(ctx)]
+            return replies
         except Exception:
             log.exception("error handling %s command from %s", inbound.platform, inbound.user)
             return private(ERROR_TEXT)

@@ -1,0 +1,276 @@
+"""The daily-post engine: what is due, claim it, post it once, reveal the previous answer.
+
+Platform-free: it talks to `ScheduleStore`, `Store` and `ChatGateway` ports only. Timers live in
+`bot.scheduling`, which calls `DailyPoster.run_due` when something is due (and tests call it directly
+with a fake clock).
+
+Exactly-once: before sending, an occurrence is claimed by inserting its (channel, UTC instant) row;
+only the claimer sends, so two loops on one database post once. The platform's message id is recorded
+after the send. A retryable failure (429/5xx) is retried with backoff until the catch-up window closes;
+a forbidden channel pauses its schedule and queues a notice for the next admin. The one window not
+covered is a crash between the platform accepting a post and the message id being written: that
+claim is retried after `CLAIM_LEASE` (at-least-once for that instant, never a silent miss).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.core.content import ContentLibrary, Question, Tip
+from bot.core.messages import Post
+from bot.core.ports import ChatGateway, Clock, DeliveryError, PostRecord, ScheduleStore, Store
+from bot.core.posting import Pick, pick_channel_item, reveal_text, tip_post_text
+from bot.core.schedule import MAX_LOOKBACK, ChannelSchedule, Delivery, next_occurrence, occurrences
+from bot.core.service import answer_buttons, question_text
+
+log = logging.getLogger(__name__)
+
+#: A claim older than this without an outcome belongs to a process that died mid-send.
+CLAIM_LEASE = timedelta(minutes=10)
+FIRST_BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(minutes=30)
+MAX_ATTEMPTS = 12
+HEADING = "Question of the day"
+
+
+class NothingToPost(Exception):
+    """The content pack has nothing of the kind asked for."""
+
+
+@dataclass
+class RunReport:
+    """What one `run_due` did (for logs and tests)."""
+
+    sent: list[tuple[int, datetime]] = field(default_factory=list)
+    missed: list[tuple[int, datetime]] = field(default_factory=list)
+    skipped: list[tuple[int, datetime]] = field(default_factory=list)
+    failed: list[tuple[int, datetime]] = field(default_factory=list)
+    revealed: list[int] = field(default_factory=list)
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    """Wait before attempt ``attempts + 1``: the platform's hint if larger, doubling from 30 s, capped."""
+    wait: timedelta = min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    if retry_after is not None:
+        wait = max(wait, timedelta(seconds=min(retry_after, MAX_BACKOFF.total_seconds())))
+    return wait
+
+
+class DailyPoster:
+    """Posts scheduled items through the gateways. ``gateways`` maps platform → gateway and is read at
+    each run (front ends register as they start); schedules of platforms without one wait untouched.
+    Its methods raise only `StoreError` (delivery problems are recorded, not raised)."""
+
+    def __init__(
+        self,
+        schedules: ScheduleStore,
+        store: Store,
+        library: ContentLibrary,
+        gateways: Mapping[str, ChatGateway],
+        clock: Clock,
+        *,
+        catchup: timedelta = timedelta(hours=6),
+        name: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.schedules = schedules
+        self.store = store
+        self.library = library
+        self.gateways = gateways
+        self.clock = clock
+        self.catchup = catchup
+        self.name = name or f"poster-{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+
+    # ------------------------------------------------------------------ the unit of work
+
+    async def run_due(self, now: datetime | None = None) -> RunReport:
+        """Handle everything due at ``now``: new occurrences (claim, post; older ones missed/skipped),
+        retries, and timed reveals."""
+        now = now or self.clock.now()
+        report = RunReport()
+        scheds = {s.channel_id: s for s in await self.schedules.schedules()}
+        for s in scheds.values():
+            if s.paused or s.platform not in self.gateways:
+                continue
+            await self._new_occurrences(s, now, report)
+        for d in await self.schedules.reclaim_due(now, self.name, now - CLAIM_LEASE):
+            owner = scheds.get(d.channel_id)
+            if owner is None or owner.paused or owner.platform not in self.gateways:
+                await self.schedules.mark_failed(d.id, "schedule removed, paused or front end not running", None)
+                report.failed.append((d.channel_id, d.scheduled_for))
+                continue
+            if now - d.scheduled_for > max(self.catchup, FIRST_BACKOFF):
+                await self.schedules.mark_failed(d.id, f"gave up after {d.attempts} attempts: {d.error}", None)
+                report.failed.append((d.channel_id, d.scheduled_for))
+                continue
+            await self._deliver(owner, d, now, report)
+        for s in scheds.values():
+            if s.rule.reveal_hours and not s.paused and s.platform in self.gateways:
+                for post in await self.schedules.unrevealed_questions(
+                    s.channel_id, now - timedelta(hours=s.rule.reveal_hours)
+                ):
+                    if await self._reveal(s.platform, s.channel, post, now):
+                        report.revealed.append(post.id)
+        return report
+
+    async def _new_occurrences(self, s: ChannelSchedule, now: datetime, report: RunReport) -> None:
+        since = max(s.active_since, now - MAX_LOOKBACK)
+        if s.last_scheduled is not None:
+            since = max(since, s.last_scheduled)
+        due = list(occurrences(s.rule, since, now))
+        if not due:
+            return
+        unsent: list[tuple[datetime, str]] = []
+        to_post: datetime | None = None
+        for occ in reversed(due):  # newest first: only the newest within the window is posted
+            if s.skip_until is not None and occ.at <= s.skip_until:
+                unsent.append((occ.at, "skipped"))
+                report.skipped.append((s.channel_id, occ.at))
+            elif to_post is None and now - occ.at <= self.catchup:
+                to_post = occ.at
+            else:
+                unsent.append((occ.at, "missed"))
+                report.missed.append((s.channel_id, occ.at))
+        if unsent:
+            await self.schedules.record_unsent(s.channel_id, unsent, now)
+            missed = [at for at, st in unsent if st == "missed"]
+            if missed:
+                log.warning(
+                    "channel %s: %d scheduled post(s) missed (latest %s)", s.channel_id, len(missed), max(missed)
+                )
+        if to_post is not None:
+            claimed = await self.schedules.claim(s.channel_id, to_post, self.name, now)
+            if claimed is not None:
+                await self._deliver(s, claimed, now, report)
+
+    async def _deliver(self, s: ChannelSchedule, d: Delivery, now: datetime, report: RunReport) -> None:
+        gateway = self.gateways[s.platform]
+        try:
+            if d.post_id is None:
+                pick = await self._pick(s.channel_id, s.rule.kind)
+                post = await self.schedules.create_delivery_post(
+                    d.id, s.group_id, s.channel_id, pick.kind, pick.item_id, now
+                )
+            else:
+                found = await self.store.get_post(d.post_id)
+                if found is None:
+                    raise NothingToPost("the prepared post was deleted")
+                post = found
+            message_id = await self._send(s.platform, s.channel, post, gateway, now)
+        except NothingToPost as e:
+            await self.schedules.mark_failed(d.id, str(e), None)
+            report.failed.append((s.channel_id, d.scheduled_for))
+        except DeliveryError as e:
+            await self._failed(s, d, e, now)
+            report.failed.append((s.channel_id, d.scheduled_for))
+        else:
+            await self.schedules.mark_sent(d.id, post.id, message_id, now)
+            report.sent.append((s.channel_id, d.scheduled_for))
+            log.info("posted %s in channel %s for %s", post.kind, s.channel_id, d.scheduled_for.isoformat())
+
+    async def _failed(self, s: ChannelSchedule, d: Delivery, e: DeliveryError, now: datetime) -> None:
+        attempts = d.attempts + 1
+        if e.forbidden:
+            reason = f"the bot lost access to this channel ({e})"
+            await self.schedules.mark_failed(d.id, str(e), None)
+            await self.schedules.set_paused(s.channel_id, True, reason, now)
+            log.warning("channel %s: paused the schedule: %s", s.channel_id, reason)
+        elif e.retryable and attempts < MAX_ATTEMPTS:
+            wait = backoff(attempts, e.retry_after)
+            await self.schedules.mark_failed(d.id, str(e), now + wait)
+            log.warning("channel %s: post failed (%s); retry %d in %s", s.channel_id, e, attempts, wait)
+        else:
+            await self.schedules.mark_failed(d.id, str(e), None)
+            log.error("channel %s: post failed for good after %d attempt(s): %s", s.channel_id, attempts, e)
+
+    async def _pick(self, channel_id: int, kind: str) -> Pick:
+        history = await self.schedules.channel_history(channel_id)
+        pick = pick_channel_item(self.library.pack, history, kind, self.rng)
+        if pick is None:
+            raise NothingToPost(f"the content pack has no {'items' if kind == 'mix' else kind + 's'} to post")
+        return pick
+
+    async def _send(self, platform: str, channel: str, post: PostRecord, gateway: ChatGateway, now: datetime) -> str:
+        """Reveal earlier questions, then post ``post``; returns the platform's message id.
+
+        Raises `DeliveryError`, `NothingToPost` (the item left the pack)."""
+        for old in await self.schedules.unrevealed_questions(post.channel_id, now):
+            if old.id < post.id:
+                await self._reveal(platform, channel, old, now)
+        pack = self.library.pack
+        item: Question | Tip | None
+        if post.kind == "question":
+            item = pack.question(post.item_id)
+            if item is None:
+                raise NothingToPost(f"question {post.item_id} is no longer in the content pack")
+            out = Post(channel, question_text(item, heading=HEADING), answer_buttons(post.id))
+        else:
+            item = pack.tip(post.item_id)
+            if item is None:
+                raise NothingToPost(f"tip {post.item_id} is no longer in the content pack")
+            out = Post(channel, tip_post_text(pack, item))
+        sent = await gateway.post(out)
+        return sent.message_id
+
+    async def _reveal(self, platform: str, channel: str, post: PostRecord, now: datetime) -> bool:
+        """Reveal one channel question once (across instances). Failures are logged and retried later."""
+        if not await self.schedules.claim_reveal(post.id, now):
+            return False
+        q = self.library.pack.question(post.item_id)
+        gateway = self.gateways.get(platform)
+        if q is None or gateway is None:
+            return False
+        counts = await self.store.choice_counts(post.id)
+        try:
+            await gateway.post(Post(channel, reveal_text(q, counts)))
+        except DeliveryError as e:
+            await self.schedules.unclaim_reveal(post.id)
+            log.warning("reveal of post %s failed: %s", post.id, e)
+            return False
+        if post.message_id:
+            try:  # take the buttons off the question: the answer is out
+                await gateway.edit(channel, post.message_id, question_text(q, heading=HEADING) + "\n(answer revealed)")
+            except DeliveryError as e:
+                log.info("could not remove the buttons of post %s: %s", post.id, e)
+        return True
+
+    # ------------------------------------------------------------------ on demand
+
+    async def post_now(self, platform: str, channel: str, group_id: int, channel_id: int, kind: str) -> str:
+        """Post the channel's next item at once (no schedule needed). Returns the kind posted.
+
+        Raises `NothingToPost`, `DeliveryError` (also when no front end for ``platform`` runs)."""
+        gateway = self.gateways.get(platform)
+        if gateway is None:
+            raise DeliveryError(f"the {platform} front end is not running", retryable=False)
+        now = self.clock.now()
+        pick = await self._pick(channel_id, kind)
+        post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
+        message_id = await self._send(platform, channel, post, gateway, now)
+        set_message = getattr(self.store, "set_post_message", None)
+        if set_message is not None:
+            await set_message(post.id, message_id)
+        return pick.kind
+
+    async def next_wakeup(self, now: datetime | None = None) -> datetime | None:
+        """The earliest instant at which `run_due` has something to do (None: nothing scheduled)."""
+        now = now or self.clock.now()
+        candidates: list[datetime] = []
+        for s in await self.schedules.schedules():
+            if s.paused or s.platform not in self.gateways:
+                continue
+            since = max(s.active_since, s.last_scheduled or s.active_since)
+            candidates.append(next_occurrence(s.rule, max(since, now - MAX_LOOKBACK)).at)
+            if s.rule.reveal_hours:
+                pending = await self.schedules.unrevealed_questions(s.channel_id, now)
+                candidates += [p.created_at + timedelta(hours=s.rule.reveal_hours) for p in pending]
+        retry = await self.schedules.next_retry_at()
+        if retry is not None:
+            candidates.append(retry)
+        return min(candidates) if candidates else None
