@@ -15,9 +15,11 @@ from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
+from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
+from bot.storage.learning_store import LearningStore
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)
     ContentCommands(library).register(service)
+    LearningEngine(LearningStore(store), store, library, clock).install(service)
     app = App(settings, store, library, service, clock)
     wire_scheduling(app)
     return app

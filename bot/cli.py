@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("path", type=Path, help="the backup file to write (replaced if it exists)")
     b.add_argument("--db", type=Path, default=None)
 
+    e = sub.add_parser("export", help="write members.csv and questions.csv (progress and analytics) to DIR")
+    e.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSV files (created)")
+    e.add_argument("--db", type=Path, default=None)
+
     h = sub.add_parser("health", help="exit 0 if the database and content are ready to serve, else 1 and why")
     h.add_argument("--db", type=Path, default=None)
 
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stdout if health.ok else sys.stderr,
             )
             return 0 if health.ok else 1
+        if args.cmd == "export":
+            return _export(settings, args.db or settings.db, args.out)
         if args.cmd == "console":
             return asyncio.run(_console(settings, args.user or _default_user(), args.db))
         if args.cmd == "run":
@@ -148,6 +154,37 @@ async def _migrate(db: Path, migrations_dir: Path) -> int:
     await store.close()
     print(f"{db}: applied {', '.join(applied)}" if applied else f"{db}: up to date")
     return 0
+
+
+def _export(settings: Settings, db: Path, out: Path) -> int:
+    if not db.is_file():
+        print(f"studybot: no database at {db}", file=sys.stderr)
+        return 1
+    files = asyncio.run(_export_files(settings, db))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8", newline="")
+        tmp.replace(out / name)
+        print(f"wrote {out / name} ({max(0, text.count(chr(10)) - 1)} rows)")
+    return 0
+
+
+async def _export_files(settings: Settings, db: Path) -> dict[str, str]:
+    from bot.core.clock import SystemClock
+    from bot.core.content import ContentLibrary
+    from bot.core.learning import LearningEngine
+    from bot.storage import SqliteStore
+    from bot.storage.learning_store import LearningStore
+
+    library = ContentLibrary.load(settings.content)
+    store = SqliteStore(db, migrations_dir=settings.migrations)
+    await store.start()
+    try:
+        clock = SystemClock()
+        return await LearningEngine(LearningStore(store), store, library, clock).export_files(None, clock.now())
+    finally:
+        await store.close()
 
 
 async def _console(settings: Settings, user: str, db: Path | None) -> int:

@@ -7,8 +7,10 @@ import contextlib
 import itertools
 import re
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from bot.core import actions
@@ -59,6 +61,8 @@ class ConsoleAdapter:
         self._ids = itertools.count(1)
         self._closing = False
         self._inflight: asyncio.Future[list[Reply]] | None = None
+        #: Where attachments (the progress chart, CSV exports) are saved; a fresh temp folder by default.
+        self.files_dir: Path | None = None
 
     def _print(self, text: str) -> None:
         self.stdout.write(text + "\n")
@@ -87,7 +91,16 @@ class ConsoleAdapter:
         replies = await self.service.handle(inbound)
         for r in replies:
             self._print(render(r, who=inbound.user))
+            for a in r.attachments:
+                self._print(f"(saved to {self._save(a.filename, a.data)})")
         return replies
+
+    def _save(self, filename: str, data: bytes) -> Path:
+        if self.files_dir is None:
+            self.files_dir = Path(tempfile.mkdtemp(prefix="studybot-console-"))
+        path = self.files_dir / (Path(filename).name or "attachment")
+        path.write_bytes(data)
+        return path
 
     async def _readline(self) -> str:
         """The next stdin line, read on a daemon thread: a read still blocked at shutdown must not keep

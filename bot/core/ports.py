@@ -118,6 +118,8 @@ class LeaderRow:
 
 
 StreakFn = Callable[[StreakState], StreakState]
+#: Spaced repetition: the stored card (JSON, None for a new card) -> (new card JSON, next due, UTC).
+CardFn = Callable[[str | None], tuple[str, datetime]]
 
 
 class StoreError(Exception):
@@ -164,8 +166,11 @@ class Store(Protocol):
         """The latest question shown in this channel to everyone or to this member."""
         ...
 
-    async def record_answer(self, answer: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
-        """Record an answer at most once per (member, post), with scoring and streak, durably.
+    async def record_answer(
+        self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
+    ) -> AnswerOutcome:
+        """Record an answer at most once per (member, post), with scoring, streak and (``card_fn``) the
+        member's review card for the question, durably and atomically.
 
         Returns only after the answer is committed."""
         ...

@@ -11,8 +11,8 @@ from datetime import date, datetime
 from bot.core import actions
 from bot.core.commands import SPECS, Command, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, Question
-from bot.core.messages import Button, Inbound, Reply
-from bot.core.ports import AnswerIn, Clock, MemberRef, PostRecord, Store, StreakState
+from bot.core.messages import Attachment, Button, Inbound, Reply
+from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, PostRecord, Store, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
 
@@ -80,6 +80,10 @@ class StudyService:
         self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
         #: Chooses the next quiz question for a member; a learning engine may put due reviews first.
         self.pick_question: Callable[[MemberRef], Awaitable[Question | None]] = self._pick_unseen
+        #: Files for `progress` (e.g. the chart); a slow reply when there are any.
+        self.progress_attachments: list[Callable[[Context, MemberRef], Awaitable[Attachment | None]]] = []
+        #: The review-card update for an answer (learning engine); runs inside the answer's transaction.
+        self.card_fn_for: Callable[[AnswerIn], CardFn] | None = None
         #: Notices for the next admin who uses a command (e.g. a schedule paused for lost access).
         self.admin_notices: Callable[[Context], Awaitable[list[Reply]]] | None = None
 
@@ -194,19 +198,18 @@ class StudyService:
         def streak_fn(state: StreakState) -> StreakState:
             return advance_streak(state, today, excused)
 
-        outcome = await self.store.record_answer(
-            AnswerIn(
-                member_id=ctx.member.member_id,
-                post_id=post.id,
-                group_id=post.group_id,
-                question_id=q.id,
-                choice=letter,
-                correct=letter == q.answer,
-                answered_at=ctx.now,
-                week=week_start(ctx.now, ctx.member.group_tz),
-            ),
-            streak_fn,
+        answer_in = AnswerIn(
+            member_id=ctx.member.member_id,
+            post_id=post.id,
+            group_id=post.group_id,
+            question_id=q.id,
+            choice=letter,
+            correct=letter == q.answer,
+            answered_at=ctx.now,
+            week=week_start(ctx.now, ctx.member.group_tz),
         )
+        card_fn = self.card_fn_for(answer_in) if self.card_fn_for else None
+        outcome = await self.store.record_answer(answer_in, streak_fn, card_fn)
         right = f"**{q.answer})** {q.choice(q.answer)}"
         if not outcome.recorded:
             verdict = "right" if outcome.correct else "not right"
@@ -268,7 +271,9 @@ class StudyService:
                 shown = command.args["member"][:40]
                 return private(f'No member "{shown}" here yet — they appear once they use studybot.')
             target = found
-        return private(await self.progress_text(ctx, target))
+        text = await self.progress_text(ctx, target)
+        files = [f for make in self.progress_attachments if (f := await make(ctx, target)) is not None]
+        return [Reply(text, private=True, attachments=tuple(files), slow=bool(self.progress_attachments))]
 
     async def progress_text(self, ctx: Context, m: MemberRef) -> str:
         stats = await self.store.member_stats(m.member_id)

@@ -21,6 +21,7 @@ import aiosqlite
 from bot.core.ports import (
     AnswerIn,
     AnswerOutcome,
+    CardFn,
     LeaderRow,
     MemberRef,
     MemberStats,
@@ -62,12 +63,19 @@ def _streak(row: tuple[Any, ...]) -> StreakState:
 
 
 class _PendingAnswer:
-    __slots__ = ("answer", "future", "streak_fn")
+    __slots__ = ("answer", "card_fn", "future", "streak_fn")
 
-    def __init__(self, answer: AnswerIn, streak_fn: StreakFn, future: asyncio.Future[AnswerOutcome]) -> None:
+    def __init__(
+        self,
+        answer: AnswerIn,
+        streak_fn: StreakFn,
+        future: asyncio.Future[AnswerOutcome],
+        card_fn: CardFn | None = None,
+    ) -> None:
         self.answer = answer
         self.streak_fn = streak_fn
         self.future = future
+        self.card_fn = card_fn
 
 
 class SqliteStore:
@@ -297,10 +305,12 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ answers (group commit)
 
-    async def record_answer(self, answer: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
+    async def record_answer(
+        self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
+    ) -> AnswerOutcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AnswerOutcome] = loop.create_future()
-        self._pending.append(_PendingAnswer(answer, streak_fn, future))
+        self._pending.append(_PendingAnswer(answer, streak_fn, future, card_fn))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
         return await future
@@ -311,7 +321,7 @@ class SqliteStore:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results = await self._run(_record_batch, [(p.answer, p.streak_fn) for p in batch])
+                results = await self._run(_record_batch, [(p.answer, p.streak_fn, p.card_fn) for p in batch])
             except BaseException as e:
                 for p in batch:
                     if not p.future.done():
@@ -434,7 +444,9 @@ def _ensure_member(
     return MemberRef(mid, gid, cid, user, display_name, mtz, gtz)
 
 
-def _record_one(conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn) -> AnswerOutcome:
+def _record_one(
+    conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
+) -> AnswerOutcome:
     at = ts(a.answered_at)
     row = conn.execute(
         "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at)"
@@ -489,19 +501,36 @@ def _record_one(conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn) -> A
             " ON CONFLICT (member_id, week) DO UPDATE SET points = points + 1, last_point_at = excluded.last_point_at",
             (a.member_id, a.week.isoformat(), a.group_id, at),
         )
+    if card_fn is not None:
+        # The review card moves with the answer, in the same transaction (never on a duplicate click).
+        old = conn.execute(
+            "SELECT card FROM cards WHERE member_id = ? AND question_id = ?", (a.member_id, a.question_id)
+        ).fetchone()
+        try:
+            card, due = card_fn(old[0] if old else None)
+        except Exception:  # a broken card must not cost the member (or the batch) the answer
+            log.exception("review card of member %s for %s not updated", a.member_id, a.question_id)
+        else:
+            conn.execute(
+                "INSERT INTO cards (member_id, question_id, card, due) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (member_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due",
+                (a.member_id, a.question_id, card, ts(due)),
+            )
     return AnswerOutcome(True, a.choice, a.correct, first_try, new)
 
 
-def _record_batch(conn: sqlite3.Connection, items: list[tuple[AnswerIn, StreakFn]]) -> list[AnswerOutcome | Exception]:
+def _record_batch(
+    conn: sqlite3.Connection, items: list[tuple[AnswerIn, StreakFn, CardFn | None]]
+) -> list[AnswerOutcome | Exception]:
     """Write a batch of answers in one transaction; each in a savepoint so one bad answer (say, for a
     member deleted meanwhile) fails alone. Commits before returning."""
     results: list[AnswerOutcome | Exception] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for answer, streak_fn in items:
+        for answer, streak_fn, card_fn in items:
             conn.execute("SAVEPOINT one")
             try:
-                results.append(_record_one(conn, answer, streak_fn))
+                results.append(_record_one(conn, answer, streak_fn, card_fn))
                 conn.execute("RELEASE one")
             except (sqlite3.Error, StoreError) as e:
                 conn.execute("ROLLBACK TO one")

@@ -1,0 +1,104 @@
+"""The progress chart: a PNG with accuracy per topic, 30 days of activity and the career-path steps.
+
+matplotlib is imported only inside `draw_progress` (with the Agg backend, no pyplot and no global
+state), so the bot starts without it and charts can be drawn in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 7.0, 100
+
+_GOOD, _MID, _LOW, _EMPTY = "#2e7d32", "#f9a825", "#c62828", "#e0e0e0"
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """What one member's chart shows.
+
+    ``topics``: (topic, accuracy 0..1, answers); ``activity``: (local day, answers) oldest first;
+    ``steps``: (number, title, done)."""
+
+    title: str
+    topics: list[tuple[str, float, int]]
+    activity: list[tuple[date, int]]
+    steps: list[tuple[int, str, bool]]
+
+
+def _colour(accuracy: float) -> str:
+    return _GOOD if accuracy >= 0.8 else _MID if accuracy >= 0.5 else _LOW
+
+
+def draw_progress(data: ChartData) -> bytes:
+    """Draw ``data`` as an 800×700 PNG and return its bytes.
+
+    Raises ImportError if matplotlib is missing (callers log it and reply without the chart)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(3, 1, height_ratios=[2.2, 1.6, 0.8], hspace=0.65)
+    fig.suptitle(data.title[:80], fontsize=13, fontweight="bold")
+
+    # Accuracy per topic: one horizontal bar per topic, grey when not tried yet.
+    ax = fig.add_subplot(grid[0])
+    names = [t[0][:28] for t in data.topics] or ["(no topics)"]
+    values = [t[1] * 100 if t[2] else 0.0 for t in data.topics] or [0.0]
+    colours = [_colour(t[1]) if t[2] else _EMPTY for t in data.topics] or [_EMPTY]
+    ys = list(range(len(names)))
+    ax.barh(ys, [100.0] * len(names), color=_EMPTY, height=0.6)
+    ax.barh(ys, values, color=colours, height=0.6)
+    for y, (_, acc, n) in zip(ys, data.topics, strict=False):
+        ax.text(101, y, f"{round(acc * 100)}% of {n}" if n else "not tried", va="center", fontsize=8)
+    ax.set_yticks(ys, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 125)
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_title("Accuracy per topic (%)", fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+
+    # Activity: answers per local day over the last 30 days.
+    ax = fig.add_subplot(grid[1])
+    counts = [n for _, n in data.activity]
+    xs = list(range(len(counts)))
+    ax.bar(xs, counts, color="#1565c0", width=0.8)
+    ticks = [i for i in xs if i % 7 == (len(xs) - 1) % 7]
+    ax.set_xticks(ticks, [f"{data.activity[i][0]:%d %b}" for i in ticks], fontsize=8)
+    top = max(counts, default=0)
+    ax.set_ylim(0, max(3, top + 1))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    active = sum(1 for n in counts if n)
+    ax.set_title(f"Answers per day, last {len(counts)} days ({active} active)", fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+
+    # Career path: six boxes, done ones filled.
+    ax = fig.add_subplot(grid[2])
+    ax.set_xlim(0, max(1, len(data.steps)))
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    done = sum(1 for s in data.steps if s[2])
+    ax.set_title(f"Career path: {done} of {len(data.steps)} steps done", fontsize=10, loc="left")
+    for i, (n, title, is_done) in enumerate(data.steps):
+        box = FancyBboxPatch(
+            (i + 0.05, 0.1),
+            0.9,
+            0.8,
+            boxstyle="round,pad=0,rounding_size=0.08",
+            linewidth=1.5,
+            facecolor=_GOOD if is_done else "white",
+            edgecolor=_GOOD,
+        )
+        ax.add_patch(box)
+        colour = "white" if is_done else "#333333"
+        ax.text(i + 0.5, 0.62, f"{'✓ ' if is_done else ''}{n}", ha="center", va="center", fontsize=10, color=colour)
+        ax.text(i + 0.5, 0.32, title[:14], ha="center", va="center", fontsize=7, color=colour)
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
