@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.content import ContentInvalid, json_schema, validate_pack
 from bot.core.ports import StoreError
-from bot.logs import setup_logging
+from bot.logs import RedactingFilter, setup_logging
 
 log = logging.getLogger("studybot")
 
@@ -86,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.health import check
 
             health = check(args.db or settings.db, settings.migrations, settings.content)
+            message = RedactingFilter(settings.secrets()).scrub(health.message)  # it names paths
             print(
-                health.message if health.ok else f"unhealthy: {health.message}",
+                message if health.ok else f"unhealthy: {message}",
                 file=sys.stdout if health.ok else sys.stderr,
             )
             return 0 if health.ok else 1
