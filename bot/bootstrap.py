@@ -96,6 +96,10 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
     frontends: list[FrontEnd] = []
     # Platform adapters are imported only when configured: a console user needs neither library loaded.
     # (Discord and Slack front ends are added here by their adapters.)
+    if app.settings.discord_enabled:
+        from bot.adapters.discord_adapter import DiscordFrontEnd
+
+        frontends.append(DiscordFrontEnd.from_settings(app.service, app.settings))
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter
 

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="exit 0 if the database and content are ready to serve, else 1 and why")
     h.add_argument("--db", type=Path, default=None)
 
+    i = sub.add_parser("invite-url", help="print the URL that adds the Discord bot to a server")
+    i.add_argument("--client-id", type=int, default=None, help="the application id (default: DISCORD_APPLICATION_ID)")
+
     content = sub.add_parser("content", help="content pack commands").add_subparsers(
         dest="content_cmd", metavar="ACTION"
     )
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_console(settings, args.user or _default_user(), args.db))
         if args.cmd == "run":
             return asyncio.run(_run(settings))
+        if args.cmd == "invite-url":
+            return _invite_url(args.client_id or settings.discord_application_id)
     except ContentInvalid as e:
         print(f"studybot: the content pack has {len(e.errors)} problem(s):", file=sys.stderr)
         for err in e.errors[:50]:
@@ -194,6 +199,20 @@ async def _console(settings: Settings, user: str, db: Path | None) -> int:
 
     app = await build_app(settings, db=db)
     return await serve(app, [ConsoleAdapter(app.service, user[:40].replace(" ", "_"))])
+
+
+def _invite_url(client_id: int | None) -> int:
+    if client_id is None:
+        print(
+            "studybot: set DISCORD_APPLICATION_ID or pass --client-id (Developer Portal → your app → "
+            "General Information → Application ID)",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.adapters.discord_adapter import invite_url
+
+    print(invite_url(client_id))
+    return 0
 
 
 async def _run(settings: Settings) -> int:

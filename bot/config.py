@@ -40,6 +40,7 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_guild: int | None = Field(None, gt=0, validation_alias=_env("STUDYBOT_DISCORD_GUILD"))
+    discord_application_id: int | None = Field(None, gt=0, validation_alias=_env("DISCORD_APPLICATION_ID"))
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))

@@ -1,0 +1,603 @@
+"""The Discord front end: a discord.py client with a `/study` command group and persistent buttons.
+
+Two translations and a thin shell around them (the core decides everything):
+
+- an interaction (slash command or button click) → the `/study …` command text or button action id →
+  `Inbound` → `StudyService.handle` → `Reply` objects → an interaction response (private → ephemeral,
+  buttons → a view of persistent buttons, attachments → files);
+- a `Post` from the core (scheduled questions, reveals) → ``channel.send``/``message.edit`` (`ChatGateway`).
+
+Buttons are `discord.ui.DynamicItem`s: their ``custom_id`` carries the post and the letter
+(``sb:ans:<post>:<letter>``), so a click on a message from before a restart still reaches the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Literal
+from zoneinfo import available_timezones
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from bot.config import Settings
+from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage
+from bot.core.ports import DeliveryError
+from bot.core.service import ERROR_TEXT, StudyService
+
+log = logging.getLogger(__name__)
+
+#: Discord's limit on a message's text.
+MAX_CONTENT = 2000
+#: A command whose reply is not ready after this many seconds is deferred ("thinking…") first;
+#: Discord wants the first response within 3 s.
+DEFER_AFTER = 1.5
+#: Commands that may take a while (a chart, a CSV export): always deferred first.
+SLOW_COMMANDS = frozenset({"export", "progress"})
+#: Everything the bot does in a channel: see it, post scheduled questions/tips (with buttons, which need
+#: no extra permission) and attach files (charts). Interaction replies need no channel permission at all,
+#: and editing its own messages needs none beyond these. No Embed Links (no embeds), no Read Message
+#: History (the bot never reads messages).
+BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, attach_files=True)
+NOT_IN_SERVER = "studybot works inside a server: use /study in one of its channels."
+
+_STYLES = {
+    "primary": discord.ButtonStyle.primary,
+    "secondary": discord.ButtonStyle.secondary,
+    "success": discord.ButtonStyle.success,
+    "danger": discord.ButtonStyle.danger,
+}
+_STYLE_NAMES = {v: k for k, v in _STYLES.items()}
+
+
+class DiscordStartError(RuntimeError):
+    """The Discord front end cannot start (e.g. the token was rejected). The message never holds the token."""
+
+
+def invite_url(client_id: int) -> str:
+    """The OAuth2 URL that adds the bot to a server with the ``bot applications.commands`` scopes and
+    exactly `BOT_PERMISSIONS`."""
+    return discord.utils.oauth_url(client_id, permissions=BOT_PERMISSIONS, scopes=("bot", "applications.commands"))
+
+
+@lru_cache(maxsize=1)
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
+
+
+def match_zones(current: str, limit: int = 25) -> list[str]:
+    """Time-zone names for autocomplete: names starting with what was typed (or whose city does) first,
+    then names containing it; at most ``limit`` (Discord shows 25)."""
+    typed = "_".join(current.strip().split()).casefold()
+    if not typed:
+        return list(_zones()[:limit])
+    first: list[str] = []
+    rest: list[str] = []
+    for z in _zones():
+        folded = z.casefold()
+        if folded.startswith(typed) or folded.rsplit("/", 1)[-1].startswith(typed):
+            first.append(z)
+        elif typed in folded:
+            rest.append(z)
+    return (first + rest)[:limit]
+
+
+def chunks(text: str, limit: int = MAX_CONTENT) -> list[str]:
+    """Split text into pieces Discord accepts, at line breaks where possible; never loses a character."""
+    if len(text) <= limit:
+        return [text]
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) > limit:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return [c.rstrip("\n") or "\u200b" for c in out]
+
+
+def _word(value: str, joiner: str) -> str:
+    """A typed option as one word of the command text (``America/New York`` → ``America/New_York``), so an
+    option's value never spills into the next option."""
+    return joiner.join(value.split())
+
+
+# ---------------------------------------------------------------------------------------------- buttons
+
+
+class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:)[a-z][a-z0-9-]*"):
+    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm`` …). Dynamic: it works on
+    any message, also after a restart, because the id says everything."""
+
+    def __init__(self, action_id: str, label: str = "", style: discord.ButtonStyle = discord.ButtonStyle.secondary):
+        super().__init__(discord.ui.Button(label=label[:80] or None, style=style, custom_id=action_id))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> _CoreButton:
+        button = item if isinstance(item, discord.ui.Button) else None
+        label = (button.label if button else None) or ""
+        style = button.style if button else discord.ButtonStyle.secondary
+        return cls(match.group(0), label, style)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if not isinstance(client, StudyClient):
+            return
+        try:
+            await client.frontend.serve_interaction(interaction, action=self.custom_id)
+        except Exception as e:
+            # Dynamic items have no on_error hook: report here, like the command tree does.
+            await client.frontend.report_error(interaction, e)
+
+
+class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>\d{1,18}):(?P<letter>[ABCD])"):
+    """An answer button on a question: ``sb:ans:<post id>:<letter>``."""
+
+
+def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for b in buttons[:25]:
+        style = _STYLES.get(b.style, discord.ButtonStyle.secondary)
+        if AnswerButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
+            item: discord.ui.Item[Any] = AnswerButton(b.action_id, b.label, style)
+        elif _CoreButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
+            item = _CoreButton(b.action_id, b.label, style)
+        else:  # not ours to route; shown, and a click is answered by nobody
+            item = discord.ui.Button(label=b.label[:80], style=style, custom_id=b.action_id[:100])
+        view.add_item(item)
+    return view
+
+
+def _files(attachments: Sequence[Attachment]) -> list[discord.File]:
+    return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+_ADMIN = discord.Permissions(manage_guild=True)
+
+
+class StudyCommands(app_commands.Group):
+    """`/study …`: every subcommand rebuilds the command text and hands it to the core.
+
+    Admin subgroups carry ``default_permissions(manage_guild=True)``; Discord applies default permissions
+    only to top-level commands, so the authoritative check is the core's, fed by ``is_admin``.
+    """
+
+    def __init__(self, frontend: DiscordFrontEnd) -> None:
+        super().__init__(name="study", description="Study for the technical project manager path together")
+        self.frontend = frontend
+
+    async def _run(self, interaction: discord.Interaction[Any], text: str, *, slow: bool = False) -> None:
+        await self.frontend.serve_interaction(interaction, text=text, slow=slow)
+
+    @app_commands.command(name="help", description="What studybot can do")
+    async def help_(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "help")
+
+    @app_commands.command(description="A question for you now (due reviews first)")
+    async def quiz(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "quiz")
+
+    @app_commands.command(description="Answer the last question shown to you here")
+    @app_commands.describe(letter="Your choice")
+    async def answer(self, interaction: discord.Interaction[Any], letter: Literal["A", "B", "C", "D"]) -> None:
+        await self._run(interaction, f"answer {letter}")
+
+    @app_commands.command(description="A tip for your current career step")
+    async def tip(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "tip")
+
+    @app_commands.command(description="The six career steps and where you stand; mark one done")
+    @app_commands.describe(done="Mark this step (1-6) done")
+    async def path(
+        self, interaction: discord.Interaction[Any], done: app_commands.Range[int, 1, 6] | None = None
+    ) -> None:
+        await self._run(interaction, "path" if done is None else f"path done {done}")
+
+    @app_commands.command(description="Answers, accuracy, streak and mastery per topic")
+    @app_commands.describe(member="Someone else's progress (default: yours)")
+    async def progress(self, interaction: discord.Interaction[Any], member: discord.User | None = None) -> None:
+        await self._run(interaction, "progress" if member is None else f"progress {member.id}", slow=True)
+
+    @app_commands.command(description="Top members; hide or show yourself")
+    @app_commands.describe(scope="This week (default), all time, or hide/show yourself")
+    async def leaderboard(
+        self, interaction: discord.Interaction[Any], scope: Literal["week", "all", "hide", "show"] | None = None
+    ) -> None:
+        await self._run(interaction, "leaderboard" if scope is None else f"leaderboard {scope}")
+
+    @app_commands.command(description="Spaced-repetition reviews due for you")
+    async def review(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "review")
+
+    @app_commands.command(description="Your own time zone, for streaks")
+    @app_commands.describe(zone="An IANA zone such as Europe/Berlin (empty: show yours)")
+    async def timezone(self, interaction: discord.Interaction[Any], zone: str | None = None) -> None:
+        await self._run(interaction, "timezone" if zone is None else f"timezone {_word(zone, '_')}")
+
+    @timezone.autocomplete("zone")
+    async def _zone_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=z, value=z) for z in match_zones(current)]
+
+    @app_commands.command(name="forget-me", description="Delete everything stored about you in this server")
+    async def forget_me(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "forget-me")
+
+    @app_commands.command(description="Admins: CSV of members' progress and per-question analytics")
+    async def export(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "export", slow=True)
+
+    schedule = app_commands.Group(
+        name="schedule", description="Admins: this channel's daily post schedule", default_permissions=_ADMIN
+    )
+
+    @schedule.command(name="show", description="This channel's schedule")
+    async def schedule_show(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule show")
+
+    @schedule.command(name="preview", description="The next 7 posts in local time")
+    async def schedule_preview(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule preview")
+
+    @schedule.command(name="set", description="Post here every chosen day at a local time")
+    @app_commands.describe(
+        time="24-hour local time, e.g. 09:30",
+        tz="IANA time zone, e.g. Europe/Berlin",
+        days="daily, mon-fri, weekends or a list like mon,wed,fri",
+        kind="What to post",
+        reveal="Reveal the answer after this many hours",
+    )
+    async def schedule_set(
+        self,
+        interaction: discord.Interaction[Any],
+        time: str,
+        tz: str | None = None,
+        days: str | None = None,
+        kind: Literal["question", "tip", "mix"] | None = None,
+        reveal: app_commands.Range[int, 1, 72] | None = None,
+    ) -> None:
+        text = f"schedule set {_word(time, '')}"
+        if tz is not None:
+            text += f" tz {_word(tz, '_')}"
+        if days is not None:
+            text += f" days {_word(days, '')}"
+        if kind is not None:
+            text += f" kind {kind}"
+        if reveal is not None:
+            text += f" reveal {reveal}"
+        await self._run(interaction, text)
+
+    @schedule_set.autocomplete("tz")
+    async def _tz_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=z, value=z) for z in match_zones(current)]
+
+    @schedule.command(name="pause", description="Stop posting here until resumed")
+    async def schedule_pause(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule pause")
+
+    @schedule.command(name="resume", description="Start posting here again")
+    async def schedule_resume(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule resume")
+
+    @schedule.command(name="skip", description="Skip the next scheduled post")
+    async def schedule_skip(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule skip")
+
+    @schedule.command(name="post-now", description="Post the next item here now")
+    async def schedule_post_now(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "schedule post-now")
+
+    content = app_commands.Group(name="content", description="Admins: the content pack", default_permissions=_ADMIN)
+
+    @content.command(name="list", description="What the loaded content pack holds")
+    async def content_list(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "content list")
+
+    @content.command(name="validate", description="Check the content folder without loading it")
+    async def content_validate(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "content validate")
+
+    @content.command(name="load", description="Reload the content pack (keeps the old one on errors)")
+    async def content_load(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "content load")
+
+
+#: Every `/study` subcommand path Discord knows, e.g. ``"schedule set"`` (for tests and docs).
+def command_paths(group: app_commands.Group) -> list[str]:
+    """The full names of the commands under ``group`` (``"quiz"``, ``"schedule set"`` …)."""
+    out: list[str] = []
+    for cmd in group.commands:
+        if isinstance(cmd, app_commands.Group):
+            out += [f"{cmd.name} {sub}" for sub in command_paths(cmd)]
+        else:
+            out.append(cmd.name)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+class _Tree(app_commands.CommandTree["StudyClient"]):
+    async def on_error(
+        self, interaction: discord.Interaction[StudyClient], error: app_commands.AppCommandError
+    ) -> None:
+        await self.client.frontend.report_error(interaction, getattr(error, "original", error))
+
+
+class StudyClient(discord.Client):
+    """The discord.py client: no privileged intents (guilds only), mentions off, commands in ``tree``."""
+
+    def __init__(self, frontend: DiscordFrontEnd, **options: Any) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), **options)
+        self.frontend = frontend
+        self.tree = _Tree(self)
+        self.tree.add_command(StudyCommands(frontend))
+
+    async def setup_hook(self) -> None:
+        # Registered before the gateway connects, so clicks on old messages work from the first event.
+        self.add_dynamic_items(AnswerButton, _CoreButton)
+        await self.frontend.sync_commands()
+
+    async def on_ready(self) -> None:
+        log.info("Discord: connected as %s to %d server(s)", self.user, len(self.guilds))
+        self.frontend.ready.set()
+
+
+class DiscordFrontEnd:
+    """Serves `/study` on Discord and posts for the core (`ChatGateway`).
+
+    ``guild_id`` syncs the commands to that one server (instant, for testing) instead of globally.
+    ``run`` raises `DiscordStartError` on a rejected token; ``post``/``edit`` raise `DeliveryError`.
+    """
+
+    platform = "discord"
+
+    def __init__(
+        self,
+        service: StudyService,
+        token: str,
+        *,
+        guild_id: int | None = None,
+        defer_after: float = DEFER_AFTER,
+        ready_timeout: float = 30.0,
+        **client_options: Any,
+    ) -> None:
+        self.service = service
+        self._token = token
+        self.guild_id = guild_id
+        self.defer_after = defer_after
+        self.ready_timeout = ready_timeout
+        self.ready = asyncio.Event()
+        self.client = StudyClient(self, **client_options)
+
+    @classmethod
+    def from_settings(cls, service: StudyService, settings: Settings, **client_options: Any) -> DiscordFrontEnd:
+        """Build from `Settings`; raises `DiscordStartError` when ``DISCORD_TOKEN`` is not set."""
+        if settings.discord_token is None:
+            raise DiscordStartError("DISCORD_TOKEN is not set")
+        return cls(
+            service, settings.discord_token.get_secret_value(), guild_id=settings.discord_guild, **client_options
+        )
+
+    # -------------------------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Log in, sync the commands, connect and serve until `close`. Raises `DiscordStartError` when
+        Discord rejects the token."""
+        try:
+            async with self.client:
+                await self.client.start(self._token)
+        except discord.LoginFailure:
+            raise DiscordStartError(
+                "Discord rejected DISCORD_TOKEN (401 Unauthorized). Copy a fresh token from the Developer "
+                "Portal (your app → Bot → Reset Token) into DISCORD_TOKEN."
+            ) from None
+        except discord.PrivilegedIntentsRequired:  # we ask for none; kept for a clear message if that changes
+            raise DiscordStartError("Discord refused a privileged intent; studybot needs none.") from None
+
+    async def close(self) -> None:
+        """Disconnect and close the HTTP session. Safe to call twice, or before `run`."""
+        await self.client.close()
+
+    async def sync_commands(self) -> None:
+        """Register `/study` globally, or in ``guild_id`` only (instant). Logs (does not raise) on failure:
+        commands synced earlier keep working."""
+        tree = self.client.tree
+        try:
+            if self.guild_id is not None:
+                guild = discord.Object(id=self.guild_id)
+                tree.copy_global_to(guild=guild)
+                synced = await tree.sync(guild=guild)
+                log.info("Discord: synced %d command(s) to server %s", len(synced), self.guild_id)
+            else:
+                synced = await tree.sync()
+                log.info("Discord: synced %d global command(s) (may take a while to show up)", len(synced))
+        except discord.Forbidden:
+            log.error(
+                "Discord: not allowed to register commands in server %s: invite the bot with the "
+                "applications.commands scope (studybot invite-url)",
+                self.guild_id,
+            )
+        except discord.HTTPException as e:
+            log.error("Discord: could not sync commands: %s %s", e.status, e.text)
+
+    # -------------------------------------------------------------------------------- interactions
+
+    def inbound(self, interaction: discord.Interaction[Any], *, text: str = "", action: str | None = None) -> Inbound:
+        """The core's view of an interaction. ``is_admin`` is Manage Server (or Administrator) in that channel."""
+        perms = interaction.permissions
+        user = interaction.user
+        return Inbound(
+            platform="discord",
+            group=str(interaction.guild_id),
+            channel=str(interaction.channel_id),
+            user=str(user.id),
+            user_name=user.display_name,
+            text=text,
+            action=action,
+            is_admin=bool(perms.manage_guild or perms.administrator),
+            group_name=interaction.guild.name if interaction.guild and interaction.guild.name else "",
+            channel_name=getattr(interaction.channel, "name", None) or "",
+        )
+
+    async def serve_interaction(
+        self, interaction: discord.Interaction[Any], *, text: str = "", action: str | None = None, slow: bool = False
+    ) -> None:
+        """Answer one command (``text``) or click (``action``): core call, then the replies. A reply not
+        ready within `defer_after` (or a slow command) is deferred first and followed up."""
+        if interaction.guild_id is None or interaction.channel_id is None:
+            await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
+            return
+        work = asyncio.ensure_future(self.service.handle(self.inbound(interaction, text=text, action=action)))
+        if slow:
+            await self._defer(interaction)
+        else:
+            done, _ = await asyncio.wait({work}, timeout=self.defer_after)
+            if not done:
+                await self._defer(interaction)
+        replies = await work
+        if any(r.slow for r in replies) and not interaction.response.is_done():
+            await self._defer(interaction)  # uploads go out as a follow-up, not inside the 3 s window
+        for reply in replies:
+            await self.send_reply(interaction, reply)
+
+    @staticmethod
+    async def _defer(interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        interaction.extras["sb_deferred"] = True
+
+    async def send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
+        """Send one `Reply`: as the response, as the edit of a deferred response, or as a follow-up.
+        Long text is split into several messages; buttons and files go with the last."""
+        parts = chunks(reply.text or "\u200b")
+        for i, text in enumerate(parts):
+            last = i == len(parts) - 1
+            view = _view(reply.buttons) if last else None
+            files = _files(reply.attachments) if last else []
+            extra: dict[str, Any] = {}
+            if view is not None:
+                extra["view"] = view
+            if not interaction.response.is_done():
+                await interaction.response.send_message(text, ephemeral=reply.private, files=files, **extra)
+            elif interaction.extras.get("sb_deferred") and not interaction.extras.get("sb_original"):
+                interaction.extras["sb_original"] = True
+                await interaction.edit_original_response(content=text, attachments=files, **extra)
+            else:
+                await interaction.followup.send(text, ephemeral=reply.private, files=files, **extra)
+
+    async def report_error(self, interaction: discord.Interaction[Any], error: BaseException) -> None:
+        """Log an unexpected error with its traceback and tell the member privately (never the details)."""
+        command = interaction.command.qualified_name if interaction.command else "button"
+        log.error(
+            "Discord: error in %s (interaction %s, user %s)",
+            command,
+            interaction.id,
+            interaction.user.id,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        if interaction.type is discord.InteractionType.autocomplete:
+            return
+        try:
+            if not interaction.response.is_done():
+                await interaction.response.send_message(ERROR_TEXT, ephemeral=True)
+            elif interaction.extras.get("sb_deferred") and not interaction.extras.get("sb_original"):
+                interaction.extras["sb_original"] = True
+                await interaction.edit_original_response(content=ERROR_TEXT)
+            else:
+                await interaction.followup.send(ERROR_TEXT, ephemeral=True)
+        except Exception:
+            log.warning("Discord: could not tell the member about the error", exc_info=True)
+
+    # -------------------------------------------------------------------------------- ChatGateway
+
+    async def _connected(self) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), self.ready_timeout)
+        except TimeoutError:
+            raise DeliveryError("not connected to Discord yet", retryable=True) from None
+        if self.client.is_closed():
+            raise DeliveryError("the Discord client is closed", retryable=True)
+
+    async def post(self, post: Post) -> SentMessage:
+        """Post to a channel (``post.channel`` is its id) with the buttons and files. Raises `DeliveryError`:
+        ``forbidden`` for Missing Access or an unknown channel, ``retryable`` for 5xx and network errors.
+        429s are waited out by discord.py."""
+        cid = _channel_id(post.channel)
+        await self._connected()
+        text = post.text if len(post.text) <= MAX_CONTENT else post.text[: MAX_CONTENT - 1] + "…"
+        if text != post.text:
+            log.warning("Discord: post to channel %s cut to %d characters", cid, MAX_CONTENT)
+        try:
+            channel = self.client.get_channel(cid) or await self.client.fetch_channel(cid)
+            if not isinstance(channel, discord.abc.Messageable):
+                raise DeliveryError(f"Discord channel {cid} is not a text channel", retryable=False, forbidden=True)
+            extra: dict[str, Any] = {}
+            view = _view(post.buttons)
+            if view is not None:
+                extra["view"] = view
+            message = await channel.send(text, files=_files(post.attachments), **extra)
+        except DeliveryError:
+            raise
+        except Exception as e:
+            raise _delivery_error(e, f"post to channel {cid}") from e
+        return SentMessage(post.channel, str(message.id))
+
+    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+        """Replace a posted message's text and buttons (none: buttons removed). Raises `DeliveryError`."""
+        cid = _channel_id(channel)
+        if not message_id.isdigit():
+            raise DeliveryError(f"{message_id!r} is not a Discord message id", retryable=False)
+        await self._connected()
+        text = text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+        try:
+            message = self.client.get_partial_messageable(cid).get_partial_message(int(message_id))
+            await message.edit(content=text, view=_view(buttons))
+        except Exception as e:
+            raise _delivery_error(e, f"edit message {message_id} in channel {cid}") from e
+
+
+def _channel_id(channel: str) -> int:
+    if not channel.isdigit():
+        raise DeliveryError(f"{channel!r} is not a Discord channel id", retryable=False)
+    return int(channel)
+
+
+def _delivery_error(e: Exception, what: str) -> DeliveryError:
+    """Map a discord.py/network failure to the core's `DeliveryError`."""
+    if isinstance(e, discord.Forbidden):
+        return DeliveryError(f"{what}: no access ({e.text or 'Missing Access'})", retryable=False, forbidden=True)
+    if isinstance(e, discord.NotFound):
+        unknown_channel = e.code == 10003
+        return DeliveryError(f"{what}: not found ({e.text})", retryable=False, forbidden=unknown_channel)
+    if isinstance(e, discord.RateLimited):
+        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=e.retry_after)
+    if isinstance(e, discord.DiscordServerError):
+        return DeliveryError(f"{what}: Discord error {e.status}", retryable=True)
+    if isinstance(e, discord.HTTPException):
+        return DeliveryError(f"{what}: rejected ({e.status} {e.text})", retryable=e.status >= 500)
+    if isinstance(e, aiohttp.ClientError | OSError | TimeoutError):
+        return DeliveryError(f"{what}: network error ({type(e).__name__})", retryable=True)
+    return DeliveryError(f"{what}: {type(e).__name__}", retryable=False)

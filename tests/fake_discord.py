@@ -1,0 +1,792 @@
+"""A loopback fake Discord (REST + gateway) that the unmodified discord.py client talks to.
+
+Self-contained (aiohttp + discord.py only) so that tests and benchmarks can share it::
+
+    async with FakeDiscord(rate_limit_per_s=50) as fake:   # starts on 127.0.0.1 and points discord.py at it
+        ...                                                # run a discord.py client with fake.token
+        iid = await fake.dispatch_interaction(fake.slash("quiz"))
+        cb = await fake.callback(iid)                      # the interaction callback it POSTed
+
+What it does (see /work/shared/platform-testing.md for why each detail matters):
+
+- REST under ``/api/v10``: ``users/@me``, ``oauth2/applications/@me``, command sync (``PUT``), channel
+  messages (create, edit), ``GET channels/{id}``, interaction callbacks (``?with_response=1`` bodies),
+  webhook follow-ups and ``@original`` edits. JSON is served as exactly ``application/json``.
+- A gateway on ``/gateway``: HELLO, heartbeat ACK, READY and one GUILD_CREATE per guild on IDENTIFY,
+  RESUMED on RESUME, then whatever the test dispatches. Frames are TEXT (no zlib).
+- Every REST request is recorded (`requests`), with JSON or ``payload_json`` bodies and uploaded files.
+- Faults: `fail` queues responses (429 with ``Via`` + ``retry_after``, 403 Missing Access, 5xx) for matching
+  requests; `forbid` denies a channel for good; ``rate_limit_per_s`` answers requests past that many per
+  second with a global 429 (with ``Via``), the way Discord's 50 req/s limit does. Interaction callbacks and
+  webhooks are exempt from the rate limit, as on Discord.
+- Ack latency: the time from dispatching an ``INTERACTION_CREATE`` to receiving its callback
+  (`ack_latencies`).
+
+Only one fake can be installed at a time: discord.py's REST base and gateway URL are class attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import WSMsgType, web
+
+API = "/api/v10"
+EPHEMERAL = 64
+LOADING = 128
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """A guild member as the fake presents it in interactions."""
+
+    id: int
+    name: str
+    permissions: int = int(discord.Permissions(view_channel=True, send_messages=True).value)
+
+    def user(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "global_name": self.name,
+            "discriminator": "0",
+            "avatar": None,
+        }
+
+    def member(self) -> dict[str, Any]:
+        return {
+            "user": self.user(),
+            "nick": None,
+            "roles": [],
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "permissions": str(self.permissions),
+        }
+
+
+#: Manage Server: what studybot's admin commands need.
+ADMIN_PERMISSIONS = int(discord.Permissions(view_channel=True, send_messages=True, manage_guild=True).value)
+
+
+@dataclass
+class Recorded:
+    """One REST request as the fake saw it, and how it answered."""
+
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any
+    files: list[tuple[str, bytes]]
+    status: int
+    at: float  # time.perf_counter() on arrival
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """A queued fault: the next ``times`` requests matching ``method`` and ``path`` get ``status``."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    times: int = 1
+    retry_after: float = 0.05
+    via: bool = True
+    code: int = 0
+    message: str = ""
+
+
+@dataclass
+class Guild:
+    id: int
+    name: str
+    channels: dict[int, str]
+
+
+class FakeDiscord:
+    """A fake Discord on 127.0.0.1. `start`/`stop` (or ``async with``), then dispatch events.
+
+    ``rate_limit_per_s``: at most this many REST requests (outside interactions/webhooks) per rolling second;
+    the rest get a global 429 with a ``Via`` header and ``retry_after``.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        app_id: int = 710000000000000001,
+        bot_id: int = 710000000000000002,
+        rate_limit_per_s: float | None = None,
+        install: bool = True,
+    ) -> None:
+        self.token = token
+        self.app_id = app_id
+        self.bot_id = bot_id
+        self.rate_limit_per_s = rate_limit_per_s
+        self._install = install
+        self.guilds: dict[int, Guild] = {}
+        self.requests: list[Recorded] = []
+        self.messages: dict[int, dict[str, Any]] = {}  # every message the bot created, by id
+        self.commands: dict[int | None, list[dict[str, Any]]] = {}  # synced commands by guild (None: global)
+        self.faults: list[Fault] = []
+        self.forbidden_channels: set[int] = set()
+        self.rate_limited = 0  # how many 429s the rate limiter gave
+        self.identifies: list[dict[str, Any]] = []
+        self._ids = itertools.count(900000000000000000)
+        self._window: deque[float] = deque()
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._identified: set[web.WebSocketResponse] = set()
+        self._seq = itertools.count(1)
+        self._dispatched: dict[int, float] = {}
+        self._acked: dict[int, float] = {}
+        self._tokens: dict[int, str] = {}
+        self._channel_of: dict[int, int] = {}
+        self._cond: asyncio.Condition | None = None
+        self._runner: web.AppRunner | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+        self.port = 0
+        self.add_guild(810000000000000001, "Study Hall", {820000000000000001: "general", 820000000000000002: "quiz"})
+
+    # ------------------------------------------------------------------ set-up
+
+    def add_guild(self, guild_id: int, name: str, channels: dict[int, str]) -> Guild:
+        """Add a guild (with text channels ``{id: name}``); it is sent in READY/GUILD_CREATE on IDENTIFY."""
+        g = Guild(guild_id, name, dict(channels))
+        self.guilds[guild_id] = g
+        return g
+
+    @property
+    def guild(self) -> Guild:
+        """The first guild (the default ``Study Hall``)."""
+        return next(iter(self.guilds.values()))
+
+    @property
+    def channel_id(self) -> int:
+        return next(iter(self.guild.channels))
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float = 0.05,
+        via: bool = True,
+        code: int = 0,
+        message: str = "",
+    ) -> Fault:
+        """Answer the next ``times`` requests whose path (without ``/api/v10``) fully matches the regex
+        ``path`` with ``status``. A 429 carries ``retry_after`` (and a ``Via`` header unless ``via=False``)."""
+        f = Fault(method.upper(), re.compile(path), status, times, retry_after, via, code, message)
+        self.faults.append(f)
+        return f
+
+    def forbid(self, channel_id: int) -> None:
+        """Posting to (or fetching) this channel answers 403 Missing Access from now on."""
+        self.forbidden_channels.add(channel_id)
+
+    @property
+    def rest_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (a free port) and, unless ``install=False``, point discord.py here."""
+        self._cond = asyncio.Condition()
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", API + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self._install:
+            self.install()
+
+    def install(self) -> None:
+        """Point discord.py's REST base and gateway URL at this fake (undone by `uninstall`/`stop`)."""
+        if self._saved is None:
+            self._saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        discord.http.Route.BASE = self.rest_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+            self._saved = None
+
+    async def stop(self) -> None:
+        """Close every gateway connection and the server; restore discord.py's URLs."""
+        self.uninstall()
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ waiting
+
+    async def _notify(self) -> None:
+        assert self._cond is not None
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 5.0) -> Any:
+        """Wait until ``predicate()`` returns something truthy (re-checked after each request); return it.
+        Raises `TimeoutError` after ``within`` seconds."""
+        assert self._cond is not None
+        cond = self._cond
+
+        async def waiter() -> Any:
+            async with cond:
+                result = predicate()
+                while not result:
+                    await cond.wait()
+                    result = predicate()
+                return result
+
+        return await asyncio.wait_for(waiter(), within)
+
+    def find(self, method: str, path: str, *, status: int | None = None) -> list[Recorded]:
+        """Recorded requests with this method whose path fully matches the regex ``path``."""
+        rx = re.compile(path)
+        return [
+            r
+            for r in self.requests
+            if r.method == method.upper() and rx.fullmatch(r.path) and (status is None or r.status == status)
+        ]
+
+    async def wait_identified(self, count: int = 1, within: float = 5.0) -> None:
+        """Wait until ``count`` gateway sessions have identified."""
+        await self.wait_for(lambda: len(self._identified) >= count, within)
+
+    # ------------------------------------------------------------------ interactions
+
+    def slash(
+        self,
+        path: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+        guild_id: int | None = None,
+        command: str = "study",
+        focused: str | None = None,
+    ) -> dict[str, Any]:
+        """An ``INTERACTION_CREATE`` payload for ``/<command> <path> options…`` (``path`` like
+        ``"schedule set"``). Option values: str → string, bool → boolean, int → integer, `FakeUser` → user
+        (with ``resolved`` data). ``focused`` makes it an autocomplete (type 4) for that option."""
+        user = user or FakeUser(830000000000000001, "alice")
+        opts: list[dict[str, Any]] = []
+        resolved: dict[str, Any] = {}
+        for name, value in (options or {}).items():
+            if isinstance(value, FakeUser):
+                opts.append({"name": name, "type": 6, "value": str(value.id)})
+                resolved.setdefault("users", {})[str(value.id)] = value.user()
+                m = value.member()
+                m.pop("user")
+                resolved.setdefault("members", {})[str(value.id)] = m
+            elif isinstance(value, bool):
+                opts.append({"name": name, "type": 5, "value": value})
+            elif isinstance(value, int):
+                opts.append({"name": name, "type": 4, "value": value})
+            else:
+                opts.append({"name": name, "type": 3, "value": str(value)})
+            if focused == name:
+                opts[-1]["focused"] = True
+        words = path.split()
+        for i, word in enumerate(reversed(words)):
+            # the innermost word is a subcommand (1); any word around it is a subcommand group (2)
+            opts = [{"name": word, "type": 1 if i == 0 else 2, "options": opts}]
+        data: dict[str, Any] = {"id": "840000000000000001", "name": command, "type": 1, "options": opts}
+        if resolved:
+            data["resolved"] = resolved
+        return self._interaction(4 if focused else 2, data, user, channel_id, guild_id)
+
+    def click(
+        self,
+        custom_id: str,
+        message: dict[str, Any],
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+        guild_id: int | None = None,
+    ) -> dict[str, Any]:
+        """An ``INTERACTION_CREATE`` payload for clicking the button ``custom_id`` on ``message`` (a message
+        the bot created, e.g. from `messages` or `message_of`)."""
+        user = user or FakeUser(830000000000000001, "alice")
+        data = {"custom_id": custom_id, "component_type": 2}
+        ch = channel_id or int(message.get("channel_id") or self.channel_id)
+        payload = self._interaction(3, data, user, ch, guild_id)
+        payload["message"] = message
+        return payload
+
+    def _interaction(
+        self, itype: int, data: dict[str, Any], user: FakeUser, channel_id: int | None, guild_id: int | None
+    ) -> dict[str, Any]:
+        gid = guild_id or self.guild.id
+        cid = channel_id or next(iter(self.guilds[gid].channels))
+        iid = next(self._ids)
+        token = f"itoken-{iid}"
+        self._tokens[iid] = token
+        self._channel_of[iid] = cid
+        return {
+            "id": str(iid),
+            "application_id": str(self.app_id),
+            "type": itype,
+            "data": data,
+            "guild_id": str(gid),
+            "guild": {"id": str(gid), "locale": "en-US", "features": []},
+            "channel_id": str(cid),
+            "channel": self._channel_obj(gid, cid),
+            "member": user.member(),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(discord.Permissions.all_channel().value),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(gid)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a DISPATCH (op 0) event to every identified gateway session."""
+        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        for ws in list(self._identified):
+            if not ws.closed:
+                await ws.send_str(frame)
+
+    async def dispatch_interaction(self, payload: dict[str, Any]) -> int:
+        """Dispatch an ``INTERACTION_CREATE``; returns its id. The ack latency clock starts here."""
+        iid = int(payload["id"])
+        self._dispatched[iid] = time.perf_counter()
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+    async def callback(self, iid: int, within: float = 5.0) -> Recorded:
+        """The interaction callback (the first response) for interaction ``iid``, waiting for it."""
+        rx = re.compile(rf"/interactions/{iid}/[^/]+/callback")
+        found: Recorded = await self.wait_for(
+            lambda: next((r for r in self.requests if r.method == "POST" and rx.fullmatch(r.path)), None), within
+        )
+        return found
+
+    async def followups(self, iid: int, count: int = 1, within: float = 5.0) -> list[Recorded]:
+        """Follow-up requests (webhook POSTs and ``@original`` edits) for interaction ``iid``."""
+        token = self._tokens[iid]
+        rx = re.compile(rf"/webhooks/{self.app_id}/{re.escape(token)}(/messages/.*)?")
+
+        def found() -> list[Recorded] | None:
+            got = [r for r in self.requests if r.method in ("POST", "PATCH") and rx.fullmatch(r.path)]
+            return got if len(got) >= count else None
+
+        result: list[Recorded] = await self.wait_for(found, within)
+        return result
+
+    def message_of(self, recorded: Recorded) -> dict[str, Any]:
+        """The message the fake created for a callback/follow-up/post it answered."""
+        mid = recorded.headers.get("x-fake-message-id")
+        if mid is None:
+            raise KeyError("that request created no message")
+        return self.messages[int(mid)]
+
+    def channel_messages(self, channel_id: int) -> list[dict[str, Any]]:
+        """Messages the bot posted to a channel with ``POST /channels/{id}/messages``, oldest first."""
+        return [m for m in self.messages.values() if m["channel_id"] == str(channel_id) and m.get("_via") == "channel"]
+
+    def ack_latencies(self) -> list[float]:
+        """Seconds from each dispatched interaction to its callback, for those acknowledged so far."""
+        return [self._acked[i] - self._dispatched[i] for i in self._acked if i in self._dispatched]
+
+    async def reconnect(self) -> None:
+        """Ask every session to reconnect (op 7), exercising discord.py's resume path."""
+        for ws in list(self._identified):
+            await ws.send_str(json.dumps({"op": 7, "d": None}))
+
+    # ------------------------------------------------------------------ objects
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": str(self.bot_id),
+            "username": "studybot",
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": True,
+            "verified": True,
+            "flags": 0,
+            "mfa_enabled": False,
+        }
+
+    def _channel_obj(self, gid: int, cid: int) -> dict[str, Any]:
+        name = self.guilds[gid].channels.get(cid, f"channel-{cid}")
+        return {
+            "id": str(cid),
+            "type": 0,
+            "guild_id": str(gid),
+            "name": name,
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+        }
+
+    def _guild_of(self, cid: int) -> int | None:
+        return next((g.id for g in self.guilds.values() if cid in g.channels), None)
+
+    def _guild_create(self, g: Guild) -> dict[str, Any]:
+        return {
+            "id": str(g.id),
+            "name": g.name,
+            "icon": None,
+            "owner_id": "830000000000000099",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "roles": [
+                {
+                    "id": str(g.id),
+                    "name": "@everyone",
+                    "permissions": str(discord.Permissions(view_channel=True, send_messages=True).value),
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [self._channel_obj(g.id, cid) for cid in g.channels],
+            "threads": [],
+            "members": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "joined_at": "2026-01-01T00:00:00+00:00",
+        }
+
+    def _new_message(self, channel_id: int, body: dict[str, Any], files: list[tuple[str, bytes]], via: str) -> dict:
+        mid = next(self._ids)
+        gid = self._guild_of(channel_id)
+        msg: dict[str, Any] = {
+            "id": str(mid),
+            "channel_id": str(channel_id),
+            "author": self._bot_user(),
+            "content": body.get("content") or "",
+            "timestamp": "2026-11-23T12:00:00+00:00",
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [
+                {"id": str(next(self._ids)), "filename": name, "size": len(data), "url": "", "proxy_url": ""}
+                for name, data in files
+            ],
+            "embeds": body.get("embeds") or [],
+            "pinned": False,
+            "type": 0,
+            "flags": int(body.get("flags") or 0),
+            "components": body.get("components") or [],
+            "_via": via,
+            "_files": files,
+        }
+        if gid is not None:
+            msg["guild_id"] = str(gid)
+        self.messages[mid] = msg
+        return msg
+
+    @staticmethod
+    def _public(msg: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in msg.items() if not k.startswith("_")}
+
+    def _edit(self, msg: dict[str, Any], body: dict[str, Any], files: list[tuple[str, bytes]]) -> dict[str, Any]:
+        for key in ("content", "components", "embeds", "flags"):
+            if key in body:
+                msg[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        if files:
+            msg["_files"] = files
+            msg["attachments"] = [
+                {"id": str(next(self._ids)), "filename": n, "size": len(d), "url": "", "proxy_url": ""}
+                for n, d in files
+            ]
+        msg["edited_timestamp"] = "2026-11-23T12:00:01+00:00"
+        return msg
+
+    # ------------------------------------------------------------------ gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                op = frame.get("op")
+                if op == 1:
+                    await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2:
+                    self.identifies.append(frame["d"])
+                    await self._ready(ws)
+                elif op == 6:
+                    await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}}))
+                    self._identified.add(ws)
+                    await self._notify()
+        finally:
+            self._sockets.discard(ws)
+            self._identified.discard(ws)
+        return ws
+
+    async def _ready(self, ws: web.WebSocketResponse) -> None:
+        ready = {
+            "v": 10,
+            "user": self._bot_user(),
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "session_id": f"session-{next(self._ids)}",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.app_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+        }
+        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
+        for g in self.guilds.values():
+            await ws.send_str(
+                json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild_create(g)})
+            )
+        self._identified.add(ws)
+        await self._notify()
+
+    # ------------------------------------------------------------------ REST
+
+    @staticmethod
+    def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        # Exactly "application/json": discord.py compares the header for equality.
+        h = {"Content-Type": "application/json", **(headers or {})}
+        return web.Response(body=json.dumps(body).encode(), status=status, headers=h)
+
+    def _error(self, status: int, message: str, code: int = 0) -> web.Response:
+        return self._json({"message": message, "code": code}, status)
+
+    def _429(self, retry_after: float, *, is_global: bool, via: bool = True) -> web.Response:
+        headers = {
+            "Retry-After": str(max(1, math.ceil(retry_after))),
+            "X-RateLimit-Scope": "global" if is_global else "user",
+        }
+        if via:
+            headers["Via"] = "1.1 google"
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global, "code": 0}
+        return self._json(body, 429, headers)
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        at = time.perf_counter()
+        path = "/" + request.match_info["tail"]
+        body: Any = None
+        files: list[tuple[str, bytes]] = []
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            for key, value in form.items():
+                if key == "payload_json":
+                    body = json.loads(str(value))
+                elif isinstance(value, web.FileField):
+                    files.append((value.filename, value.file.read()))
+        elif request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw else None
+        rec = Recorded(request.method, path, dict(request.query), body, files, 0, at)
+        try:
+            resp = self._route(request, rec)
+        except Exception as e:  # a bug in the fake must show up, not hang the client
+            resp = self._error(500, f"fake discord error: {e!r}")
+        rec.status = resp.status
+        rec.headers = {k.lower(): v for k, v in resp.headers.items()}
+        self.requests.append(rec)
+        await self._notify()
+        return resp
+
+    def _rate_limited(self, rec: Recorded) -> web.Response | None:
+        if self.rate_limit_per_s is None or rec.path.startswith(("/interactions/", "/webhooks/")):
+            return None
+        now = rec.at
+        while self._window and now - self._window[0] >= 1.0:
+            self._window.popleft()
+        if len(self._window) >= self.rate_limit_per_s:
+            self.rate_limited += 1
+            return self._429(max(0.001, 1.0 - (now - self._window[0])), is_global=True)
+        self._window.append(now)
+        return None
+
+    def _fault(self, rec: Recorded) -> web.Response | None:
+        for f in self.faults:
+            if f.times > 0 and f.method == rec.method and f.path.fullmatch(rec.path):
+                f.times -= 1
+                if f.status == 429:
+                    return self._429(f.retry_after, is_global=False, via=f.via)
+                if f.status == 403:
+                    return self._error(403, f.message or "Missing Access", f.code or 50001)
+                return self._error(f.status, f.message or f"{f.status}: injected fault", f.code)
+        return None
+
+    def _route(self, request: web.Request, rec: Recorded) -> web.Response:
+        p, m, body = rec.path, rec.method, rec.json or {}
+        exempt = p.startswith(("/interactions/", "/webhooks/"))
+        if not exempt and request.headers.get("Authorization") != f"Bot {self.token}":
+            return self._error(401, "401: Unauthorized")
+        limited = self._rate_limited(rec) or self._fault(rec)
+        if limited is not None:
+            return limited
+        if m == "GET" and p == "/users/@me":
+            return self._json(self._bot_user())
+        if m == "GET" and p == "/oauth2/applications/@me":
+            return self._json(
+                {
+                    "id": str(self.app_id),
+                    "name": "studybot",
+                    "icon": None,
+                    "description": "",
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": {"id": "830000000000000099", "username": "owner", "discriminator": "0", "avatar": None},
+                    "verify_key": "00",
+                    "flags": 0,
+                }
+            )
+        if m == "GET" and p in ("/gateway", "/gateway/bot"):
+            return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": {}})
+        cmds = re.fullmatch(rf"/applications/{self.app_id}(?:/guilds/(\d+))?/commands", p)
+        if cmds and m == "PUT":
+            gid = int(cmds.group(1)) if cmds.group(1) else None
+            out = []
+            for c in body:
+                c = {**c, "id": str(next(self._ids)), "application_id": str(self.app_id), "version": "1"}
+                if gid:
+                    c["guild_id"] = str(gid)
+                out.append(c)
+            self.commands[gid] = out
+            return self._json(out)
+        if cmds and m == "GET":
+            gid = int(cmds.group(1)) if cmds.group(1) else None
+            return self._json(self.commands.get(gid, []))
+        ch = re.fullmatch(r"/channels/(\d+)(/messages(?:/(\d+))?)?", p)
+        if ch:
+            cid = int(ch.group(1))
+            gid = self._guild_of(cid)
+            if cid in self.forbidden_channels:
+                return self._error(403, "Missing Access", 50001)
+            if gid is None:
+                return self._error(404, "Unknown Channel", 10003)
+            if ch.group(2) is None and m == "GET":
+                return self._json(self._channel_obj(gid, cid))
+            if ch.group(3) is None and m == "POST":
+                msg = self._new_message(cid, body, rec.files, "channel")
+                return self._json(self._public(msg), headers={"X-Fake-Message-Id": msg["id"]})
+            if ch.group(3) is not None and m == "PATCH":
+                found = self.messages.get(int(ch.group(3)))
+                if found is None or found["channel_id"] != str(cid):
+                    return self._error(404, "Unknown Message", 10008)
+                self._edit(found, body, rec.files)
+                return self._json(self._public(found), headers={"X-Fake-Message-Id": found["id"]})
+        cb = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", p)
+        if cb and m == "POST":
+            return self._interaction_callback(int(cb.group(1)), body, rec)
+        wh = re.fullmatch(rf"/webhooks/{self.app_id}/([^/]+)(?:/messages/(@original|\d+))?", p)
+        if wh:
+            return self._webhook(wh.group(1), wh.group(2), m, body, rec)
+        return self._error(404, "404: Not Found")
+
+    def _interaction_callback(self, iid: int, body: dict[str, Any], rec: Recorded) -> web.Response:
+        self._acked.setdefault(iid, rec.at)
+        rtype = int(body.get("type", 0))
+        data = body.get("data") or {}
+        interaction: dict[str, Any] = {"id": str(iid), "type": 2}
+        resource: dict[str, Any] = {"type": rtype}
+        headers: dict[str, str] = {}
+        if rtype in (4, 5):
+            flags = int(data.get("flags") or 0) | (LOADING if rtype == 5 else 0)
+            cid = int(self._channel_for_token(iid))
+            msg = self._new_message(cid, {**data, "flags": flags}, rec.files, f"interaction:{iid}")
+            msg["_interaction"] = iid
+            interaction |= {
+                "response_message_id": msg["id"],
+                "response_message_loading": rtype == 5,
+                "response_message_ephemeral": bool(flags & EPHEMERAL),
+            }
+            resource["message"] = self._public(msg)
+            headers["X-Fake-Message-Id"] = msg["id"]
+        return self._json({"interaction": interaction, "resource": resource}, headers=headers)
+
+    def _channel_for_token(self, iid: int) -> int:
+        return self._channel_of.get(iid, self.channel_id)
+
+    def _webhook(self, token: str, which: str | None, method: str, body: dict[str, Any], rec: Recorded) -> web.Response:
+        iid = next((i for i, t in self._tokens.items() if t == token), None)
+        if iid is None:
+            return self._error(404, "Unknown Webhook", 10015)
+        if which is None and method == "POST":
+            msg = self._new_message(self._channel_for_token(iid), body, rec.files, f"followup:{iid}")
+            return self._json(self._public(msg), headers={"X-Fake-Message-Id": msg["id"]})
+        if which is not None and method == "PATCH":
+            if which == "@original":
+                found = next((x for x in self.messages.values() if x.get("_interaction") == iid), None)
+            else:
+                found = self.messages.get(int(which))
+            if found is None:
+                return self._error(404, "Unknown Message", 10008)
+            # an edit keeps the ephemeral flag and ends the "thinking…" state
+            body = {**body, "flags": int(found["flags"]) & ~LOADING}
+            self._edit(found, body, rec.files)
+            return self._json(self._public(found), headers={"X-Fake-Message-Id": found["id"]})
+        return self._error(405, "405: Method Not Allowed")
