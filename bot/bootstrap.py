@@ -100,6 +100,10 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
         from bot.adapters.discord_adapter import DiscordFrontEnd
 
         frontends.append(DiscordFrontEnd.from_settings(app.service, app.settings))
+    if app.settings.slack_enabled:
+        from bot.adapters.slack_adapter import SlackAdapter
+
+        frontends.append(SlackAdapter(app.service, app.settings))
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter
 

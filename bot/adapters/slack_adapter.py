@@ -1,0 +1,487 @@
+"""The Slack front end: one `/study` command and Block Kit answer buttons, served by slack-bolt.
+
+Two translations and a thin I/O shell (the core decides everything):
+- a `/study` command or a button click -> `Inbound` -> `StudyService.handle` -> `Reply` list -> `respond()`
+  through the request's ``response_url`` (private replies ephemeral, public ones in the channel) and
+  file uploads for attachments;
+- `Post` -> ``chat.postMessage`` / ``chat.update`` for the core's own posts (`ChatGateway`).
+
+HTTP mode (bot token + signing secret) serves ``/slack/events``; Socket Mode (bot token + app token)
+holds a websocket instead. Every request is acknowledged at once; the work runs afterwards in a task
+this adapter tracks, so `close()` can let it finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage
+from bot.core.ports import DeliveryError
+from bot.core.service import StudyService
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+COMMAND = "/study"
+#: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
+ACTION_PATTERN = re.compile(r"^sb:")
+#: Slack refuses a section text longer than this, and a message with more than 50 blocks.
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+ADMIN_TTL = 600.0
+#: Errors that mean the bot cannot reach the channel: retrying will not help, an admin must act.
+FORBIDDEN_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "missing_scope",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_non_threadable_channel",
+        "ekm_access_denied",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+    }
+)
+FOREIGN_TEAM_TEXT = (
+    "This studybot is installed for another Slack workspace, so it cannot serve yours. "
+    "Nothing was recorded. Ask your workspace admin to install studybot there."
+)
+
+# ---------------------------------------------------------------- rendering (pure)
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+
+
+def mrkdwn(text: str) -> str:
+    """The core's light markdown as Slack mrkdwn: ``**bold**`` -> ``*bold*``; ``&``, ``<`` and ``>``
+    escaped so that e.g. ``<A|B|C|D>`` in a usage line is shown, not read as a link."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BOLD.sub(r"*\1*", text)
+
+
+def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Split on line breaks into pieces of at most ``limit`` characters (hard-splitting long lines)."""
+    out: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            out.append(current)
+            current = line
+        else:
+            current = candidate
+    if current.strip():
+        out.append(current)
+    return out
+
+
+def button_element(button: Button) -> dict[str, Any]:
+    """One Block Kit button; ``action_id`` and ``value`` both carry the core's action id."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": button.label[:75], "emoji": True},
+        "action_id": button.action_id,
+        "value": button.action_id,
+    }
+    # Slack knows only "primary" (green) and "danger" (red); anything else is the default style.
+    if button.style in ("primary", "danger"):
+        element["style"] = button.style
+    elif button.style == "success":
+        element["style"] = "primary"
+    return element
+
+
+def blocks_for(text: str, buttons: Sequence[Button] = ()) -> list[dict[str, Any]]:
+    """Section blocks for already-converted mrkdwn ``text`` plus one actions block for the buttons."""
+    room = MAX_BLOCKS - (1 if buttons else 0)
+    sections = _chunks(text)[:room]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
+    if buttons:
+        # An actions block holds at most 25 elements; the core sends at most a handful.
+        blocks.append(
+            {"type": "actions", "block_id": "sb-buttons", "elements": [button_element(b) for b in buttons][:25]}
+        )
+    return blocks
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _error_code(e: SlackApiError) -> str:
+    data = getattr(e.response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def delivery_error(e: Exception, what: str) -> DeliveryError:
+    """Map a Web API failure to the core's `DeliveryError` (after the client's own retries)."""
+    if isinstance(e, SlackApiError):
+        status = int(getattr(e.response, "status_code", 0) or 0)
+        code = _error_code(e)
+        if code in FORBIDDEN_ERRORS:
+            return DeliveryError(f"{what}: {code}", retryable=False, forbidden=True)
+        if status == 429 or code == "ratelimited":
+            headers = getattr(e.response, "headers", {}) or {}
+            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            if isinstance(retry_after, list):
+                retry_after = retry_after[0] if retry_after else None
+            try:
+                hint = float(retry_after) if retry_after is not None else None
+            except ValueError:
+                hint = None
+            return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=hint)
+        if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+            return DeliveryError(f"{what}: Slack server error {status} {code}".strip(), retryable=True)
+        return DeliveryError(f"{what}: {code or f'HTTP {status}'}", retryable=False)
+    # Connection trouble and timeouts: the next attempt may well work.
+    return DeliveryError(f"{what}: {type(e).__name__}: {e}", retryable=True)
+
+
+# ---------------------------------------------------------------- the adapter
+
+
+@dataclass(frozen=True, slots=True)
+class _Who:
+    admin: bool
+    name: str
+    expires: float
+
+
+class SlackAdapter:
+    """The Slack front end and `ChatGateway` (``platform = "slack"``).
+
+    Nothing happens in ``__init__``; `start` checks the bot token (``auth.test``) and opens the HTTP
+    listener or the Socket Mode connection, `run` serves until `close`. ``http_port=0`` picks a free
+    port (tests); `port` tells which one was bound. Raises ``ValueError`` in ``__init__`` when the
+    settings lack a bot token, or lack both a signing secret and an app token.
+    """
+
+    platform = "slack"
+
+    def __init__(
+        self,
+        service: StudyService,
+        settings: Settings,
+        *,
+        http_host: str | None = None,
+        http_port: int | None = None,
+        admin_ttl: float = ADMIN_TTL,
+        rate_limit_retries: int = 3,
+        server_error_retries: int = 2,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        self.service = service
+        self.settings = settings
+        self.socket_mode = settings.slack_app_token is not None
+        signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        if not self.socket_mode and not signing_secret:
+            raise ValueError("Slack over HTTP needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
+        self.http_host = http_host if http_host is not None else settings.http_host
+        self.http_port = http_port if http_port is not None else settings.http_port
+        self.admin_ids = settings.slack_admin_ids
+        self.admin_ttl = admin_ttl
+        #: How long `close` lets acknowledged requests finish before cancelling them.
+        self.drain_timeout = 10.0
+        self._monotonic = monotonic
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=1),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                AsyncServerErrorRetryHandler(max_retry_count=server_error_retries),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret,
+            # Socket Mode requests come over our own authenticated websocket and carry no signature.
+            request_verification_enabled=not self.socket_mode,
+            name="studybot",
+            logger=logging.getLogger("slack_bolt.studybot"),
+        )
+        self.app.middleware(self._only_home_team)
+        self.app.command(COMMAND)(self._on_command)
+        self.app.action(ACTION_PATTERN)(self._on_action)
+        #: The installed workspace and the bot's own user, from ``auth.test`` in `start`.
+        self.team_id: str | None = None
+        self.bot_user_id: str | None = None
+        self.port: int | None = None
+        self._who: dict[str, _Who] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._closed: asyncio.Event | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Check the token and start listening. Raises `SlackApiError` when Slack rejects a token
+        (e.g. ``invalid_auth``) and `OSError` when the HTTP port cannot be bound."""
+        if self._started:
+            return
+        self._closed = asyncio.Event()
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
+        auth = await self.client.auth_test()
+        self.team_id = str(auth["team_id"])
+        self.bot_user_id = str(auth.get("user_id") or "")
+        if self.socket_mode:
+            assert self.settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            # Ask for the websocket URL ourselves so a rejected app token fails start-up loudly
+            # (the client's own connect loop would log and retry forever).
+            self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("slack: Socket Mode connected for workspace %s", self.team_id)
+        else:
+            self._runner = web.AppRunner(self.app.web_app(path=EVENTS_PATH), access_log=None, shutdown_timeout=5.0)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.http_host, self.http_port)
+            await site.start()
+            self.port = int(self._runner.addresses[0][1])
+            log.info(
+                "slack: listening on http://%s:%s%s for workspace %s",
+                self.http_host,
+                self.port,
+                EVENTS_PATH,
+                self.team_id,
+            )
+        self._started = True
+
+    async def run(self) -> None:
+        """Start (if needed) and serve until `close`. Raises what `start` raises."""
+        await self.start()
+        assert self._closed is not None
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        """Stop taking requests, let in-flight work finish (up to ``drain_timeout`` s), release connections."""
+        if self._closed is not None:
+            self._closed.set()
+        if self._socket is not None:
+            socket, self._socket = self._socket, None
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._session is not None:
+            session, self._session = self._session, None
+            self.client.session = None
+            await session.close()
+        self._started = False
+
+    def _spawn(self, work: Awaitable[None], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("slack: %s failed", what)
+
+        task = asyncio.create_task(guarded(), name=f"slack-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every acknowledged request has been answered (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*set(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------ bolt listeners
+
+    async def _only_home_team(
+        self, body: dict[str, Any], context: Any, respond: Any, next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Global middleware: refuse requests from any workspace but the installed one."""
+        home = self.team_id or getattr(context.authorize_result, "team_id", None)
+        teams = {
+            context.team_id,
+            (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None,
+        }
+        teams.discard(None)
+        if not home or not teams or teams == {home}:
+            return await next()
+        log.warning("slack: refused a request from workspace %s (installed in %s)", sorted(teams), home)
+        if body.get("command"):
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": FOREIGN_TEAM_TEXT})
+        if respond is not None and body.get("response_url"):
+            self._spawn(respond(text=FOREIGN_TEAM_TEXT, response_type="ephemeral", replace_original=False), "refusal")
+        return BoltResponse(status=200, body="")
+
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        self._spawn(self._command(body, respond), "command")
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        self._spawn(self._action(body, respond), "action")
+
+    async def _command(self, body: dict[str, Any], respond: Any) -> None:
+        user = str(body.get("user_id", ""))
+        admin, name = await self.whois(user, str(body.get("user_name", "")))
+        inbound = Inbound(
+            platform="slack",
+            group=str(body.get("team_id", "")),
+            channel=str(body.get("channel_id", "")),
+            user=user,
+            user_name=name,
+            text=str(body.get("text", "")),
+            is_admin=admin,
+            group_name=str(body.get("team_domain", "")),
+            channel_name=str(body.get("channel_name", "")),
+        )
+        replies = await self.service.handle(inbound)
+        await self._deliver(replies, respond, inbound)
+
+    async def _action(self, body: dict[str, Any], respond: Any) -> None:
+        actions = body.get("actions") or []
+        if not actions:
+            return
+        clicked = actions[0]
+        action_id = str(clicked.get("action_id") or clicked.get("value") or "")
+        user_obj = body.get("user") or {}
+        team = body.get("team") or {}
+        channel = body.get("channel") or {}
+        user = str(user_obj.get("id", ""))
+        admin, name = await self.whois(user, str(user_obj.get("username") or user_obj.get("name") or ""))
+        inbound = Inbound(
+            platform="slack",
+            group=str(team.get("id") or user_obj.get("team_id") or ""),
+            channel=str(channel.get("id", "")),
+            user=user,
+            user_name=name,
+            action=action_id,
+            is_admin=admin,
+            group_name=str(team.get("domain", "")),
+            channel_name=str(channel.get("name", "")),
+        )
+        replies = await self.service.handle(inbound)
+        await self._deliver(replies, respond, inbound)
+
+    async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound) -> None:
+        for reply in replies:
+            text = mrkdwn(reply.text)
+            result = await respond(
+                text=text,
+                blocks=blocks_for(text, reply.buttons),
+                response_type="ephemeral" if reply.private else "in_channel",
+                replace_original=False,
+            )
+            status = getattr(result, "status_code", 200)
+            if status != 200:
+                log.warning("slack: response_url answered %s: %s", status, getattr(result, "body", "")[:200])
+            for attachment in reply.attachments:
+                await self._attach(attachment, inbound, private=reply.private, respond=respond)
+
+    async def _attach(self, attachment: Attachment, inbound: Inbound, *, private: bool, respond: Any) -> None:
+        """Upload a file: to the channel for public replies, to a DM with the member for private ones."""
+        try:
+            if private:
+                opened = await self.client.conversations_open(users=inbound.user)
+                channel = str(opened["channel"]["id"])
+            else:
+                channel = inbound.channel
+            await self.client.files_upload_v2(
+                channel=channel, file=attachment.data, filename=attachment.filename, title=attachment.filename
+            )
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            err = delivery_error(e, f"upload {attachment.filename}")
+            log.warning("slack: %s", err)
+            hint = " Invite studybot to this channel (/invite @studybot) and try again." if err.forbidden else ""
+            await respond(
+                text=mrkdwn(f"I could not attach {attachment.filename}.{hint}"),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    # ------------------------------------------------------------------ admins
+
+    async def whois(self, user: str, fallback_name: str = "") -> tuple[bool, str]:
+        """Whether ``user`` is an admin (workspace admin/owner per ``users.info``, or listed in
+        ``STUDYBOT_SLACK_ADMINS``) and their display name. Cached for ``admin_ttl`` seconds per user.
+        Never raises: when Slack cannot say, the member is treated as a non-admin."""
+        now = self._monotonic()
+        cached = self._who.get(user)
+        if cached is None or cached.expires <= now:
+            try:
+                info = (await self.client.users_info(user=user))["user"]
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+                log.warning("slack: users.info for %s failed (%s); treating as a non-admin", user, e)
+                return user in self.admin_ids, fallback_name or user
+            profile = info.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or info.get("name")
+            admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+            cached = _Who(admin, str(name or fallback_name or user), now + self.admin_ttl)
+            self._who[user] = cached
+        return cached.admin or user in self.admin_ids, cached.name
+
+    # ------------------------------------------------------------------ ChatGateway
+
+    async def post(self, post: Post) -> SentMessage:
+        """Post to a channel (``chat.postMessage`` with Block Kit buttons); files follow as uploads.
+        The message id is Slack's ``ts``. Raises `DeliveryError` (rate limits and 5xx only after the
+        client's retries; ``forbidden`` when the bot is not in the channel or lacks a scope)."""
+        text = mrkdwn(post.text)
+        try:
+            result = await self.client.chat_postMessage(
+                channel=post.channel, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False
+            )
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, f"post to {post.channel}") from e
+        ts = str(result["ts"])
+        for attachment in post.attachments:
+            # The message is out: a failed upload is logged, not raised, so no one re-posts it.
+            try:
+                await self.client.files_upload_v2(
+                    channel=post.channel, file=attachment.data, filename=attachment.filename
+                )
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+                log.warning("slack: %s", delivery_error(e, f"upload {attachment.filename} to {post.channel}"))
+        return SentMessage(post.channel, ts)
+
+    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+        """Replace a posted message's text and buttons (``chat.update``; no buttons removes them).
+        Raises `DeliveryError`."""
+        md = mrkdwn(text)
+        try:
+            await self.client.chat_update(channel=channel, ts=message_id, text=md, blocks=blocks_for(md, buttons))
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, f"update {channel}/{message_id}") from e

@@ -1,0 +1,403 @@
+"""A loopback fake of the parts of Slack that studybot talks to.
+
+One aiohttp server on 127.0.0.1 serves:
+
+- the Web API under ``/api/<method>`` (``auth.test``, ``chat.postMessage``, ``chat.update``,
+  ``chat.postEphemeral``, ``users.info``, ``conversations.open``, ``files.getUploadURLExternal``,
+  ``files.completeUploadExternal``, ``apps.connections.open``), checking the bearer token;
+- the file upload URLs that ``files.getUploadURLExternal`` hands out (``/upload/<file id>``);
+- ``response_url`` endpoints (``/respond/<key>``) that record what ``respond()`` sent;
+- a Socket Mode websocket (``/link``): it says hello, sends envelopes and collects the acks.
+
+Every request is recorded. Failures can be injected on any Web API method (e.g. a 429 with
+``Retry-After`` or a 500 on ``chat.postMessage``). Nothing here is studybot-specific, so the
+benchmarks reuse it::
+
+    fake = FakeSlack()
+    await fake.start()
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    ...
+    await fake.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+
+@dataclass
+class Recorded:
+    """One request the fake received: ``kind`` is ``api``, ``respond`` or ``upload``."""
+
+    kind: str
+    name: str  # API method, response_url key or file id
+    args: dict[str, Any]
+    token: str | None
+    status: int = 200
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Failure:
+    status: int
+    retry_after: int | None
+    body: dict[str, Any] | None
+    times: int
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    is_admin: bool = False
+    is_owner: bool = False
+    is_primary_owner: bool = False
+    team_id: str = ""
+
+
+class FakeSlack:
+    """The fake server. ``start()`` binds a free port on 127.0.0.1; ``stop()`` closes everything."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0HOME",
+        team_domain: str = "home",
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+        bot_user_id: str = "U0BOT",
+    ) -> None:
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.bot_user_id = bot_user_id
+        self.users: dict[str, User] = {}
+        #: Channel id -> Slack error code for posts there (e.g. ``"not_in_channel"``).
+        self.channel_errors: dict[str, str] = {}
+        #: Every request, in arrival order.
+        self.requests: list[Recorded] = []
+        #: Messages as they stand now: (channel, ts) -> {"text", "blocks", "edits"}.
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        #: What each response_url received, by key, in order.
+        self.responses: dict[str, list[dict[str, Any]]] = {}
+        #: Uploaded file bytes by file id, and completed uploads (file ids, channel, comment).
+        self.uploaded: dict[str, bytes] = {}
+        self.completed_uploads: list[dict[str, Any]] = []
+        self._failures: dict[str, list[Failure]] = {}
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._ws: web.WebSocketResponse | None = None
+        self._ws_ready = asyncio.Event()
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, for ``AsyncWebClient(base_url=...)`` / ``SLACK_API_URL``."""
+        return f"{self.url}api/"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/link", self._link)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for fut in self._acks.values():
+            if not fut.done():
+                fut.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ configuration
+
+    def add_user(self, user_id: str, name: str, *, admin: bool = False, owner: bool = False) -> User:
+        user = User(user_id, name, is_admin=admin, is_owner=owner, team_id=self.team_id)
+        self.users[user_id] = user
+        return user
+
+    def fail(
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        retry_after: int | None = 1,
+        times: int = 1,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail with ``status`` (429 carries
+        ``Retry-After``; 5xx answers with a plain-text body unless ``body`` is given)."""
+        self._failures.setdefault(method, []).append(Failure(status, retry_after, body, times))
+
+    def response_url(self, key: str) -> str:
+        return f"{self.url}respond/{key}"
+
+    # ------------------------------------------------------------------ queries
+
+    def calls(self, name: str, kind: str = "api") -> list[Recorded]:
+        return [r for r in self.requests if r.kind == kind and r.name == name]
+
+    def delivered(self, name: str) -> list[Recorded]:
+        """Calls of an API method that succeeded."""
+        return [r for r in self.calls(name) if r.status == 200]
+
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 10.0) -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked on every request); returns its value."""
+        async with asyncio.timeout(within), self._changed:
+            while not (value := predicate()):
+                await self._changed.wait()
+            return value
+
+    async def responses_for(self, key: str, count: int = 1, within: float = 10.0) -> list[dict[str, Any]]:
+        """Wait for ``count`` posts to ``response_url(key)`` and return them all."""
+        await self.wait_for(lambda: len(self.responses.get(key, [])) >= count, within)
+        return self.responses[key]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    @staticmethod
+    def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(text=json.dumps(data), status=status, content_type="application/json", headers=headers)
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if not raw:
+            return args
+        if request.content_type == "application/json":
+            args.update(json.loads(raw))
+        else:
+            args.update(parse_qsl(raw.decode(), keep_blank_values=True))
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        rec = Recorded("api", method, args, token)
+        self.requests.append(rec)
+        try:
+            response = self._inject(method)
+            if response is None:
+                response = self._dispatch(method, args, token)
+            rec.status = response.status
+            return response
+        finally:
+            await self._notify()
+
+    def _inject(self, method: str) -> web.Response | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        if failure.status == 429:
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            return self._json(failure.body or {"ok": False, "error": "ratelimited"}, 429, headers)
+        if failure.body is not None:
+            return self._json(failure.body, failure.status)
+        return web.Response(text="upstream trouble", status=failure.status, content_type="text/plain")
+
+    def _dispatch(self, method: str, args: dict[str, Any], token: str | None) -> web.Response:
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return self._json({"ok": False, "error": "invalid_auth"})
+            return self._json({"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"})
+        if token != self.bot_token:
+            return self._json({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._json({"ok": False, "error": "unknown_method"})
+        result: dict[str, Any] = handler(args)
+        return self._json(result)
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": self.team_domain,
+            "user": "studybot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0BOT",
+            "is_enterprise_install": False,
+        }
+
+    def _channel_error(self, channel: str) -> dict[str, Any] | None:
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.channel_errors:
+            return {"ok": False, "error": self.channel_errors[channel]}
+        return None
+
+    @staticmethod
+    def _blocks(args: dict[str, Any]) -> list[Any]:
+        blocks = args.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        ts = f"{1700000000 + next(self._ts)}.000100"
+        self.messages[(channel, ts)] = {"text": args.get("text", ""), "blocks": self._blocks(args), "edits": 0}
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text", ""), "ts": ts}}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        return self._channel_error(channel) or {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        msg = self.messages.get((channel, ts))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        msg.update(text=args.get("text", ""), blocks=self._blocks(args), edits=msg["edits"] + 1)
+        return {"ok": True, "channel": channel, "ts": ts, "text": msg["text"]}
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user", "")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {
+            "ok": True,
+            "user": {
+                "id": user.id,
+                "team_id": user.team_id or self.team_id,
+                "name": user.name.lower(),
+                "real_name": user.name,
+                "is_admin": user.is_admin,
+                "is_owner": user.is_owner,
+                "is_primary_owner": user.is_primary_owner,
+                "is_bot": False,
+                "profile": {"display_name": user.name, "real_name": user.name},
+            },
+        }
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users", ""))
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0]}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ids):06d}"
+        return {"ok": True, "upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        channel = str(args.get("channel_id") or "")
+        if channel:
+            error = self._channel_error(channel)
+            if error:
+                return error
+        missing = [f["id"] for f in files or [] if f["id"] not in self.uploaded]
+        if not files or missing:
+            return {"ok": False, "error": "file_not_found"}
+        self.completed_uploads.append(
+            {"files": [f["id"] for f in files], "channel": channel, "comment": args.get("initial_comment")}
+        )
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title") or ""} for f in files]}
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        body = json.loads(await request.read())
+        self.requests.append(Recorded("respond", key, body, None))
+        self.responses.setdefault(key, []).append(body)
+        await self._notify()
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        self.uploaded[file_id] = await request.read()
+        self.requests.append(Recorded("upload", file_id, {"size": len(self.uploaded[file_id])}, None))
+        await self._notify()
+        return web.Response(text=f"OK - {len(self.uploaded[file_id])}", content_type="text/plain")
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._ws = ws
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}}))
+        self._ws_ready.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                fut = self._acks.get(str(data.get("envelope_id")))
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        finally:
+            self._ws_ready.clear()
+            if self._ws is ws:
+                self._ws = None
+        return ws
+
+    async def socket_connected(self, within: float = 10.0) -> None:
+        """Wait until a Socket Mode client holds the websocket."""
+        await asyncio.wait_for(self._ws_ready.wait(), within)
+
+    async def send_envelope(
+        self, kind: str, payload: dict[str, Any], within: float = 10.0
+    ) -> tuple[dict[str, Any], float]:
+        """Send a Socket Mode envelope (``slash_commands`` or ``interactive``); return the client's
+        ack and the seconds it took to arrive."""
+        await self.socket_connected(within)
+        assert self._ws is not None
+        envelope_id = f"env-{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = fut
+        envelope = {"envelope_id": envelope_id, "type": kind, "accepts_response_payload": True, "payload": payload}
+        started = time.perf_counter()
+        await self._ws.send_str(json.dumps(envelope))
+        try:
+            ack = await asyncio.wait_for(fut, within)
+        finally:
+            with contextlib.suppress(KeyError):
+                del self._acks[envelope_id]
+        return ack, time.perf_counter() - started

@@ -1,0 +1,725 @@
+"""The Slack front end, end to end: the real slack-bolt `AsyncApp` served over loopback HTTP (and
+Socket Mode), driven by correctly signed Slack requests, talking to `tests/fake_slack.py`.
+
+Nothing in slack-bolt or slack-sdk is patched: the Web API client only gets the fake's base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+
+from bot.adapters.slack_adapter import SlackAdapter, blocks_for, mrkdwn
+from bot.bootstrap import App, build_app, make_frontends
+from bot.config import Settings
+from bot.core.commands import SPECS
+from bot.core.messages import Attachment, Button, Post, Reply
+from bot.core.ports import DeliveryError
+from bot.core.service import ERROR_TEXT, answer_buttons
+from tests.conftest import FIXTURE_PACK
+from tests.fake_slack import FakeSlack
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+HOME = "T0HOME"
+CHANNEL = "C0GENERAL"
+ADMIN = "U0ADMIN"  # a workspace admin according to users.info
+OWNER = "U0OWNER"  # the workspace owner
+LISTED = "U0LISTED"  # an ordinary member named in STUDYBOT_SLACK_ADMINS
+MEMBER = "U0MEMBER"  # an ordinary member
+BOB = "U0BOB"
+
+RIGHT = {"t-a": "A", "t-b": "B", "t-c": "C", "t-d": "D"}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(label: str, latencies: list[float]) -> None:
+    print(
+        f"\n[slack ack latency] {label}: n={len(latencies)} p50={percentile(latencies, 50) * 1000:.1f} ms "
+        f"p99={percentile(latencies, 99) * 1000:.1f} ms max={max(latencies) * 1000:.1f} ms"
+    )
+
+
+def slack_settings(fake: FakeSlack, tmp_path: Path, *, socket: bool = False, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "STUDYBOT_DB": str(tmp_path / "slack.db"),
+        "STUDYBOT_CONTENT": str(FIXTURE_PACK),
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "STUDYBOT_SLACK_ADMINS": LISTED,
+    }
+    if socket:
+        values["SLACK_APP_TOKEN"] = fake.app_token
+    values.update(extra)
+    return Settings(_env_file=None, **values)
+
+
+def command_form(fake: FakeSlack, text: str, key: str, *, user: str, team: str, channel: str) -> dict[str, str]:
+    """The fields Slack sends for a slash command."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "team_domain": "home" if team == HOME else "elsewhere",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": "/study",
+        "text": text,
+        "api_app_id": "A0STUDY",
+        "is_enterprise_install": "false",
+        "response_url": fake.response_url(key),
+        "trigger_id": f"trigger-{key}",
+    }
+
+
+def click_payload(
+    fake: FakeSlack, action_id: str, key: str, *, user: str, team: str, channel: str, value: str | None = None
+) -> dict[str, Any]:
+    """A ``block_actions`` payload as Slack sends it for a button click."""
+    return {
+        "type": "block_actions",
+        "team": {"id": team, "domain": "home"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": "A0STUDY",
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": "1700000001.000100",
+            "channel_id": channel,
+            "is_ephemeral": True,
+        },
+        "trigger_id": f"trigger-{key}",
+        "channel": {"id": channel, "name": "general"},
+        "response_url": fake.response_url(key),
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "sb-buttons",
+                "value": value if value is not None else action_id,
+                "text": {"type": "plain_text", "text": action_id.rsplit(":", 1)[-1]},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def buttons_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [el for block in message.get("blocks", []) if block["type"] == "actions" for el in block["elements"]]
+
+
+def question_id(text: str) -> str:
+    """The fixture pack's prompts say which letter is right: 'test question B' -> t-b."""
+    letter = text.split("test question ")[1][0]
+    return f"t-{letter.lower()}"
+
+
+@dataclass
+class Rig:
+    """One running Slack front end on a fresh database, plus helpers to talk to it like Slack does."""
+
+    fake: FakeSlack
+    app: App
+    adapter: SlackAdapter
+    session: aiohttp.ClientSession
+    latencies: list[float] = field(default_factory=list)
+    n: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.adapter.port}/slack/events"
+
+    def key(self) -> str:
+        self.n += 1
+        return f"r{self.n}"
+
+    async def send(
+        self, body: str, *, ts: int | None = None, secret: str | None = SECRET, signature: str | None = None
+    ) -> tuple[int, str]:
+        """POST a form-encoded body signed like Slack (or badly, when told); records the ack latency."""
+        stamp = str(ts if ts is not None else int(time.time()))
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if secret is not None:
+            headers["X-Slack-Request-Timestamp"] = stamp
+            headers["X-Slack-Signature"] = signature or SignatureVerifier(secret).generate_signature(
+                timestamp=stamp, body=body
+            )
+        started = time.perf_counter()
+        async with self.session.post(self.url, data=body.encode(), headers=headers) as resp:
+            text = await resp.text()
+        elapsed = time.perf_counter() - started
+        if resp.status == 200:
+            self.latencies.append(elapsed)
+        return resp.status, text
+
+    async def command(
+        self, text: str, *, user: str = MEMBER, team: str = HOME, channel: str = CHANNEL
+    ) -> tuple[str, int, str]:
+        key = self.key()
+        status, body = await self.send(
+            urlencode(command_form(self.fake, text, key, user=user, team=team, channel=channel))
+        )
+        return key, status, body
+
+    async def ask(self, text: str, *, user: str = MEMBER, channel: str = CHANNEL) -> dict[str, Any]:
+        """Run a command and return the first reply posted to its response_url."""
+        key, status, body = await self.command(text, user=user, channel=channel)
+        assert (status, body) == (200, ""), (status, body)
+        return (await self.fake.responses_for(key))[0]
+
+    async def click(
+        self, action_id: str, *, user: str = MEMBER, team: str = HOME, channel: str = CHANNEL
+    ) -> tuple[str, int, str]:
+        key = self.key()
+        payload = click_payload(self.fake, action_id, key, user=user, team=team, channel=channel)
+        status, body = await self.send(urlencode({"payload": json.dumps(payload)}))
+        return key, status, body
+
+    async def scalar(self, sql: str, *args: Any) -> Any:
+        return await self.app.store.run_sync(lambda conn: conn.execute(sql, args).fetchone()[0])
+
+    async def rows_written(self) -> int:
+        tables = ("groups", "channels", "members", "posts", "answers")
+        return int(sum([await self.scalar(f"SELECT COUNT(*) FROM {t}") for t in tables]))
+
+
+def add_users(fake: FakeSlack) -> None:
+    fake.add_user(ADMIN, "Ada", admin=True)
+    fake.add_user(OWNER, "Olu", owner=True)
+    fake.add_user(LISTED, "Lin")
+    fake.add_user(MEMBER, "Mia")
+    fake.add_user(BOB, "Bob")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    f = FakeSlack(team_id=HOME)
+    await f.start()
+    add_users(f)
+    yield f
+    await f.stop()
+
+
+@pytest.fixture
+async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = slack_settings(fake, tmp_path)
+    app = await build_app(settings)
+    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
+    await adapter.start()
+    app.gateways["slack"] = adapter
+    runner = asyncio.create_task(adapter.run())
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Rig(fake, app, adapter, session)
+    finally:
+        await adapter.close()
+        await asyncio.wait_for(runner, 5)
+        await app.close()
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_mrkdwn_converts_bold_and_escapes_what_slack_would_read_as_markup() -> None:
+    assert mrkdwn("**Question** · usage: /study answer <A|B|C|D> & more") == (
+        "*Question* · usage: /study answer &lt;A|B|C|D&gt; &amp; more"
+    )
+
+
+def test_long_text_is_split_into_sections_slack_accepts() -> None:
+    text = "\n".join(f"line {i} " + "x" * 90 for i in range(100))  # ~10,000 characters
+    blocks = blocks_for(text, answer_buttons(7))
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(len(s) <= 3000 for s in sections) and len(sections) >= 4
+    assert "\n".join(sections) == text
+    actions = blocks[-1]
+    assert [e["action_id"] for e in actions["elements"]] == [f"sb:ans:7:{x}" for x in "ABCD"]
+    assert all(e["value"] == e["action_id"] for e in actions["elements"])
+
+
+# ---------------------------------------------------------------- commands over HTTP
+
+
+async def test_every_subcommand_is_acked_at_once_and_answered_through_the_response_url(rig: Rig) -> None:
+    texts = [
+        "help",
+        "quiz",
+        "answer",
+        "tip",
+        "path",
+        "path done 1",
+        "progress",
+        "progress Mia",
+        "leaderboard",
+        "leaderboard all",
+        "leaderboard hide",
+        "leaderboard show",
+        "review",
+        "timezone",
+        "timezone Europe/Berlin",
+        "forget-me",
+        "forget-me cancel",
+        "schedule show",
+        "schedule preview",
+        "schedule set 09:00 tz Europe/Berlin days mon-fri kind question",
+        "schedule pause",
+        "schedule resume",
+        "schedule skip",
+        "schedule post-now",
+        "content list",
+        "content validate",
+        "content load",
+        "export",
+        "",
+        "frobnicate",
+    ]
+    seen: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        if text == "answer":  # the right letter, so the leaderboards that follow have points to show
+            text = f"answer {RIGHT[question_id(seen['quiz']['text'])]}"
+        key, status, body = await rig.command(text, user=ADMIN)
+        assert (status, body) == (200, ""), text  # the ack is empty: the answer follows via response_url
+        seen[text] = (await rig.fake.responses_for(key))[0]
+    await rig.adapter.drain()
+    for text, reply in seen.items():
+        assert reply["text"] and "**" not in reply["text"], text
+        assert ERROR_TEXT not in reply["text"], (text, reply["text"])
+        assert "Only admins" not in reply["text"], text
+        assert reply["replace_original"] is False
+        expected = "in_channel" if text in ("leaderboard", "leaderboard all") else "ephemeral"
+        assert reply["response_type"] == expected, (text, reply["response_type"])
+    assert seen["help"]["text"].startswith("*studybot*")
+    assert "&lt;A|B|C|D&gt;" in seen["help"]["text"]
+    quiz_buttons = buttons_of(seen["quiz"])
+    assert [b["text"]["text"] for b in quiz_buttons] == ["A", "B", "C", "D"]
+    assert "Unknown command" in seen["frobnicate"]["text"]
+    assert "Europe/Berlin" in seen["timezone Europe/Berlin"]["text"]
+    assert [t for t in seen if t.startswith("answer ")] and "Correct" in seen[
+        next(t for t in seen if t.startswith("answer "))
+    ]["text"]
+    assert buttons_of(seen["forget-me"])[0]["action_id"] == "sb:forget-confirm"
+    # The group is the Slack workspace, the member the Slack user, named from users.info.
+    assert await rig.scalar("SELECT external_id FROM groups WHERE platform = 'slack'") == HOME
+    assert await rig.scalar("SELECT display_name FROM members WHERE user_id = ?", ADMIN) == "Ada"
+    assert await rig.scalar("SELECT tz FROM members WHERE user_id = ?", ADMIN) == "Europe/Berlin"
+    report("every subcommand over HTTP", rig.latencies)
+    assert max(rig.latencies) < 3.0
+
+
+async def test_bad_input_gets_a_clear_private_message_and_changes_nothing(rig: Rig) -> None:
+    await rig.ask("help")
+    before = await rig.rows_written()
+    reply = await rig.ask("timezone Europe/Berln")
+    assert reply["response_type"] == "ephemeral"
+    assert "Europe/Berlin" in reply["text"]
+    reply = await rig.ask("answer E")
+    assert "A, B, C or D" in reply["text"]
+    assert await rig.rows_written() == before
+    assert await rig.scalar("SELECT tz FROM members WHERE user_id = ?", MEMBER) is None
+
+
+# ---------------------------------------------------------------- buttons
+
+
+async def test_a_button_click_records_the_answer_and_a_double_click_counts_once(rig: Rig) -> None:
+    quiz = await rig.ask("quiz")
+    right = RIGHT[question_id(quiz["text"])]
+    button = next(b for b in buttons_of(quiz) if b["text"]["text"] == right)
+    # Two clicks arriving together, as a double click does.
+    (k1, s1, b1), (k2, s2, b2) = await asyncio.gather(rig.click(button["action_id"]), rig.click(button["action_id"]))
+    assert (s1, b1, s2, b2) == (200, "", 200, "")
+    replies = [(await rig.fake.responses_for(k))[0]["text"] for k in (k1, k2)]
+    assert sum("Correct" in r for r in replies) == 1
+    assert sum("already answered" in r for r in replies) == 1
+    assert await rig.scalar("SELECT COUNT(*) FROM answers") == 1
+    assert await rig.scalar("SELECT points FROM members WHERE user_id = ?", MEMBER) == 1
+    # A third click, later, still changes nothing.
+    key, _, _ = await rig.click(button["action_id"])
+    assert "already answered" in (await rig.fake.responses_for(key))[0]["text"]
+    assert await rig.scalar("SELECT COUNT(*) FROM answers") == 1
+
+
+async def test_a_wrong_answer_button_and_someone_elses_question(rig: Rig) -> None:
+    quiz = await rig.ask("quiz")
+    right = RIGHT[question_id(quiz["text"])]
+    wrong = next(b for b in buttons_of(quiz) if b["text"]["text"] != right)
+    key, _, _ = await rig.click(wrong["action_id"], user=BOB)
+    assert "dealt to someone else" in (await rig.fake.responses_for(key))[0]["text"]
+    key, _, _ = await rig.click(wrong["action_id"])
+    reply = (await rig.fake.responses_for(key))[0]
+    assert reply["response_type"] == "ephemeral" and "Not quite" in reply["text"]
+    assert await rig.scalar("SELECT correct FROM answers") == 0
+    key, _, _ = await rig.click("sb:ans:999:Z")
+    assert "no longer valid" in (await rig.fake.responses_for(key))[0]["text"]
+
+
+async def test_forget_me_confirm_button_deletes_the_members_data(rig: Rig) -> None:
+    await rig.ask("path done 2")
+    reply = await rig.ask("forget-me")
+    confirm = next(b for b in buttons_of(reply) if b["action_id"] == "sb:forget-confirm")
+    assert confirm["style"] == "danger"
+    key, _, _ = await rig.click(confirm["action_id"])
+    assert "Done" in (await rig.fake.responses_for(key))[0]["text"]
+    assert await rig.scalar("SELECT COUNT(*) FROM path_steps") == 0
+
+
+# ---------------------------------------------------------------- security
+
+
+async def test_unsigned_forged_and_stale_requests_get_401_and_change_nothing(rig: Rig) -> None:
+    body = urlencode(command_form(rig.fake, "quiz", "forged", user=MEMBER, team=HOME, channel=CHANNEL))
+    click = urlencode(
+        {
+            "payload": json.dumps(
+                click_payload(rig.fake, "sb:ans:1:A", "forged", user=MEMBER, team=HOME, channel=CHANNEL)
+            )
+        }
+    )
+    stale = int(time.time()) - 6 * 60
+    attempts = {
+        "unsigned": await rig.send(body, secret=None),
+        "wrong secret": await rig.send(body, secret="not-the-secret"),
+        "garbage signature": await rig.send(body, signature="v0=deadbeef"),
+        "stale (6 min)": await rig.send(body, ts=stale),
+        "future (6 min)": await rig.send(body, ts=int(time.time()) + 6 * 60),
+        "tampered body": await rig.send(
+            body.replace("quiz", "forget-me+confirm"),
+            signature=SignatureVerifier(SECRET).generate_signature(timestamp=str(int(time.time())), body=body),
+        ),
+        "unsigned click": await rig.send(click, secret=None),
+        "stale click": await rig.send(click, ts=stale),
+    }
+    assert {name: status for name, (status, _) in attempts.items()} == dict.fromkeys(attempts, 401)
+    await rig.adapter.drain()
+    assert await rig.rows_written() == 0
+    assert rig.fake.responses == {}
+    assert [r.name for r in rig.fake.requests if r.kind == "api"] == ["auth.test"]  # only start-up
+
+
+async def test_a_request_from_another_workspace_is_refused_and_changes_nothing(rig: Rig) -> None:
+    key, status, body = await rig.command("quiz", team="T0OTHER")
+    assert status == 200
+    refusal = json.loads(body)
+    assert refusal["response_type"] == "ephemeral" and "another Slack workspace" in refusal["text"]
+    key, status, _ = await rig.click("sb:ans:1:A", team="T0OTHER")
+    assert status == 200
+    reply = (await rig.fake.responses_for(key))[0]
+    assert reply["response_type"] == "ephemeral" and "another Slack workspace" in reply["text"]
+    await rig.adapter.drain()
+    assert await rig.rows_written() == 0
+    assert not rig.fake.calls("users.info")
+
+
+ADMIN_COMMANDS = {
+    "schedule.show": "schedule show",
+    "schedule.preview": "schedule preview",
+    "schedule.set": "schedule set 09:00",
+    "schedule.pause": "schedule pause",
+    "schedule.resume": "schedule resume",
+    "schedule.skip": "schedule skip",
+    "schedule.post-now": "schedule post-now",
+    "content.list": "content list",
+    "content.validate": "content validate",
+    "content.load": "content load",
+    "export": "export",
+}
+
+
+async def test_a_non_admin_is_refused_every_admin_subcommand_and_nothing_changes(rig: Rig) -> None:
+    assert set(ADMIN_COMMANDS) == {name for name, spec in SPECS.items() if spec.admin}
+    await rig.ask("help")  # the member exists; what follows must not add a row anywhere
+    before = await rig.rows_written()
+    for text in ADMIN_COMMANDS.values():
+        reply = await rig.ask(text)
+        assert reply["response_type"] == "ephemeral"
+        assert reply["text"].startswith("Only admins can use"), (text, reply["text"])
+    await rig.adapter.drain()
+    assert await rig.rows_written() == before
+    assert await rig.scalar("SELECT COUNT(*) FROM schedules") == 0
+    assert not rig.fake.calls("chat.postMessage") and not rig.fake.completed_uploads
+    # users.info was asked once for this member, then the answer came from the cache.
+    assert len([c for c in rig.fake.calls("users.info") if c.args["user"] == MEMBER]) == 1
+
+
+async def test_workspace_admins_owners_and_listed_ids_are_admins(rig: Rig) -> None:
+    for user in (ADMIN, OWNER, LISTED):
+        reply = await rig.ask("content list", user=user)
+        assert not reply["text"].startswith("Only admins"), (user, reply["text"])
+    reply = await rig.ask("content list", user=BOB)
+    assert reply["text"].startswith("Only admins")
+
+
+async def test_the_admin_answer_is_cached_for_a_while_then_asked_again(fake: FakeSlack, tmp_path: Path) -> None:
+    now = [1000.0]
+    settings = slack_settings(fake, tmp_path)
+    app = await build_app(settings)
+    try:
+        adapter = SlackAdapter(app.service, settings, http_port=0, monotonic=lambda: now[0])
+        assert await adapter.whois(MEMBER) == (False, "Mia")
+        fake.users[MEMBER].is_admin = True  # promoted in Slack
+        now[0] += 599
+        assert await adapter.whois(MEMBER) == (False, "Mia")
+        now[0] += 2
+        assert await adapter.whois(MEMBER) == (True, "Mia")
+        assert len(fake.calls("users.info")) == 2
+        # Slack cannot say (unknown user): not an admin, unless listed.
+        assert await adapter.whois("U0GHOST", "ghost") == (False, "ghost")
+        assert await adapter.whois(LISTED) == (True, "Lin")
+    finally:
+        await app.close()
+
+
+# ---------------------------------------------------------------- slow replies and files
+
+
+async def test_attachments_are_uploaded_to_a_dm_when_private_and_to_the_channel_when_public(rig: Rig) -> None:
+    async def export(ctx: Any, command: Any) -> list[Reply]:
+        return [
+            Reply(
+                "📊 **Export** ready",
+                private=True,
+                attachments=(Attachment("members.csv", b"a,b\n1,2\n", "text/csv"),),
+                slow=True,
+            ),
+            Reply(
+                "A chart for everyone",
+                private=False,
+                attachments=(Attachment("chart.png", b"\x89PNG fake", "image/png"),),
+            ),
+        ]
+
+    rig.app.service.register("export", export)
+    key, status, body = await rig.command("export", user=ADMIN)
+    assert (status, body) == (200, "")
+    replies = await rig.fake.responses_for(key, 2)
+    await rig.adapter.drain()
+    assert [r["response_type"] for r in replies] == ["ephemeral", "in_channel"]
+    assert replies[0]["text"] == "📊 *Export* ready"
+    uploads = rig.fake.completed_uploads
+    assert [u["channel"] for u in uploads] == [f"D{ADMIN}", CHANNEL]
+    assert [rig.fake.uploaded[u["files"][0]] for u in uploads] == [b"a,b\n1,2\n", b"\x89PNG fake"]
+
+
+async def test_a_failed_upload_is_explained_to_the_member(rig: Rig) -> None:
+    async def export(ctx: Any, command: Any) -> list[Reply]:
+        return [Reply("Chart", private=False, attachments=(Attachment("chart.png", b"png"),))]
+
+    rig.app.service.register("export", export)
+    rig.fake.channel_errors["C0SECRET"] = "not_in_channel"
+    key, _, _ = await rig.command("export", user=ADMIN, channel="C0SECRET")
+    replies = await rig.fake.responses_for(key, 2)
+    assert "could not attach chart.png" in replies[1]["text"] and "/invite" in replies[1]["text"]
+
+
+# ---------------------------------------------------------------- the gateway (scheduled posts, reveals)
+
+
+async def test_the_gateway_posts_with_buttons_and_edits(rig: Rig) -> None:
+    gateway = rig.app.gateways["slack"]
+    sent = await gateway.post(Post(CHANNEL, "**Question** of the day", answer_buttons(41)))
+    msg = rig.fake.messages[(CHANNEL, sent.message_id)]
+    assert sent.channel == CHANNEL
+    assert msg["text"] == "*Question* of the day"
+    assert [b["action_id"] for b in buttons_of(msg)] == [f"sb:ans:41:{x}" for x in "ABCD"]
+    await gateway.edit(CHANNEL, sent.message_id, "**Answer:** B", ())
+    assert msg["text"] == "*Answer:* B" and buttons_of(msg) == [] and msg["edits"] == 1
+
+
+async def test_a_scheduled_post_survives_a_429_and_is_delivered_exactly_once(rig: Rig) -> None:
+    rig.fake.fail("chat.postMessage", 429, retry_after=1)
+    sent = await rig.app.gateways["slack"].post(Post(CHANNEL, "Daily question", answer_buttons(5)))
+    attempts = rig.fake.calls("chat.postMessage")
+    assert [a.status for a in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0  # it waited as Retry-After asked
+    assert list(rig.fake.messages) == [(CHANNEL, sent.message_id)]
+
+
+async def test_a_500_on_a_post_is_retried_and_delivered_once(rig: Rig) -> None:
+    rig.fake.fail("chat.postMessage", 500)
+    await rig.adapter.post(Post(CHANNEL, "once"))
+    assert [a.status for a in rig.fake.calls("chat.postMessage")] == [500, 200]
+    assert len(rig.fake.messages) == 1
+
+
+async def test_rate_limits_and_5xx_beyond_the_retries_are_retryable_delivery_errors(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    settings = slack_settings(fake, tmp_path)
+    app = await build_app(settings)
+    try:
+        adapter = SlackAdapter(app.service, settings, http_port=0, rate_limit_retries=1, server_error_retries=1)
+        fake.fail("chat.postMessage", 429, retry_after=0, times=5)
+        with pytest.raises(DeliveryError) as err:
+            await adapter.post(Post(CHANNEL, "hi"))
+        assert err.value.retryable and err.value.retry_after == 0 and not err.value.forbidden
+        assert len(fake.calls("chat.postMessage")) == 2 and not fake.messages
+
+        fake.fail("chat.postMessage", 503, times=5)
+        with pytest.raises(DeliveryError) as err:
+            await adapter.post(Post(CHANNEL, "hi"))
+        assert err.value.retryable and not err.value.forbidden
+        assert len(fake.calls("chat.postMessage")) == 4 and not fake.messages
+    finally:
+        await app.close()
+
+
+@pytest.mark.parametrize("error", ["not_in_channel", "channel_not_found", "missing_scope"])
+async def test_no_access_to_the_channel_is_a_forbidden_delivery_error(rig: Rig, error: str) -> None:
+    rig.fake.channel_errors["C0LOCKED"] = error
+    with pytest.raises(DeliveryError) as err:
+        await rig.adapter.post(Post("C0LOCKED", "hi", answer_buttons(1)))
+    assert err.value.forbidden and not err.value.retryable
+    with pytest.raises(DeliveryError) as err:
+        await rig.adapter.edit("C0LOCKED", "1.2", "x", [Button("sb:ans:1:A", "A")])
+    assert err.value.forbidden
+    assert len(rig.fake.calls("chat.postMessage")) == 1  # no pointless retries
+
+
+# ---------------------------------------------------------------- acks under load
+
+
+async def test_acks_stay_fast_while_many_members_use_the_bot_at_once(rig: Rig) -> None:
+    users = [f"U{i:04d}" for i in range(30)]
+    for u in users:
+        rig.fake.add_user(u, f"member{u}")
+    results = await asyncio.gather(*(rig.command("quiz", user=u) for u in users))
+    assert all((status, body) == (200, "") for _, status, body in results)
+    quizzes = [(await rig.fake.responses_for(key))[0] for key, _, _ in results]
+    clicks = []
+    for u, quiz in zip(users, quizzes, strict=True):
+        right = RIGHT[question_id(quiz["text"])]
+        clicks.append(rig.click(next(b["action_id"] for b in buttons_of(quiz) if b["text"]["text"] == right), user=u))
+    results = await asyncio.gather(*clicks)
+    await rig.adapter.drain()
+    assert await rig.scalar("SELECT COUNT(*) FROM answers WHERE correct = 1") == len(users)
+    report("30 concurrent commands + 30 concurrent clicks over HTTP", rig.latencies)
+    assert max(rig.latencies) < 3.0
+
+
+# ---------------------------------------------------------------- lifecycle and wiring
+
+
+async def test_a_rejected_bot_token_fails_start_up_loudly(fake: FakeSlack, tmp_path: Path) -> None:
+    settings = slack_settings(fake, tmp_path, SLACK_BOT_TOKEN="xoxb-revoked")
+    app = await build_app(settings)
+    adapter = SlackAdapter(app.service, settings, http_port=0)
+    try:
+        with pytest.raises(SlackApiError, match="invalid_auth"):
+            await adapter.run()
+    finally:
+        await adapter.close()
+        await app.close()
+
+
+async def test_make_frontends_picks_slack_when_configured(fake: FakeSlack, tmp_path: Path) -> None:
+    for socket in (False, True):
+        settings = slack_settings(fake, tmp_path, socket=socket)
+        app = await build_app(settings)
+        try:
+            [frontend] = make_frontends(app, console_user="me")
+            assert isinstance(frontend, SlackAdapter) and frontend.platform == "slack"
+            assert frontend.socket_mode is socket
+            assert (frontend.http_host, frontend.http_port) == ("0.0.0.0", 3000)
+        finally:
+            await app.close()
+    # Socket Mode needs no signing secret; HTTP does.
+    settings = Settings(
+        _env_file=None,
+        STUDYBOT_DB=str(tmp_path / "x.db"),
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_APP_TOKEN="xapp-1",
+    )
+    assert settings.slack_enabled
+    with pytest.raises(ValueError, match="SLACK_BOT_TOKEN"):
+        SlackAdapter(None, Settings(_env_file=None, SLACK_SIGNING_SECRET="s"))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- Socket Mode
+
+
+async def test_the_same_flows_work_over_socket_mode(fake: FakeSlack, tmp_path: Path) -> None:
+    settings = slack_settings(fake, tmp_path, socket=True)
+    app = await build_app(settings)
+    adapter = SlackAdapter(app.service, settings)
+    await adapter.start()
+    app.gateways["slack"] = adapter
+    runner = asyncio.create_task(adapter.run())
+    latencies: list[float] = []
+
+    async def envelope(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        ack, seconds = await fake.send_envelope(kind, payload)
+        latencies.append(seconds)
+        return ack
+
+    try:
+        assert adapter.port is None  # no HTTP listener in Socket Mode
+        assert [c.token for c in fake.calls("apps.connections.open")] == [fake.app_token]
+        # A command: acked over the websocket, answered through the response_url.
+        ack = await envelope(
+            "slash_commands", command_form(fake, "quiz", "s1", user=MEMBER, team=HOME, channel=CHANNEL)
+        )
+        assert ack["envelope_id"] and not ack.get("payload")
+        quiz = (await fake.responses_for("s1"))[0]
+        right = RIGHT[question_id(quiz["text"])]
+        action_id = next(b["action_id"] for b in buttons_of(quiz) if b["text"]["text"] == right)
+        # A double click over the websocket counts once.
+        click = click_payload(fake, action_id, "s2", user=MEMBER, team=HOME, channel=CHANNEL)
+        click_again = click_payload(fake, action_id, "s3", user=MEMBER, team=HOME, channel=CHANNEL)
+        await asyncio.gather(envelope("interactive", click), envelope("interactive", click_again))
+        texts = [(await fake.responses_for(k))[0]["text"] for k in ("s2", "s3")]
+        assert sum("Correct" in t for t in texts) == 1 and sum("already answered" in t for t in texts) == 1
+        # Public replies go to the channel; admin commands are refused to members.
+        await envelope(
+            "slash_commands", command_form(fake, "leaderboard", "s4", user=MEMBER, team=HOME, channel=CHANNEL)
+        )
+        board = (await fake.responses_for("s4"))[0]
+        assert board["response_type"] == "in_channel" and "Mia (you)" in board["text"]
+        await envelope(
+            "slash_commands", command_form(fake, "schedule pause", "s5", user=MEMBER, team=HOME, channel=CHANNEL)
+        )
+        assert (await fake.responses_for("s5"))[0]["text"].startswith("Only admins")
+        # Another workspace is refused in the ack itself.
+        ack = await envelope(
+            "slash_commands", command_form(fake, "quiz", "s6", user=BOB, team="T0OTHER", channel=CHANNEL)
+        )
+        assert "another Slack workspace" in ack["payload"]["text"]
+        await adapter.drain()
+        assert await app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM answers").fetchone()[0]) == 1
+        assert await app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM members").fetchone()[0]) == 1
+        # The gateway works the same in Socket Mode.
+        sent = await adapter.post(Post(CHANNEL, "**Daily**", answer_buttons(3)))
+        assert fake.messages[(CHANNEL, sent.message_id)]["text"] == "*Daily*"
+        report("Socket Mode envelopes", latencies)
+        assert max(latencies) < 3.0
+    finally:
+        await adapter.close()
+        await asyncio.wait_for(runner, 5)
+        await app.close()
+
+
+async def test_a_rejected_app_token_fails_socket_mode_start_up(fake: FakeSlack, tmp_path: Path) -> None:
+    settings = slack_settings(fake, tmp_path, socket=True, SLACK_APP_TOKEN="xapp-wrong")
+    app = await build_app(settings)
+    adapter = SlackAdapter(app.service, settings)
+    try:
+        with pytest.raises(SlackApiError, match="invalid_auth"):
+            await adapter.start()
+    finally:
+        await adapter.close()
+        await app.close()
