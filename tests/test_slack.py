@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import yaml
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
@@ -723,3 +725,31 @@ async def test_a_rejected_app_token_fails_socket_mode_start_up(fake: FakeSlack, 
     finally:
         await adapter.close()
         await app.close()
+
+
+# ---------------------------------------------------------------- the manifest
+
+#: The scope each Web API method the adapter calls needs (auth.test needs none).
+SCOPES_BY_METHOD = {
+    "auth_test": set(),
+    "chat_postMessage": {"chat:write"},
+    "chat_update": {"chat:write"},
+    "users_info": {"users:read"},
+    "files_upload_v2": {"files:write"},
+    "conversations_open": {"im:write"},
+}
+
+
+def test_the_manifest_asks_for_exactly_the_scopes_the_adapter_uses() -> None:
+    root = Path(__file__).resolve().parents[1]
+    manifest = yaml.safe_load((root / "slack-manifest.yaml").read_text(encoding="utf-8"))
+    source = (root / "bot" / "adapters" / "slack_adapter.py").read_text(encoding="utf-8")
+    called = set(re.findall(r"self\.client\.(\w+)\(", source))
+    assert called <= set(SCOPES_BY_METHOD), f"add the scope for {called - set(SCOPES_BY_METHOD)}"
+    needed = {"commands"}.union(*(SCOPES_BY_METHOD[m] for m in called))
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/study" and command["url"].endswith("/slack/events")
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+    assert manifest["settings"]["socket_mode_enabled"] in (True, False)
