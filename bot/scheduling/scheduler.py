@@ -39,6 +39,7 @@ WAKE_JOB = "studybot-wake"
 SWEEP_JOB = "studybot-sweep"
 SWEEP_SECONDS = 300
 CLOSE_TIMEOUT = 15.0
+MIN_DELAY = timedelta(seconds=5)
 
 
 class Scheduler:
@@ -149,9 +150,13 @@ class Scheduler:
             if aps.get_job(WAKE_JOB) is not None:
                 aps.remove_job(WAKE_JOB)
             return
+        # APScheduler runs on the real clock and ours may be offset (tests), so arm by delay. Something
+        # already overdue (say, a reveal the platform keeps refusing) waits MIN_DELAY rather than spin.
+        now = self.clock.now()
+        delay = wake - now if wake > now else MIN_DELAY
         aps.add_job(
             self.tick,
-            DateTrigger(run_date=wake, timezone=UTC),
+            DateTrigger(run_date=datetime.now(UTC) + delay, timezone=UTC),
             id=WAKE_JOB,
             replace_existing=True,
             misfire_grace_time=None,
