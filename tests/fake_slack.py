@@ -85,10 +85,14 @@ class FakeSlack:
         self.users: dict[str, User] = {}
         #: Channel id -> Slack error code for posts there (e.g. ``"not_in_channel"``).
         self.channel_errors: dict[str, str] = {}
+        #: response_url keys that answer 404 ``expired_url``, as Slack does after 30 minutes or 5 uses.
+        self.expired_response_urls: set[str] = set()
         #: Every request, in arrival order.
         self.requests: list[Recorded] = []
         #: Messages as they stand now: (channel, ts) -> {"text", "blocks", "edits"}.
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Ephemeral messages sent through chat.postEphemeral: {"channel", "user", "text", "blocks"}.
+        self.ephemeral: list[dict[str, Any]] = []
         #: What each response_url received, by key, in order.
         self.responses: dict[str, list[dict[str, Any]]] = {}
         #: Uploaded file bytes by file id, and completed uploads (file ids, channel, comment).
@@ -103,6 +107,8 @@ class FakeSlack:
         self._ws_ready = asyncio.Event()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.port = 0
+        #: How many Socket Mode connections were opened so far (reconnects add one each).
+        self.socket_connections = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -281,7 +287,16 @@ class FakeSlack:
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
-        return self._channel_error(channel) or {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        error = self._channel_error(channel)
+        if error:
+            return error
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        ts = f"{1700000000 + next(self._ts)}.000200"
+        self.ephemeral.append(
+            {"channel": channel, "user": args["user"], "text": args.get("text", ""), "blocks": self._blocks(args)}
+        )
+        return {"ok": True, "message_ts": ts}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
@@ -344,6 +359,10 @@ class FakeSlack:
     async def _respond(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         body = json.loads(await request.read())
+        if key in self.expired_response_urls:
+            self.requests.append(Recorded("respond", key, body, None, status=404))
+            await self._notify()
+            return web.Response(text="expired_url", status=404, content_type="text/plain")
         self.requests.append(Recorded("respond", key, body, None))
         self.responses.setdefault(key, []).append(body)
         await self._notify()
@@ -362,6 +381,7 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._ws = ws
+        self.socket_connections += 1
         await ws.send_str(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}}))
         self._ws_ready.set()
         try:
@@ -373,10 +393,18 @@ class FakeSlack:
                 if fut is not None and not fut.done():
                     fut.set_result(data)
         finally:
-            self._ws_ready.clear()
             if self._ws is ws:
                 self._ws = None
+                self._ws_ready.clear()
         return ws
+
+    async def ask_to_reconnect(self) -> None:
+        """Send Slack's ``disconnect`` message (it does so every few hours): the client must fetch a
+        fresh URL and connect again."""
+        assert self._ws is not None
+        old, self._ws = self._ws, None
+        self._ws_ready.clear()
+        await old.send_str(json.dumps({"type": "disconnect", "reason": "refresh_requested"}))
 
     async def socket_connected(self, within: float = 10.0) -> None:
         """Wait until a Socket Mode client holds the websocket."""

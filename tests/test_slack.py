@@ -381,6 +381,27 @@ async def test_forget_me_confirm_button_deletes_the_members_data(rig: Rig) -> No
     assert await rig.scalar("SELECT COUNT(*) FROM path_steps") == 0
 
 
+async def test_without_a_usable_response_url_replies_go_through_the_web_api(rig: Rig) -> None:
+    quiz = await rig.ask("quiz")
+    right = RIGHT[question_id(quiz["text"])]
+    action_id = next(b["action_id"] for b in buttons_of(quiz) if b["text"]["text"] == right)
+    # A click without a response_url: the answer goes out as chat.postEphemeral to the member.
+    payload = click_payload(rig.fake, action_id, "none", user=MEMBER, team=HOME, channel=CHANNEL)
+    del payload["response_url"]
+    status, _ = await rig.send(urlencode({"payload": json.dumps(payload)}))
+    assert status == 200
+    [sent] = await rig.fake.wait_for(lambda: rig.fake.ephemeral)
+    assert (sent["channel"], sent["user"]) == (CHANNEL, MEMBER)
+    assert "Correct" in sent["text"]
+    # An expired response_url (Slack answers 404): the same fallback; public replies go to the channel.
+    rig.fake.expired_response_urls.add(f"r{rig.n + 1}")
+    await rig.command("leaderboard")
+    await rig.fake.wait_for(lambda: rig.fake.delivered("chat.postMessage"))
+    [board] = rig.fake.messages.values()
+    assert board["text"].startswith("*Leaderboard")
+    assert await rig.scalar("SELECT COUNT(*) FROM answers") == 1
+
+
 # ---------------------------------------------------------------- security
 
 
@@ -704,6 +725,13 @@ async def test_the_same_flows_work_over_socket_mode(fake: FakeSlack, tmp_path: P
         await adapter.drain()
         assert await app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM answers").fetchone()[0]) == 1
         assert await app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM members").fetchone()[0]) == 1
+        # Slack asks clients to reconnect every few hours: the next envelope arrives on a new socket.
+        await fake.ask_to_reconnect()
+        await envelope(
+            "slash_commands", command_form(fake, "path done 3", "s7", user=MEMBER, team=HOME, channel=CHANNEL)
+        )
+        assert "Step 3" in (await fake.responses_for("s7"))[0]["text"]
+        assert fake.socket_connections == 2 and len(fake.calls("apps.connections.open")) == 2
         # The gateway works the same in Socket Mode.
         sent = await adapter.post(Post(CHANNEL, "**Daily**", answer_buttons(3)))
         assert fake.messages[(CHANNEL, sent.message_id)]["text"] == "*Daily*"
@@ -734,6 +762,7 @@ SCOPES_BY_METHOD = {
     "auth_test": set(),
     "chat_postMessage": {"chat:write"},
     "chat_update": {"chat:write"},
+    "chat_postEphemeral": {"chat:write"},
     "users_info": {"users:read"},
     "files_upload_v2": {"files:write"},
     "conversations_open": {"im:write"},

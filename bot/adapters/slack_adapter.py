@@ -348,11 +348,11 @@ class SlackAdapter:
 
     async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()
-        self._spawn(self._command(body, respond), "command")
+        self._spawn(self._command(body, respond if body.get("response_url") else None), "command")
 
     async def _on_action(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()
-        self._spawn(self._action(body, respond), "action")
+        self._spawn(self._action(body, respond if body.get("response_url") else None), "action")
 
     async def _command(self, body: dict[str, Any], respond: Any) -> None:
         user = str(body.get("user_id", ""))
@@ -398,18 +398,40 @@ class SlackAdapter:
 
     async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound) -> None:
         for reply in replies:
-            text = mrkdwn(reply.text)
-            result = await respond(
-                text=text,
-                blocks=blocks_for(text, reply.buttons),
-                response_type="ephemeral" if reply.private else "in_channel",
-                replace_original=False,
-            )
-            status = getattr(result, "status_code", 200)
-            if status != 200:
-                log.warning("slack: response_url answered %s: %s", status, getattr(result, "body", "")[:200])
+            await self._say(mrkdwn(reply.text), reply.buttons, private=reply.private, respond=respond, inbound=inbound)
             for attachment in reply.attachments:
                 await self._attach(attachment, inbound, private=reply.private, respond=respond)
+
+    async def _say(
+        self, text: str, buttons: Sequence[Button], *, private: bool, respond: Any, inbound: Inbound
+    ) -> None:
+        """Answer through the request's ``response_url``; when there is none or it fails (expired
+        after 30 minutes, or used five times), through the Web API instead. Never raises."""
+        blocks = blocks_for(text, buttons)
+        if respond is not None:
+            try:
+                result = await respond(
+                    text=text,
+                    blocks=blocks,
+                    response_type="ephemeral" if private else "in_channel",
+                    replace_original=False,
+                )
+                if result.status_code == 200:
+                    return
+                log.warning("slack: response_url answered %s: %.200s", result.status_code, result.body)
+            except (ValueError, aiohttp.ClientError, TimeoutError) as e:
+                log.warning("slack: response_url failed (%s); answering through the Web API", e)
+        try:
+            if private:
+                await self.client.chat_postEphemeral(
+                    channel=inbound.channel, user=inbound.user, text=text, blocks=blocks
+                )
+            else:
+                await self.client.chat_postMessage(channel=inbound.channel, text=text, blocks=blocks)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning(
+                "slack: could not answer %s in %s: %s", inbound.user, inbound.channel, delivery_error(e, "reply")
+            )
 
     async def _attach(self, attachment: Attachment, inbound: Inbound, *, private: bool, respond: Any) -> None:
         """Upload a file: to the channel for public replies, to a DM with the member for private ones."""
@@ -426,11 +448,8 @@ class SlackAdapter:
             err = delivery_error(e, f"upload {attachment.filename}")
             log.warning("slack: %s", err)
             hint = " Invite studybot to this channel (/invite @studybot) and try again." if err.forbidden else ""
-            await respond(
-                text=mrkdwn(f"I could not attach {attachment.filename}.{hint}"),
-                response_type="ephemeral",
-                replace_original=False,
-            )
+            note = mrkdwn(f"I could not attach {attachment.filename}.{hint}")
+            await self._say(note, (), private=True, respond=respond, inbound=inbound)
 
     # ------------------------------------------------------------------ admins
 
