@@ -40,6 +40,10 @@ MAX_CONTENT = 2000
 DEFER_AFTER = 1.5
 #: Commands that may take a while (a chart, a CSV export): always deferred first.
 SLOW_COMMANDS = frozenset({"export", "progress"})
+#: Channel posts and edits per second. Discord allows a bot 50 REST requests/s in all; discord.py only
+#: learns of that global limit from a 429 and gives each request 5 tries, so a fan-out to many channels
+#: paces itself below the limit instead of racing into it.
+POSTS_PER_SECOND = 45.0
 #: Everything the bot does in a channel: see it, post scheduled questions/tips (with buttons, which need
 #: no extra permission) and attach files (charts). Interaction replies need no channel permission at all,
 #: and editing its own messages needs none beyond these. No Embed Links (no embeds), no Read Message
@@ -108,6 +112,24 @@ def chunks(text: str, limit: int = MAX_CONTENT) -> list[str]:
     if current:
         out.append(current)
     return [c.rstrip("\n") or "\u200b" for c in out]
+
+
+class Pacer:
+    """Spaces calls evenly: at most ``rate`` per second (none when ``rate`` is None)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        at = max(now, self._next)
+        self._next = at + self.interval  # reserved before sleeping: concurrent callers queue up in order
+        if at > now:
+            await asyncio.sleep(at - now)
 
 
 def _word(value: str, joiner: str) -> str:
@@ -383,6 +405,7 @@ class DiscordFrontEnd:
         guild_id: int | None = None,
         defer_after: float = DEFER_AFTER,
         ready_timeout: float = 30.0,
+        posts_per_second: float | None = POSTS_PER_SECOND,
         **client_options: Any,
     ) -> None:
         self.service = service
@@ -391,6 +414,7 @@ class DiscordFrontEnd:
         self.defer_after = defer_after
         self.ready_timeout = ready_timeout
         self.ready = asyncio.Event()
+        self.pacer = Pacer(posts_per_second)
         self.client = StudyClient(self, **client_options)
 
     @classmethod
@@ -558,6 +582,7 @@ class DiscordFrontEnd:
             view = _view(post.buttons)
             if view is not None:
                 extra["view"] = view
+            await self.pacer.wait()
             message = await channel.send(text, files=_files(post.attachments), **extra)
         except DeliveryError:
             raise
@@ -574,6 +599,7 @@ class DiscordFrontEnd:
         text = text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
         try:
             message = self.client.get_partial_messageable(cid).get_partial_message(int(message_id))
+            await self.pacer.wait()
             await message.edit(content=text, view=_view(buttons))
         except Exception as e:
             raise _delivery_error(e, f"edit message {message_id} in channel {cid}") from e
@@ -596,8 +622,18 @@ def _delivery_error(e: Exception, what: str) -> DeliveryError:
         return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=e.retry_after)
     if isinstance(e, discord.DiscordServerError):
         return DeliveryError(f"{what}: Discord error {e.status}", retryable=True)
+    if isinstance(e, discord.HTTPException) and e.status == 429:
+        # a 429 discord.py did not wait out: out of tries, or without Via (a Cloudflare-level limit)
+        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=_retry_after(e))
     if isinstance(e, discord.HTTPException):
         return DeliveryError(f"{what}: rejected ({e.status} {e.text})", retryable=e.status >= 500)
     if isinstance(e, aiohttp.ClientError | OSError | TimeoutError):
         return DeliveryError(f"{what}: network error ({type(e).__name__})", retryable=True)
     return DeliveryError(f"{what}: {type(e).__name__}", retryable=False)
+
+
+def _retry_after(e: discord.HTTPException) -> float | None:
+    try:
+        return float(e.response.headers.get("Retry-After", ""))
+    except (TypeError, ValueError, AttributeError):
+        return None

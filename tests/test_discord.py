@@ -1,0 +1,585 @@
+"""The Discord front end through the real discord.py client, against the loopback fake in fake_discord.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import statistics
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.adapters.discord_adapter import (
+    BOT_PERMISSIONS,
+    DiscordFrontEnd,
+    DiscordStartError,
+    StudyCommands,
+    chunks,
+    command_paths,
+    match_zones,
+)
+from bot.bootstrap import App, build_app, make_frontends
+from bot.config import Settings
+from bot.core.commands import SPECS, Command
+from bot.core.messages import Button, Post, Reply
+from bot.core.ports import DeliveryError
+from bot.core.service import ERROR_TEXT, Context, StudyService
+from tests.conftest import FIXTURE_PACK, FakeClock
+from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeUser, Recorded
+
+ALICE = FakeUser(830000000000000001, "alice")
+BOB = FakeUser(830000000000000002, "bob")
+ADMIN = FakeUser(830000000000000003, "ada", ADMIN_PERMISSIONS)
+ADMIN_PATHS = [name.replace(".", " ") for name, spec in SPECS.items() if spec.admin]
+
+#: Ack latencies (seconds) of every interaction in this module, printed at the end.
+LATENCIES: list[float] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _latency_report() -> Iterator[None]:
+    yield
+    if LATENCIES:
+        ordered = sorted(LATENCIES)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        print(
+            f"\nDiscord ack latency over {len(ordered)} interactions: "
+            f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+        )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as f:
+        yield f
+        LATENCIES.extend(f.ack_latencies())
+
+
+class Bot:
+    """A running front end and its task."""
+
+    def __init__(self, fe: DiscordFrontEnd, task: asyncio.Task[None]) -> None:
+        self.fe = fe
+        self.task = task
+
+    async def stop(self) -> None:
+        await self.fe.close()
+        await asyncio.wait_for(self.task, 5)
+
+
+async def start_bot(service: StudyService, fake: FakeDiscord, **kw: Any) -> Bot:
+    fe = DiscordFrontEnd(service, fake.token, guild_ready_timeout=0.05, **kw)
+    task = asyncio.create_task(fe.run())
+    ready = asyncio.create_task(fe.ready.wait())
+    await asyncio.wait({task, ready}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises the start-up error
+    assert fe.ready.is_set(), "the client did not get READY from the fake"
+    return Bot(fe, task)
+
+
+@pytest.fixture
+async def bot(service: StudyService, fake: FakeDiscord) -> AsyncIterator[Bot]:
+    b = await start_bot(service, fake)
+    yield b
+    await b.stop()
+
+
+async def command(
+    fake: FakeDiscord, path: str, options: dict[str, Any] | None = None, **kw: Any
+) -> tuple[int, Recorded]:
+    iid = await fake.dispatch_interaction(fake.slash(path, options, **kw))
+    return iid, await fake.callback(iid)
+
+
+async def reply_of(fake: FakeDiscord, path: str, options: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """The message the member finally sees for a command (following a defer to its edit)."""
+    iid, cb = await command(fake, path, options, **kw)
+    if cb.json["type"] == 5:
+        await fake.followups(iid)
+    return fake.message_of(cb)
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in message["components"] for c in row["components"]]
+
+
+def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def dump(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.iterdump())
+
+
+# ---------------------------------------------------------------------------------------------- start-up
+
+
+async def test_login_syncs_the_study_group_globally_without_privileged_intents(bot: Bot, fake: FakeDiscord) -> None:
+    synced = fake.commands[None]
+    assert [c["name"] for c in synced] == ["study"]
+    assert fake.identifies[0]["intents"] == discord.Intents(guilds=True).value  # guilds only, nothing privileged
+    # Every command of the core's grammar is a subcommand (path done is the `done` option of path).
+    expected = {name.replace(".", " ") for name in SPECS if name != "path.done"}
+    assert set(command_paths(StudyCommands(bot.fe))) == expected
+    study = synced[0]
+    subs = {o["name"]: o for o in study["options"]}
+    assert {o["name"] for o in subs["schedule"]["options"]} == {
+        "show",
+        "preview",
+        "set",
+        "pause",
+        "resume",
+        "skip",
+        "post-now",
+    }
+    letter = subs["answer"]["options"][0]
+    assert [c["value"] for c in letter["choices"]] == ["A", "B", "C", "D"] and letter["required"]
+    done = subs["path"]["options"][0]
+    assert (done["name"], done["min_value"], done["max_value"], done["required"]) == ("done", 1, 6, False)
+    scope = subs["leaderboard"]["options"][0]
+    assert [c["value"] for c in scope["choices"]] == ["week", "all", "hide", "show"]
+    assert subs["timezone"]["options"][0]["autocomplete"] is True
+    member = subs["progress"]["options"][0]
+    assert member["type"] == 6  # a user picker
+
+
+async def test_a_guild_setting_syncs_to_that_server_only(service: StudyService, fake: FakeDiscord) -> None:
+    b = await start_bot(service, fake, guild_id=fake.guild.id)
+    try:
+        assert None not in fake.commands
+        assert [c["name"] for c in fake.commands[fake.guild.id]] == ["study"]
+    finally:
+        await b.stop()
+
+
+async def test_a_rejected_token_is_a_clear_error_without_the_token(
+    service: StudyService, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "MTIz.wrong-token.abcdef"
+    fe = DiscordFrontEnd(service, secret, guild_ready_timeout=0.05)
+    with caplog.at_level(logging.DEBUG), pytest.raises(DiscordStartError) as err:
+        await asyncio.wait_for(fe.run(), 5)
+    assert "rejected DISCORD_TOKEN" in str(err.value)
+    assert secret not in str(err.value) and secret not in caplog.text
+    await fe.close()  # safe after a failed run
+    await fe.close()
+
+
+def test_make_frontends_adds_discord_when_a_token_is_set(tmp_path: Path) -> None:
+    settings = Settings(DISCORD_TOKEN="x", STUDYBOT_DISCORD_GUILD=42, STUDYBOT_DB=tmp_path / "s.db")  # type: ignore[call-arg]
+
+    async def go() -> None:
+        app = await build_app(settings)
+        try:
+            fronts = make_frontends(app, console_user="me")
+            discord_fe = [f for f in fronts if f.platform == "discord"]
+            assert len(discord_fe) == 1 and isinstance(discord_fe[0], DiscordFrontEnd)
+            assert discord_fe[0].guild_id == 42
+            assert not any(f.platform == "console" for f in fronts)
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------------------------------------- the app
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    """The whole wired-up bot (content, learning, scheduling commands) on a temp database."""
+    settings = Settings(STUDYBOT_DB=tmp_path / "study.db", STUDYBOT_CONTENT=FIXTURE_PACK)  # type: ignore[call-arg]
+    a = await build_app(settings, clock=FakeClock())
+    yield a
+    await a.close()
+
+
+@pytest.fixture
+async def live(app: App, fake: FakeDiscord) -> AsyncIterator[Bot]:
+    b = await start_bot(app.service, fake)
+    app.gateways["discord"] = b.fe  # what serve() does: the scheduler posts through it
+    yield b
+    await b.stop()
+
+
+def right_letter(content: str) -> str:
+    """The fixture pack's prompts say which letter is right."""
+    m = re.search(r"test question ([ABCD])", content)
+    assert m, content
+    return m.group(1)
+
+
+async def test_quiz_buttons_record_one_answer_and_a_second_click_changes_nothing(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    _, cb = await command(fake, "quiz", user=ALICE)
+    assert cb.json["type"] == 4 and cb.json["data"]["flags"] & EPHEMERAL
+    question = fake.message_of(cb)
+    ids = custom_ids(question)
+    assert [i.rsplit(":", 1)[1] for i in ids] == ["A", "B", "C", "D"]
+    post_id = int(ids[0].split(":")[2])
+    assert all(i == f"sb:ans:{post_id}:{letter}" for i, letter in zip(ids, "ABCD", strict=True))
+    assert rows(app.store.path, "SELECT kind FROM posts WHERE id = ?", post_id) == [("question",)]
+
+    right = right_letter(question["content"])
+    click = await fake.dispatch_interaction(fake.click(f"sb:ans:{post_id}:{right}", question, user=ALICE))
+    first = await fake.callback(click)
+    assert first.json["type"] == 4 and first.json["data"]["flags"] & EPHEMERAL
+    assert first.json["data"]["content"].startswith("✅ Correct")
+    wrong = "A" if right != "A" else "B"
+    again = await fake.callback(await fake.dispatch_interaction(fake.click(f"sb:ans:{post_id}:{wrong}", question)))
+    assert "already answered" in again.json["data"]["content"] and again.json["data"]["flags"] & EPHEMERAL
+    assert rows(app.store.path, "SELECT choice, correct FROM answers WHERE post_id = ?", post_id) == [(right, 1)]
+    assert rows(app.store.path, "SELECT answered, correct, points FROM members WHERE user_id = ?", str(ALICE.id)) == [
+        (1, 1, 1)
+    ]
+
+
+async def test_member_commands_reach_the_core_and_change_the_database(app: App, live: Bot, fake: FakeDiscord) -> None:
+    db = app.store.path
+    help_msg = await reply_of(fake, "help")
+    assert "/study quiz" in help_msg["content"] and help_msg["flags"] & EPHEMERAL
+
+    question = await reply_of(fake, "quiz")
+    letter = right_letter(question["content"])
+    answered = await reply_of(fake, "answer", {"letter": letter})
+    assert answered["content"].startswith("✅ Correct")
+    assert rows(db, "SELECT choice FROM answers") == [(letter,)]
+
+    assert (await reply_of(fake, "tip"))["content"].startswith("💡")
+    assert "Your path" in (await reply_of(fake, "path"))["content"]
+    done = await reply_of(fake, "path", {"done": 3})
+    assert "Step 3" in done["content"]
+    assert rows(db, "SELECT step FROM path_steps") == [(3,)]
+
+    zone = await reply_of(fake, "timezone", {"zone": "America/New York"})  # a space typed for "_"
+    assert "America/New_York" in zone["content"]
+    assert rows(db, "SELECT tz FROM members WHERE user_id = ?", str(ALICE.id)) == [("America/New_York",)]
+    bad = await reply_of(fake, "timezone", {"zone": "Europe/Berln"})
+    assert "Europe/Berlin" in bad["content"]  # the core's "did you mean"
+    assert rows(db, "SELECT tz FROM members WHERE user_id = ?", str(ALICE.id)) == [("America/New_York",)]
+
+    board = await reply_of(fake, "leaderboard", {"scope": "all"})
+    assert board["flags"] & EPHEMERAL == 0 and "alice" in board["content"]  # the leaderboard is public
+    await reply_of(fake, "leaderboard", {"scope": "hide"})
+    assert rows(db, "SELECT leaderboard_hidden FROM members WHERE user_id = ?", str(ALICE.id)) == [(1,)]
+
+    review = await reply_of(fake, "review")
+    assert review["flags"] & EPHEMERAL and review["content"] and ERROR_TEXT not in review["content"]
+
+
+async def test_progress_defers_then_edits_in_the_result_with_another_member(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    await reply_of(fake, "quiz", user=BOB)
+    iid, cb = await command(fake, "progress", {"member": BOB}, user=ALICE)
+    assert cb.json["type"] == 5 and cb.json["data"]["flags"] & EPHEMERAL  # "thinking…", only alice sees it
+    (edit,) = await fake.followups(iid)
+    assert edit.method == "PATCH" and edit.path.endswith("/messages/@original")
+    assert "Progress — bob" in edit.json["content"]
+    mine = await reply_of(fake, "progress", user=ALICE)
+    assert "Progress — alice" in mine["content"] and mine["flags"] & EPHEMERAL
+
+
+async def test_forget_me_asks_with_buttons_and_deletes_on_confirm(app: App, live: Bot, fake: FakeDiscord) -> None:
+    db = app.store.path
+    await reply_of(fake, "quiz", user=ALICE)
+    ask = await reply_of(fake, "forget-me", user=ALICE)
+    assert custom_ids(ask) == ["sb:forget-confirm", "sb:forget-cancel"]
+    styles = [c["style"] for row in ask["components"] for c in row["components"]]
+    assert styles == [discord.ButtonStyle.danger.value, discord.ButtonStyle.secondary.value]
+    cancel = await fake.callback(await fake.dispatch_interaction(fake.click("sb:forget-cancel", ask, user=ALICE)))
+    assert cancel.json["data"]["content"] == "Nothing was deleted." and cancel.json["data"]["flags"] & EPHEMERAL
+    assert rows(db, "SELECT count(*) FROM members WHERE user_id = ?", str(ALICE.id)) == [(1,)]
+    confirm = await fake.callback(await fake.dispatch_interaction(fake.click("sb:forget-confirm", ask, user=ALICE)))
+    assert confirm.json["data"]["content"].startswith("Done")
+    assert rows(db, "SELECT count(*) FROM members WHERE user_id = ?", str(ALICE.id)) == [(0,)]
+    assert rows(db, "SELECT count(*) FROM posts WHERE member_id IS NOT NULL") == [(0,)]
+
+
+async def test_timezone_autocomplete_offers_matching_zones(live: Bot, fake: FakeDiscord) -> None:
+    iid = await fake.dispatch_interaction(fake.slash("timezone", {"zone": "berl"}, focused="zone"))
+    cb = await fake.callback(iid)
+    assert cb.json["type"] == 8
+    choices = [c["value"] for c in cb.json["data"]["choices"]]
+    assert choices[0] == "Europe/Berlin"
+    many = await fake.callback(await fake.dispatch_interaction(fake.slash("timezone", {"zone": "a"}, focused="zone")))
+    assert len(many.json["data"]["choices"]) == 25
+    tz = await fake.callback(
+        await fake.dispatch_interaction(fake.slash("schedule set", {"time": "09:00", "tz": "tok"}, focused="tz"))
+    )
+    assert "Asia/Tokyo" in [c["value"] for c in tz.json["data"]["choices"]]
+
+
+def admin_options(path: str) -> dict[str, Any]:
+    return {"time": "09:00"} if path == "schedule set" else {}
+
+
+async def test_members_without_manage_server_are_refused_every_admin_command(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    await reply_of(fake, "quiz", user=ALICE)  # alice exists; the database has something to lose
+    before = dump(app.store.path)
+    for path in ADMIN_PATHS:
+        iid, cb = await command(fake, path, admin_options(path), user=ALICE)
+        if cb.json["type"] == 5:
+            (edit,) = await fake.followups(iid)
+            content = edit.json["content"]
+        else:
+            content = cb.json["data"]["content"]
+        assert cb.json["data"]["flags"] & EPHEMERAL, path
+        assert content.startswith("Only admins can use"), (path, content)
+    assert dump(app.store.path) == before
+    assert fake.channel_messages(fake.channel_id) == []  # post-now posted nothing
+
+
+async def test_admins_schedule_a_channel_post_now_and_export(app: App, live: Bot, fake: FakeDiscord) -> None:
+    db = app.store.path
+    opts = {"time": "9:00", "tz": "Europe/Berlin", "days": "mon - fri", "kind": "mix", "reveal": 4}
+    done = await reply_of(fake, "schedule set", opts, user=ADMIN)
+    assert done["content"].startswith("✅ Daily posts here"), done["content"]
+    assert rows(db, "SELECT local_time, tz, days, kind, reveal_hours, paused FROM schedules") == [
+        ("09:00", "Europe/Berlin", "0,1,2,3,4", "mix", 4, 0)
+    ]
+    await reply_of(fake, "schedule pause", user=ADMIN)
+    assert rows(db, "SELECT paused FROM schedules") == [(1,)]
+    await reply_of(fake, "schedule resume", user=ADMIN)
+    assert rows(db, "SELECT paused FROM schedules") == [(0,)]
+    for path in ("schedule show", "schedule preview", "schedule skip", "content list", "content validate"):
+        shown = await reply_of(fake, path, user=ADMIN)
+        assert shown["flags"] & EPHEMERAL and not shown["content"].startswith("Only admins"), (path, shown)
+
+    # post-now goes out through app.gateways["discord"].post, i.e. channel.send with answer buttons
+    await reply_of(fake, "schedule set", {"time": "09:00", "kind": "question"}, user=ADMIN)
+    posted = await reply_of(fake, "schedule post-now", user=ADMIN)
+    assert posted["content"].startswith("📣 Posted"), posted["content"]
+    (message,) = fake.channel_messages(fake.channel_id)
+    ids = custom_ids(message)
+    assert len(ids) == 4 and all(re.fullmatch(r"sb:ans:\d+:[ABCD]", i) for i in ids), ids
+    right = right_letter(message["content"])  # members answer the channel post
+    ok = await fake.callback(await fake.dispatch_interaction(fake.click(ids["ABCD".index(right)], message, user=BOB)))
+    assert ok.json["data"]["content"].startswith("✅ Correct")
+    assert rows(db, "SELECT count(*) FROM answers") == [(1,)]
+
+    iid, cb = await command(fake, "export", user=ADMIN)
+    assert cb.json["type"] == 5 and cb.json["data"]["flags"] & EPHEMERAL
+    (edit,) = await fake.followups(iid)
+    names = [name for name, _ in edit.files]
+    assert names and all(n.endswith(".csv") for n in names)
+    assert all(data for _, data in edit.files)
+
+
+# ---------------------------------------------------------------------------------------------- ChatGateway
+
+
+async def test_a_post_rate_limited_with_via_is_retried_and_lands_once(bot: Bot, fake: FakeDiscord) -> None:
+    fake.fail("POST", r"/channels/\d+/messages", 429, retry_after=0.2)
+    buttons = (Button("sb:ans:77:A", "A", "primary"), Button("sb:ans:77:B", "B", "primary"))
+    sent = await bot.fe.post(Post(str(fake.channel_id), "**Question** · daily", buttons))
+    tries = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
+    assert [r.status for r in tries] == [429, 200]
+    assert tries[1].at - tries[0].at >= 0.2  # it waited out retry_after
+    (message,) = fake.channel_messages(fake.channel_id)
+    assert sent.message_id == message["id"] and sent.channel == str(fake.channel_id)
+    assert message["content"] == "**Question** · daily" and custom_ids(message) == ["sb:ans:77:A", "sb:ans:77:B"]
+
+
+async def test_edit_replaces_text_and_buttons(bot: Bot, fake: FakeDiscord) -> None:
+    sent = await bot.fe.post(Post(str(fake.channel_id), "Q?", (Button("sb:ans:5:A", "A"),)))
+    await bot.fe.edit(sent.channel, sent.message_id, "Q? — the answer was A")
+    (message,) = fake.channel_messages(fake.channel_id)
+    assert message["content"] == "Q? — the answer was A" and message["components"] == []
+    await bot.fe.edit(sent.channel, sent.message_id, "again", [Button("sb:ans:5:B", "B")])
+    assert custom_ids(fake.messages[int(sent.message_id)]) == ["sb:ans:5:B"]
+
+
+async def test_delivery_errors_say_whether_to_retry_or_pause(bot: Bot, fake: FakeDiscord) -> None:
+    general, other = list(fake.guild.channels)
+    fake.forbid(other)
+    with pytest.raises(DeliveryError) as forbidden:
+        await bot.fe.post(Post(str(other), "hello"))
+    assert forbidden.value.forbidden and not forbidden.value.retryable
+
+    with pytest.raises(DeliveryError) as unknown:  # not in the cache: fetched, 404 Unknown Channel
+        await bot.fe.post(Post("123456789012345678", "hello"))
+    assert unknown.value.forbidden and not unknown.value.retryable
+
+    fake.fail("POST", rf"/channels/{general}/messages", 503)
+    with pytest.raises(DeliveryError) as outage:
+        await bot.fe.post(Post(str(general), "hello"))
+    assert outage.value.retryable and not outage.value.forbidden
+
+    fake.fail("POST", rf"/channels/{general}/messages", 400, message="Invalid Form Body", code=50035)
+    with pytest.raises(DeliveryError) as rejected:
+        await bot.fe.post(Post(str(general), "hello"))
+    assert not rejected.value.retryable and not rejected.value.forbidden
+
+    with pytest.raises(DeliveryError) as not_an_id:
+        await bot.fe.post(Post("#general", "hello"))
+    assert not not_an_id.value.retryable
+    with pytest.raises(DeliveryError) as gone:
+        await bot.fe.edit(str(general), "999", "x")
+    assert not gone.value.retryable and not gone.value.forbidden
+    assert fake.channel_messages(general) == []
+
+
+async def test_fan_out_paces_itself_under_the_rate_limit_and_posts_each_message_once(service: StudyService) -> None:
+    async with FakeDiscord(rate_limit_per_s=20) as fake:
+        channels = {900000000000001000 + i: f"c{i}" for i in range(15)}
+        fake.add_guild(810000000000000002, "Big", channels)
+        b = await start_bot(service, fake, posts_per_second=10)  # half the limit: room for a stalled loop
+        try:
+            sent = await asyncio.gather(*(b.fe.post(Post(str(c), f"post {c}")) for c in channels))
+        finally:
+            await b.stop()
+    assert len({s.message_id for s in sent}) == 15
+    for c in channels:
+        assert [m["content"] for m in fake.channel_messages(c)] == [f"post {c}"]
+    assert fake.rate_limited == 0  # paced below the limit: no 429 at all
+
+
+async def test_a_rate_limit_discord_py_gives_up_on_is_retryable(bot: Bot, fake: FakeDiscord) -> None:
+    fake.fail("POST", r"/channels/\d+/messages", 429, via=False, retry_after=2)  # no Via: not waited out
+    with pytest.raises(DeliveryError) as err:
+        await bot.fe.post(Post(str(fake.channel_id), "hello"))
+    assert err.value.retryable and err.value.retry_after == 2 and not err.value.forbidden
+    assert fake.channel_messages(fake.channel_id) == []
+
+
+async def test_post_before_the_client_is_connected_is_retryable(service: StudyService) -> None:
+    fe = DiscordFrontEnd(service, "token", ready_timeout=0.01)
+    with pytest.raises(DeliveryError) as err:
+        await fe.post(Post("1", "x"))
+    assert err.value.retryable
+    await fe.close()
+
+
+# ---------------------------------------------------------------------------------------------- restarts, errors
+
+
+async def test_a_button_from_before_a_restart_still_records_the_answer(tmp_path: Path, fake: FakeDiscord) -> None:
+    settings = Settings(STUDYBOT_DB=tmp_path / "study.db", STUDYBOT_CONTENT=FIXTURE_PACK)  # type: ignore[call-arg]
+    first_app = await build_app(settings, clock=FakeClock())
+    first = await start_bot(first_app.service, fake)
+    question = await reply_of(fake, "quiz", user=ALICE)
+    await first.stop()
+    await first_app.close()
+
+    second_app = await build_app(settings, clock=FakeClock())  # a new process on the same database
+    second = await start_bot(second_app.service, fake)
+    try:
+        assert len(fake.identifies) == 2
+        right = right_letter(question["content"])
+        custom_id = next(i for i in custom_ids(question) if i.endswith(right))
+        cb = await fake.callback(await fake.dispatch_interaction(fake.click(custom_id, question, user=ALICE)))
+        assert cb.json["data"]["content"].startswith("✅ Correct")
+        assert rows(second_app.store.path, "SELECT choice FROM answers") == [(right,)]
+    finally:
+        await second.stop()
+        await second_app.close()
+
+
+class Exploding:
+    """A service stand-in whose every call fails, to exercise the adapter's own error path."""
+
+    async def handle(self, inbound: object) -> list[Reply]:
+        raise RuntimeError("boom in the core")
+
+
+async def test_an_error_gets_a_private_apology_and_a_logged_traceback_without_the_token(
+    bot: Bot, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.fe.service = Exploding()  # type: ignore[assignment]
+    with caplog.at_level(logging.ERROR):
+        cb = await fake.callback(await fake.dispatch_interaction(fake.slash("tip")))
+        assert cb.json["type"] == 4 and cb.json["data"] == {"content": ERROR_TEXT, "flags": EPHEMERAL} | {
+            k: v for k, v in cb.json["data"].items() if k not in ("content", "flags")
+        }
+        message = {"id": "1", "channel_id": str(fake.channel_id), "content": "", "components": []}
+        message = fake._public(fake._new_message(fake.channel_id, {"components": _answer_row()}, [], "test"))
+        click = await fake.callback(await fake.dispatch_interaction(fake.click("sb:ans:1:A", message)))
+    assert click.json["data"]["content"] == ERROR_TEXT and click.json["data"]["flags"] & EPHEMERAL
+    tracebacks = [r for r in caplog.records if r.exc_info and "boom in the core" in str(r.exc_info[1])]
+    assert len(tracebacks) == 2
+    assert fake.token not in caplog.text
+
+
+def _answer_row() -> list[dict[str, Any]]:
+    return [{"type": 1, "components": [{"type": 2, "style": 1, "label": "A", "custom_id": "sb:ans:1:A"}]}]
+
+
+async def test_a_long_reply_is_split_without_losing_text(service: StudyService, bot: Bot, fake: FakeDiscord) -> None:
+    long = "\n".join(f"line {i} " + "x" * 90 for i in range(60))  # ~6,000 characters
+
+    async def chatty(ctx: Context, command: Command) -> list[Reply]:
+        return [Reply(long, private=True, buttons=(Button("sb:forget-cancel", "OK"),))]
+
+    service.register("tip", chatty)
+    iid, cb = await command(fake, "tip")
+    parts = [cb.json["data"]] + [r.json for r in await fake.followups(iid, 2)]
+    assert len(parts) == 3 and all(len(p["content"]) <= 2000 and p["flags"] & EPHEMERAL for p in parts)
+    assert "\n".join(p["content"] for p in parts) == long
+    assert [bool(p.get("components")) for p in parts] == [False, False, True]  # buttons with the last
+
+
+def test_chunks_and_zone_matching() -> None:
+    assert chunks("short") == ["short"]
+    assert chunks("y" * 4500) == ["y" * 2000, "y" * 2000, "y" * 500]
+    assert match_zones("new york")[0] == "America/New_York"
+    assert match_zones("") and len(match_zones("")) == 25
+
+
+async def test_a_reconnect_resumes_and_keeps_serving(bot: Bot, fake: FakeDiscord) -> None:
+    await fake.reconnect()
+    await fake.wait_for(lambda: len(fake._identified) == 1 and fake.find("GET", "/users/@me"), 5)
+    await asyncio.sleep(0.2)  # let the client finish its resume before dispatching
+    await fake.wait_identified(1)
+    cb = await fake.callback(await fake.dispatch_interaction(fake.slash("help")), within=5)
+    assert cb.json["type"] == 4
+
+
+async def test_one_hundred_members_at_once_are_all_acknowledged_within_3_s(
+    service: StudyService, bot: Bot, fake: FakeDiscord
+) -> None:
+    members = [FakeUser(840000000000000000 + i, f"m{i}") for i in range(100)]
+    iids = await asyncio.gather(*(fake.dispatch_interaction(fake.slash("quiz", user=m)) for m in members))
+    callbacks = await asyncio.gather(*(fake.callback(i, within=10) for i in iids))
+    assert all(cb.json["type"] == 4 and len(custom_ids(fake.message_of(cb))) == 4 for cb in callbacks)
+    latencies = sorted(fake.ack_latencies())
+    assert len(latencies) == 100 and latencies[-1] < 3.0
+    print(
+        f"\n100 concurrent /study quiz: ack p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p99 {latencies[98] * 1000:.1f} ms"
+    )
+
+
+def test_invite_url_lists_only_the_permissions_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.delenv("DISCORD_APPLICATION_ID", raising=False)
+    assert main(["invite-url", "--client-id", "123456"]) == 0
+    url = capsys.readouterr().out.strip()
+    assert url == (
+        f"https://discord.com/oauth2/authorize?client_id=123456&scope=bot+applications.commands"
+        f"&permissions={BOT_PERMISSIONS.value}"
+    )
+    perms = discord.Permissions(BOT_PERMISSIONS.value)
+    assert perms.value == 1024 + 2048 + 32768  # View Channel, Send Messages, Attach Files
+    assert perms.view_channel and perms.send_messages and perms.attach_files
+    assert not (perms.embed_links or perms.read_message_history or perms.manage_messages or perms.administrator)
+    monkeypatch.setenv("DISCORD_APPLICATION_ID", "777")
+    assert main(["invite-url"]) == 0
+    assert "client_id=777&" in capsys.readouterr().out
+    monkeypatch.delenv("DISCORD_APPLICATION_ID")
+    assert main(["invite-url"]) == 2
+    assert "DISCORD_APPLICATION_ID" in capsys.readouterr().err
