@@ -231,6 +231,7 @@ class ChatGateway(Protocol):
 
     async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None: ...
 
+
 class ScheduleStore(Protocol):
     """Daily-post schedules and their deliveries (see `bot.core.delivery`). Each method is one atomic
     unit of work; the unique (channel, instant) delivery row is what makes posting exactly-once.
