@@ -539,6 +539,21 @@ async def test_attachments_are_uploaded_to_a_dm_when_private_and_to_the_channel_
     assert [rig.fake.uploaded[u["files"][0]] for u in uploads] == [b"a,b\n1,2\n", b"\x89PNG fake"]
 
 
+async def test_the_ack_never_waits_for_the_work(rig: Rig) -> None:
+    release = asyncio.Event()
+
+    async def slow_export(ctx: Any, command: Any) -> list[Reply]:
+        await release.wait()  # e.g. rendering a large export
+        return [Reply("Export done", slow=True)]
+
+    rig.app.service.register("export", slow_export)
+    key, status, body = await rig.command("export", user=ADMIN)
+    assert (status, body) == (200, "")  # acknowledged while the work is still blocked
+    assert key not in rig.fake.responses
+    release.set()
+    assert (await rig.fake.responses_for(key))[0]["text"] == "Export done"
+
+
 async def test_a_failed_upload_is_explained_to_the_member(rig: Rig) -> None:
     async def export(ctx: Any, command: Any) -> list[Reply]:
         return [Reply("Chart", private=False, attachments=(Attachment("chart.png", b"png"),))]

@@ -169,6 +169,14 @@ def delivery_error(e: Exception, what: str) -> DeliveryError:
 # ---------------------------------------------------------------- the adapter
 
 
+class _QuietTokenWarning(logging.Filter):
+    """slack-bolt reads SLACK_BOT_TOKEN from the environment itself and then warns, at every start,
+    that the client we hand it wins over that token. It does, on purpose; the warning only confuses."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 @dataclass(frozen=True, slots=True)
 class _Who:
     admin: bool
@@ -223,13 +231,16 @@ class SlackAdapter:
                 AsyncServerErrorRetryHandler(max_retry_count=server_error_retries),
             ],
         )
+        bolt_log = logging.getLogger("slack_bolt.studybot")
+        if not any(isinstance(f, _QuietTokenWarning) for f in bolt_log.filters):
+            bolt_log.addFilter(_QuietTokenWarning())
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
             # Socket Mode requests come over our own authenticated websocket and carry no signature.
             request_verification_enabled=not self.socket_mode,
             name="studybot",
-            logger=logging.getLogger("slack_bolt.studybot"),
+            logger=bolt_log,
         )
         self.app.middleware(self._only_home_team)
         self.app.command(COMMAND)(self._on_command)
