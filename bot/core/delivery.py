@@ -14,6 +14,7 @@ claim is retried after `CLAIM_LEASE` (at-least-once for that instant, never a si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -35,6 +36,8 @@ CLAIM_LEASE = timedelta(minutes=10)
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 12
+#: Channels served at once in one run (platform calls overlap; the database still serialises).
+CONCURRENCY = 8
 HEADING = "Question of the day"
 
 
@@ -95,10 +98,15 @@ class DailyPoster:
         now = now or self.clock.now()
         report = RunReport()
         scheds = {s.channel_id: s for s in await self.schedules.schedules()}
-        for s in scheds.values():
-            if s.paused or s.platform not in self.gateways:
-                continue
-            await self._new_occurrences(s, now, report)
+        # Channels are independent (each claim is per channel), so sends overlap up to `CONCURRENCY`:
+        # a slow platform call in one channel does not hold up the others.
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(s: ChannelSchedule) -> None:
+            async with gate:
+                await self._new_occurrences(s, now, report)
+
+        await asyncio.gather(*(one(s) for s in scheds.values() if not s.paused and s.platform in self.gateways))
         for d in await self.schedules.reclaim_due(now, self.name, now - CLAIM_LEASE):
             owner = scheds.get(d.channel_id)
             if owner is None or owner.paused or owner.platform not in self.gateways:
