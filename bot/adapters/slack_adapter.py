@@ -239,6 +239,9 @@ class SlackAdapter:
             signing_secret=signing_secret,
             # Socket Mode requests come over our own authenticated websocket and carry no signature.
             request_verification_enabled=not self.socket_mode,
+            # Our listeners only ack and hand the work to a task, so bolt may run them inline: the ack
+            # then goes out at once instead of after bolt's 10 ms polling sleep.
+            process_before_response=True,
             name="studybot",
             logger=bolt_log,
         )
