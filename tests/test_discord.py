@@ -377,6 +377,41 @@ async def test_admins_schedule_a_channel_post_now_and_export(app: App, live: Bot
     assert all(data for _, data in edit.files)
 
 
+async def test_scheduled_posts_go_out_through_the_gateway_once_and_a_lost_channel_pauses_and_tells_an_admin(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    from bot.scheduling import Scheduler
+    from bot.storage.schedule_store import SqliteScheduleStore
+
+    db = app.store.path
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    quiz_channel = list(fake.guild.channels)[1]
+    await reply_of(
+        fake, "schedule set", {"time": "12:30", "tz": "UTC", "kind": "question"}, user=ADMIN, channel_id=quiz_channel
+    )
+    scheduler = Scheduler(SqliteScheduleStore(app.store), app.service, app.gateways, clock, app.settings)
+
+    fake.fail("POST", rf"/channels/{quiz_channel}/messages", 429, retry_after=0.1)  # waited out by discord.py
+    clock.advance(minutes=30)
+    report = await scheduler.run_due(clock.now())
+    assert len(report.sent) == 1
+    (message,) = fake.channel_messages(quiz_channel)
+    assert len(custom_ids(message)) == 4
+    assert rows(db, "SELECT message_id FROM posts WHERE member_id IS NULL") == [(message["id"],)]
+    await scheduler.run_due(clock.now())  # the same instant again: nothing new
+    assert len(fake.channel_messages(quiz_channel)) == 1
+
+    fake.forbid(quiz_channel)  # the bot lost access overnight
+    clock.advance(days=1)
+    await scheduler.run_due(clock.now())
+    assert rows(db, "SELECT paused FROM schedules") == [(1,)]
+    assert len(fake.channel_messages(quiz_channel)) == 1
+    iid, _ = await command(fake, "help", user=ADMIN)
+    notices = [r.json["content"] for r in await fake.followups(iid)]
+    assert any("paused" in n for n in notices), notices
+
+
 # ---------------------------------------------------------------------------------------------- ChatGateway
 
 
