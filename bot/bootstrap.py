@@ -52,13 +52,18 @@ class App:
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    async def close(self) -> None:
+    async def stop_background(self) -> None:
+        """Stop the background parts (in reverse order of start). Safe to call twice."""
         for closer in reversed(self.on_close):
             try:
                 await closer()
             except Exception:
                 log.exception("error while closing")
         self.on_close.clear()
+
+    async def close(self) -> None:
+        """Stop the background parts, then close the database."""
+        await self.stop_background()
         await self.store.close()
 
 
@@ -140,6 +145,9 @@ async def serve(app: App, frontends: list[FrontEnd]) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         stopper.cancel()
+        # Background parts (the scheduler) stop first, while the front ends can still deliver what they
+        # are posting; then the front ends; the database closes last.
+        await app.stop_background()
         for fe in frontends:
             try:
                 await fe.close()

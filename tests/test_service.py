@@ -173,3 +173,19 @@ async def test_unexpected_errors_are_logged_and_apologised_for(service: StudySer
     [r] = await service.handle(inbound("path"))
     assert r.text.startswith("Something went wrong on our side; it has been logged")
     assert "kaboom" in caplog.text
+
+
+async def test_a_revealed_question_no_longer_takes_answers(service: StudyService, store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    from bot.storage.schedule_store import SqliteScheduleStore
+
+    m = await store.ensure_member("console", "g1", "c1", "bob", "bob", now=clock.now())
+    post = await store.create_post(m.group_id, m.channel_id, None, "question", "t-b", clock.now())
+    [early] = await service.handle(inbound(action=actions.answer_action(post.id, "B"), user="bob"))
+    assert early.text.startswith("✅ Correct")
+    assert await store.get_post(post.id) is not None  # now cached
+    assert await SqliteScheduleStore(store).claim_reveal(post.id, clock.advance(hours=24))
+    [late] = await service.handle(inbound(action=actions.answer_action(post.id, "B"), user="alice"))
+    assert "already been revealed" in late.text
+    [typed] = await service.handle(inbound("answer B", user="alice"))
+    assert "already been revealed" in typed.text
+    assert await store.choice_counts(post.id) == {"B": 1}, "the late answers changed nothing"

@@ -228,3 +228,16 @@ async def test_closed_store_says_so(db_path: Path) -> None:
     await s.close()
     with pytest.raises(StoreError, match="not started"):
         await s.get_post(1)
+
+
+async def test_caches_never_serve_a_forgotten_member_or_stale_zone(store: SqliteStore) -> None:
+    first = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    await store.set_member_tz(first.member_id, "Asia/Tokyo")
+    assert (await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)).tz == "Asia/Tokyo"
+    post = await store.create_post(first.group_id, first.channel_id, first.member_id, "question", "t-a", NOW)
+    assert await store.get_post(post.id) == post
+    await store.forget_member(first.member_id)
+    again = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    assert again.tz is None, "a forgotten member starts afresh (no cached zone)"
+    assert (await store.member_stats(again.member_id)).answered == 0
+    assert await store.get_post(post.id) is None, "their personal posts are gone, not cached"

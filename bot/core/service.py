@@ -192,6 +192,12 @@ class StudyService:
         q = self.library.pack.question(post.item_id)
         if q is None:
             return private("That question was removed from the content pack. Try /study quiz.")
+        if post.revealed_at is not None:
+            # Everyone has seen the answer by now; a late answer would be a free point.
+            return private(
+                "The answer to that question has already been revealed in the channel. "
+                "Try /study quiz for a fresh one."
+            )
         excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
         today = local_day(ctx.now, ctx.member.zone)
 

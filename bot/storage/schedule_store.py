@@ -95,7 +95,10 @@ class SqliteScheduleStore:
             )
             return cur.rowcount == 1 and rule.tz != "UTC"
 
-        return bool(await self.store.run_sync(_tx, save))
+        changed_zone = bool(await self.store.run_sync(_tx, save))
+        if changed_zone:
+            self.store.invalidate_caches()  # cached members carry the group's zone
+        return changed_zone
 
     async def set_paused(self, channel_id: int, paused: bool, reason: str | None, now: datetime) -> bool:
         def update(conn: sqlite3.Connection) -> bool:
@@ -251,13 +254,16 @@ class SqliteScheduleStore:
             )
             return cur.rowcount == 1
 
-        return bool(await self.store.run_sync(claim))
+        claimed = bool(await self.store.run_sync(claim))
+        self.store.forget_post(post_id)  # the cached copy does not know it was revealed
+        return claimed
 
     async def unclaim_reveal(self, post_id: int) -> None:
         def unclaim(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE posts SET revealed_at = NULL WHERE id = ?", (post_id,))
 
         await self.store.run_sync(unclaim)
+        self.store.forget_post(post_id)
 
     async def recent_deliveries(self, channel_id: int, limit: int) -> list[Delivery]:
         def read(conn: sqlite3.Connection) -> list[Delivery]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +39,31 @@ T = TypeVar("T")
 
 #: The most answers written in one group commit.
 MAX_BATCH = 2000
+#: Entries kept in the member and post caches (a few MB at most).
+CACHE_SIZE = 20_000
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _LRU(OrderedDict[K, V]):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def hit(self, key: K) -> V | None:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
 
 
 def ts(dt: datetime) -> str:
@@ -98,6 +124,19 @@ class SqliteStore:
         self._pending: list[_PendingAnswer] = []
         self._flusher: asyncio.Task[None] | None = None
         self.batches_committed = 0
+        # Every command looks up its member and every click its post; caching both saves two hops to the
+        # DB thread per answer. Entries change only through this class (or `invalidate_caches`).
+        self._members: _LRU[tuple[str, str, str, str], MemberRef] = _LRU(CACHE_SIZE)
+        self._posts: _LRU[int, PostRecord] = _LRU(CACHE_SIZE)
+
+    def forget_post(self, post_id: int) -> None:
+        """Drop one post from the cache; call after changing it via `run_sync`."""
+        self._posts.pop(post_id, None)
+
+    def invalidate_caches(self) -> None:
+        """Forget cached members and posts; call after writing groups, members or posts via `run_sync`."""
+        self._members.clear()
+        self._posts.clear()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -160,7 +199,11 @@ class SqliteStore:
         now: datetime,
     ) -> MemberRef:
         display_name = display_name[:80]
-        return await self._run(
+        key = (platform, group, channel, user)
+        cached = self._members.hit(key)
+        if cached is not None and cached.display_name == display_name:
+            return cached
+        ref = await self._run(
             _ensure_member,
             platform,
             group,
@@ -171,6 +214,8 @@ class SqliteStore:
             channel_name[:100],
             ts(now),
         )
+        self._members.put(key, ref)
+        return ref
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
         q = query.strip()
@@ -199,6 +244,7 @@ class SqliteStore:
 
     async def set_member_tz(self, member_id: int, tz: str | None) -> None:
         await self._run(_write, "UPDATE members SET tz = ? WHERE id = ?", (tz, member_id))
+        self._members.clear()
 
     async def set_leaderboard_hidden(self, member_id: int, hidden: bool) -> None:
         await self._run(_write, "UPDATE members SET leaderboard_hidden = ? WHERE id = ?", (int(hidden), member_id))
@@ -246,7 +292,10 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise
 
-        return await self._run(forget)
+        try:
+            return await self._run(forget)
+        finally:
+            self.invalidate_caches()
 
     # ------------------------------------------------------------------ posts
 
@@ -264,11 +313,18 @@ class SqliteStore:
         return await self._run(create)
 
     async def get_post(self, post_id: int) -> PostRecord | None:
+        cached = self._posts.hit(post_id)
+        if cached is not None:
+            return cached
+
         def get(conn: sqlite3.Connection) -> PostRecord | None:
             row = conn.execute(f"SELECT {_POST_COLS} FROM posts WHERE id = ?", (post_id,)).fetchone()
             return _post(row) if row else None
 
-        return await self._run(get)
+        post = await self._run(get)
+        if post is not None:
+            self._posts.put(post_id, post)
+        return post
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
         def last(conn: sqlite3.Connection) -> PostRecord | None:
@@ -285,6 +341,7 @@ class SqliteStore:
 
     async def set_post_message(self, post_id: int, message_id: str) -> None:
         await self._run(_write, "UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+        self._posts.pop(post_id, None)
 
     async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
         def counts(conn: sqlite3.Connection) -> dict[str, int]:
