@@ -195,8 +195,7 @@ class StudyService:
         if post.revealed_at is not None:
             # Everyone has seen the answer by now; a late answer would be a free point.
             return private(
-                "The answer to that question has already been revealed in the channel. "
-                "Try /study quiz for a fresh one."
+                "The answer to that question has already been revealed in the channel. Try /study quiz for a fresh one."
             )
         excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
         today = local_day(ctx.now, ctx.member.zone)
