@@ -431,6 +431,12 @@ class FakeDiscord:
         """Seconds from each dispatched interaction to its callback, for those acknowledged so far."""
         return [self._acked[i] - self._dispatched[i] for i in self._acked if i in self._dispatched]
 
+    def take_ack_latencies(self) -> list[float]:
+        """`ack_latencies`, then forget them (to measure one phase at a time)."""
+        found = self.ack_latencies()
+        self._acked.clear()
+        return found
+
     async def reconnect(self) -> None:
         """Ask every session to reconnect (op 7), exercising discord.py's resume path."""
         for ws in list(self._identified):

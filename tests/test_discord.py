@@ -48,7 +48,7 @@ def _latency_report() -> Iterator[None]:
         ordered = sorted(LATENCIES)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         print(
-            f"\nDiscord ack latency over {len(ordered)} interactions: "
+            f"\nDiscord ack latency, one interaction at a time, over {len(ordered)} interactions: "
             f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
         )
 
@@ -588,7 +588,7 @@ async def test_one_hundred_members_at_once_are_all_acknowledged_within_3_s(
     iids = await asyncio.gather(*(fake.dispatch_interaction(fake.slash("quiz", user=m)) for m in members))
     callbacks = await asyncio.gather(*(fake.callback(i, within=10) for i in iids))
     assert all(cb.json["type"] == 4 and len(custom_ids(fake.message_of(cb))) == 4 for cb in callbacks)
-    latencies = sorted(fake.ack_latencies())
+    latencies = sorted(fake.take_ack_latencies())  # kept out of the module's one-at-a-time figures
     assert len(latencies) == 100 and latencies[-1] < 3.0
     print(
         f"\n100 concurrent /study quiz: ack p50 {statistics.median(latencies) * 1000:.1f} ms, "
