@@ -77,7 +77,7 @@ async def discord_round(tmp: Path) -> list[float]:
         # Poll a counter rather than awaiting each callback: waiters that rescan the fake's request log
         # would burn the very event loop whose latency is being measured.
         deadline = time.perf_counter() + 30
-        while len(fake.ack_latencies()) < len(payloads) and time.perf_counter() < deadline:
+        while len(fake.ack_latencies()) < len(payloads) and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         got = fake.take_ack_latencies()
         assert len(got) == len(payloads), f"only {len(got)} of {len(payloads)} interactions were acknowledged"
