@@ -1,37 +1,61 @@
 """P1: interaction ack latency through the real discord.py and slack-bolt over loopback.
 
-100 members act at once, three rounds each: they click an answer button on the daily post, then send
-a command (quiz, progress, leaderboard or tip — a mix), then click again on a fresh post. Members are
-known to the bot already (they joined on earlier days). Latency is measured by the fakes: for Discord
-from dispatching INTERACTION_CREATE to receiving the interaction callback; for Slack from sending the
-signed request to receiving the HTTP 200 ack. Goal: p99 <= 25 ms; the platforms' limit is 3,000 ms.
+This process is the bot and nothing else: the Discord front end or the Slack adapter wired by
+`bot.bootstrap.build_app` (core, learning engine, SQLite on a temporary database, the bundled content).
+The platform — the loopback fake and 100 members acting — runs in a child process (`bench.p1_platform`),
+as Discord's and Slack's servers run on other machines than the bot; it measures the latencies on its
+own clock: for Discord from dispatching ``INTERACTION_CREATE`` to receiving the interaction callback,
+for Slack from sending the signed request to reading the HTTP 200.
+
+Members are known to the bot already (they joined on earlier days). Three rounds: each member clicks an
+answer button on a fresh daily post (posted by the bot through its gateway), then sends a command
+(quiz, progress, leaderboard or tip in turn), then clicks on the next fresh post. Two load shapes:
+
+- burst (P1a Discord, P1b Slack; the goal): all 100 members in the same instant;
+- steady (P1c Discord, P1d Slack; informational): each member once, arrivals spread uniformly at random
+  over one second.
+
+Every round waits until each member has the answer (deferred replies and chart uploads included) before
+the next starts. An unmeasured warm-up round (``help`` from everyone) opens the connections first.
+Goal: p99 <= 25 ms; the platforms' limit is 3,000 ms.
+
+    python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady]
+                                   [--profile FILE] [--no-charts] [--defer-after S]
+
+``--profile`` writes a cProfile of this (the bot's) process during the measured rounds; ``--no-charts``
+and ``--defer-after`` are experiments (progress without the PNG chart; Discord ack-first when 0).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import cProfile
 import json
+import logging
 import sys
 import tempfile
-import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from bench.common import ROOT, Figure, percentile
-from bot.bootstrap import build_app
+from bench.p1_platform import SLACK_CHANNEL, TEAM, discord_members, slack_members
+from bot.bootstrap import App, build_app
 from bot.config import BUNDLED_CONTENT, Settings
-from bot.core import actions
 from bot.core.messages import Post
 from bot.core.service import answer_buttons, question_text
 
-sys.path.insert(0, str(ROOT))
-from tests.fake_discord import FakeDiscord, FakeUser
-from tests.fake_slack import FakeSlack
-
-MEMBERS = 100
-COMMANDS = ("quiz", "progress", "leaderboard", "tip")
+GOAL_MS = 25.0
+SHAPES = ("burst", "steady")
+FIGURE_IDS = {
+    ("discord", "burst"): "P1a",
+    ("slack", "burst"): "P1b",
+    ("discord", "steady"): "P1c",
+    ("slack", "steady"): "P1d",
+}
 
 
 class Clock:
@@ -39,166 +63,263 @@ class Clock:
         return datetime.now(UTC)
 
 
-async def daily_post(app: Any, platform: str, group: str, channel: str, gateway: Any) -> tuple[int, Any]:
-    """Post today's question the way the scheduler does; returns (post id, sent message id)."""
-    m = await app.store.ensure_member(platform, group, channel, "poster", "poster", now=Clock().now())
+class Platform:
+    """The child process playing Discord or Slack; `ask` sends one request line and reads the answer."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+        self.proc = proc
+        self.info = info
+
+    @classmethod
+    async def start(cls, platform: str) -> Platform:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.p1_platform",
+            platform,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError(f"the {platform} platform process exited (status {await proc.wait()})")
+        return cls(proc, json.loads(line)["ready"])
+
+    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send a request; raises RuntimeError when the platform reports an error or exits."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the platform process exited")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"platform: {answer['error']}")
+        return answer
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b'{"op": "quit"}\n')
+            await self.proc.stdin.drain()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class Options:
+    platforms: tuple[str, ...] = ("discord", "slack")
+    shapes: tuple[str, ...] = SHAPES
+    profile: Path | None = None
+    charts: bool = True
+    defer_after: float | None = None
+
+
+@dataclass
+class Result:
+    """Per shape: ack and answer latencies (seconds) and what each was (click or a command name)."""
+
+    ack: list[float]
+    answer: list[float]
+    what: list[str]
+
+
+async def daily_post(app: App, platform: str, group: str, channel: str, gateway: Any) -> tuple[int, str]:
+    """Post today's question the way the scheduler does; returns (post id, the platform's message id)."""
+    now = Clock().now()
+    m = await app.store.ensure_member(platform, group, channel, "poster", "poster", now=now)
     q = app.library.pack.questions[0]
-    post = await app.store.create_post(m.group_id, m.channel_id, None, "question", q.id, Clock().now())
+    post = await app.store.create_post(m.group_id, m.channel_id, None, "question", q.id, now)
     sent = await gateway.post(Post(channel, question_text(q, heading="Question of the day"), answer_buttons(post.id)))
     return post.id, sent.message_id
 
 
-async def discord_round(tmp: Path) -> list[float]:
-    from bot.adapters.discord_adapter import DiscordFrontEnd
+async def rounds(
+    child: Platform,
+    shapes: tuple[str, ...],
+    post: Callable[[], Awaitable[tuple[int, str]]],
+    extra: dict[str, Any],
+    after: Callable[[], Awaitable[None]],
+    profiler: cProfile.Profile | None,
+) -> dict[str, Result]:
+    await child.ask({"op": "round", "kind": "warm", "shape": "burst", **extra})
+    await after()
+    out: dict[str, Result] = {}
+    for s, shape in enumerate(shapes):
+        res = Result([], [], [])
+        for rnd in range(3):
+            req: dict[str, Any] = {"op": "round", "shape": shape, "seed": 10 * s + rnd, **extra}
+            if rnd == 1:
+                req["kind"] = "command"
+            else:
+                post_id, message_id = await post()
+                req |= {"kind": "click", "post_id": post_id, "message_id": message_id}
+            if profiler is not None:
+                profiler.enable()
+            got = await child.ask(req)
+            await after()
+            if profiler is not None:
+                profiler.disable()
+            res.ack += got["ack"]
+            res.answer += got["answer"]
+            res.what += got["commands"]
+        out[shape] = res
+    return out
 
-    fake = FakeDiscord()
-    await fake.start()
-    settings = Settings(STUDYBOT_DB=tmp / "p1d.db", STUDYBOT_CONTENT=BUNDLED_CONTENT)  # type: ignore[call-arg]
+
+def settings_for(tmp: Path, name: str, **extra: Any) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        STUDYBOT_DB=tmp / f"{name}.db", STUDYBOT_CONTENT=BUNDLED_CONTENT, _env_file=None, **extra
+    )
+
+
+async def bot_app(settings: Settings, opts: Options) -> App:
     app = await build_app(settings, clock=Clock())
-    fe = DiscordFrontEnd(app.service, fake.token, guild_ready_timeout=0.05)
-    runner = asyncio.create_task(fe.run())
-    await asyncio.wait_for(fe.ready.wait(), 30)
-    users = [FakeUser(850000000000000000 + i, f"member{i}") for i in range(MEMBERS)]
-    guild, channel = fake.guild.id, fake.channel_id
-    for u in users:  # members who used the bot before
-        await app.store.ensure_member("discord", str(guild), str(channel), str(u.id), u.name, now=Clock().now())
-    fake.take_ack_latencies()
-    latencies: list[float] = []
-    for rnd in range(3):
-        if rnd == 1:
-            payloads = [fake.slash(COMMANDS[i % 4], user=u) for i, u in enumerate(users)]
-        else:
-            post_id, message_id = await daily_post(app, "discord", str(guild), str(channel), fe)
-            message = fake.messages[int(message_id)]
-            payloads = [
-                fake.click(actions.answer_action(post_id, "ABCD"[i % 4]), message, user=u) for i, u in enumerate(users)
-            ]
-        await asyncio.gather(*(fake.dispatch_interaction(p) for p in payloads))
-        # Poll a counter rather than awaiting each callback: waiters that rescan the fake's request log
-        # would burn the very event loop whose latency is being measured.
-        deadline = time.perf_counter() + 30
-        while len(fake.ack_latencies()) < len(payloads) and time.perf_counter() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        got = fake.take_ack_latencies()
-        assert len(got) == len(payloads), f"only {len(got)} of {len(payloads)} interactions were acknowledged"
-        latencies += got
-        await asyncio.sleep(0.2)  # let follow-ups (deferred replies) finish before the next round
-    await fe.close()
-    await asyncio.wait_for(runner, 10)
-    await app.close()
-    await fake.stop()
-    return latencies
+    if not opts.charts:
+        app.service.progress_attachments.clear()
+    return app
 
 
-async def slack_round(tmp: Path) -> list[float]:
-    import aiohttp
-    from slack_sdk.signature import SignatureVerifier
+async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> dict[str, Result]:
+    import discord.gateway
+    import discord.http
+    import yarl
 
+    from bot.adapters.discord_adapter import DEFER_AFTER, DiscordFrontEnd
+
+    child = await Platform.start("discord")
+    try:
+        info = child.info
+        # What FakeDiscord.install() does, for a fake in another process.
+        discord.http.Route.BASE = info["rest_base"]
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
+        app = await bot_app(settings_for(tmp, "p1d"), opts)
+        defer_after = DEFER_AFTER if opts.defer_after is None else opts.defer_after
+        fe = DiscordFrontEnd(app.service, info["token"], guild_ready_timeout=0.05, defer_after=defer_after)
+        runner = asyncio.create_task(fe.run())
+        await asyncio.wait_for(fe.ready.wait(), 30)
+        guild, channel = info["guild"], info["channel"]
+        for u in discord_members():  # members who used the bot before
+            await app.store.ensure_member("discord", guild, channel, str(u.id), u.name, now=Clock().now())
+
+        async def post() -> tuple[int, str]:
+            return await daily_post(app, "discord", guild, channel, fe)
+
+        async def nothing() -> None:
+            return None
+
+        try:
+            return await rounds(child, opts.shapes, post, {}, nothing, profiler)
+        finally:
+            await fe.close()
+            await asyncio.wait_for(runner, 10)
+            await app.close()
+    finally:
+        await child.close()
+
+
+async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> dict[str, Result]:
     from bot.adapters.slack_adapter import SlackAdapter
 
-    secret = "bench-signing-secret"
-    fake = FakeSlack(team_id="T0HOME")
-    await fake.start()
-    settings = Settings(  # type: ignore[call-arg]
-        STUDYBOT_DB=tmp / "p1s.db",
-        STUDYBOT_CONTENT=BUNDLED_CONTENT,
-        SLACK_BOT_TOKEN=fake.bot_token,
-        SLACK_SIGNING_SECRET=secret,
-        SLACK_API_URL=fake.api_url,
-        _env_file=None,
-    )
-    app = await build_app(settings, clock=Clock())
-    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
-    await adapter.start()
-    runner = asyncio.create_task(adapter.run())
-    users = [f"U{i:05d}" for i in range(MEMBERS)]
-    for u in users:
-        fake.add_user(u, f"member-{u}")
-        await app.store.ensure_member("slack", "T0HOME", "C0STUDY", u, f"member-{u}", now=Clock().now())
-    url = f"http://127.0.0.1:{adapter.port}/slack/events"
-    signer = SignatureVerifier(secret)
-    latencies: list[float] = []
-
-    async def send(session: aiohttp.ClientSession, body: str) -> None:
-        stamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signer.generate_signature(timestamp=stamp, body=body),
-        }
-        t = time.perf_counter()
-        async with session.post(url, data=body.encode(), headers=headers) as resp:
-            await resp.read()
-            assert resp.status == 200, resp.status
-        latencies.append(time.perf_counter() - t)
-
-    def command(i: int, u: str) -> str:
-        return urlencode(
-            {
-                "team_id": "T0HOME",
-                "channel_id": "C0STUDY",
-                "user_id": u,
-                "user_name": u,
-                "command": "/study",
-                "text": COMMANDS[i % 4],
-                "response_url": fake.response_url(f"c{i}"),
-                "trigger_id": f"t{i}",
-            }
+    child = await Platform.start("slack")
+    try:
+        info = child.info
+        settings = settings_for(
+            tmp,
+            "p1s",
+            SLACK_BOT_TOKEN=info["bot_token"],
+            SLACK_SIGNING_SECRET=info["signing_secret"],
+            SLACK_API_URL=info["api_url"],
         )
+        app = await bot_app(settings, opts)
+        adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
+        await adapter.start()
+        runner = asyncio.create_task(adapter.run())
+        for u in slack_members():
+            await app.store.ensure_member("slack", TEAM, SLACK_CHANNEL, u, f"member-{u}", now=Clock().now())
 
-    def click(i: int, u: str, post_id: int) -> str:
-        action = actions.answer_action(post_id, "ABCD"[i % 4])
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T0HOME"},
-            "user": {"id": u, "team_id": "T0HOME"},
-            "channel": {"id": "C0STUDY"},
-            "response_url": fake.response_url(f"a{i}"),
-            "actions": [{"type": "button", "action_id": action, "value": action, "block_id": "b"}],
-        }
-        return urlencode({"payload": json.dumps(payload)})
+        async def post() -> tuple[int, str]:
+            return await daily_post(app, "slack", TEAM, SLACK_CHANNEL, adapter)
 
-    connector = aiohttp.TCPConnector(limit=MEMBERS)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await send(session, command(0, users[0]))  # warm-up: auth.test, connection pool
-        latencies.clear()
-        for rnd in range(3):
-            if rnd == 1:
-                bodies = [command(i, u) for i, u in enumerate(users)]
-            else:
-                post_id, _ = await daily_post(app, "slack", "T0HOME", "C0STUDY", adapter)
-                bodies = [click(i, u, post_id) for i, u in enumerate(users)]
-            await asyncio.gather(*(send(session, b) for b in bodies))
-            await adapter.drain()
-    await adapter.close()
-    await asyncio.wait_for(runner, 10)
-    await app.close()
-    await fake.stop()
-    return latencies
+        extra = {"url": f"http://127.0.0.1:{adapter.port}/slack/events"}
+        try:
+            return await rounds(child, opts.shapes, post, extra, adapter.drain, profiler)
+        finally:
+            await adapter.close()
+            await asyncio.wait_for(runner, 10)
+            await app.close()
+    finally:
+        await child.close()
 
 
-async def measure() -> list[Figure]:
-    figures = []
+def summary(values_s: list[float]) -> str:
+    ms = [v * 1000 for v in values_s]
+    return f"p50 {percentile(ms, 50):.1f} / p99 {percentile(ms, 99):.1f} / max {max(ms):.1f} ms"
+
+
+def figure(platform: str, shape: str, res: Result) -> Figure:
+    ack_ms = [v * 1000 for v in res.ack]
+    p99 = percentile(ack_ms, 99)
+    name = platform.capitalize()
+    if shape == "burst":
+        what = f"{name} ack latency, 100 members in the same instant (p99)"
+        context = "the goal's load: every member acts at once, three rounds (click, command, click)"
+    else:
+        what = f"{name} ack latency, 100 members spread over 1 s (p99, informational)"
+        context = "each member once per round, arrivals uniform at random over 1 s, three rounds"
+    by_kind: dict[str, list[float]] = {}
+    for v, w in zip(res.ack, res.what, strict=True):
+        by_kind.setdefault(w, []).append(v)
+    kinds = "; ".join(f"{k} p99 {percentile([v * 1000 for v in vs], 99):.1f}" for k, vs in sorted(by_kind.items()))
+    note = (
+        f"ack {summary(res.ack)} over {len(ack_ms)} interactions ({kinds} ms); "
+        f"answer in hand {summary(res.answer)}; {context}; platform in its own process"
+    )
+    return Figure(
+        FIGURE_IDS[(platform, shape)], what, round(p99, 1), "ms", "<= 25 ms (limit 3,000 ms)", p99 <= GOAL_MS, note
+    )
+
+
+async def measure(opts: Options) -> list[Figure]:
+    profiler = cProfile.Profile() if opts.profile else None
+    results: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for fid, name, fn in (("P1a", "Discord", discord_round), ("P1b", "Slack", slack_round)):
-            lat_ms = [x * 1000 for x in await fn(Path(tmp))]
-            p99 = percentile(lat_ms, 99)
-            figures.append(
-                Figure(
-                    fid,
-                    f"{name} ack latency, {MEMBERS} members at once (p99)",
-                    round(p99, 1),
-                    "ms",
-                    "<= 25 ms (limit 3,000 ms)",
-                    p99 <= 25,
-                    f"p50 {percentile(lat_ms, 50):.1f} ms, max {max(lat_ms):.1f} ms over {len(lat_ms)} interactions",
-                )
-            )
-    return figures
+        for platform in opts.platforms:
+            fn = discord_bot if platform == "discord" else slack_bot
+            for shape, res in (await fn(Path(tmp), opts, profiler)).items():
+                results[(platform, shape)] = res
+    if profiler is not None and opts.profile is not None:
+        profiler.dump_stats(str(opts.profile))
+    # Figures in id order: the goal (burst) first.
+    return [figure(p, s, results[(p, s)]) for s in opts.shapes for p in opts.platforms if (p, s) in results]
 
 
-def main() -> None:
-    for f in asyncio.run(measure()):
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.p1_ack_latency", description=__doc__.split("\n")[0])
+    parser.add_argument("--platform", choices=("discord", "slack"), action="append")
+    parser.add_argument("--shape", choices=SHAPES, action="append")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the bot process here")
+    parser.add_argument("--no-charts", action="store_true", help="experiment: progress without the PNG chart")
+    parser.add_argument("--defer-after", type=float, help="experiment: Discord defers replies not ready by then")
+    parser.add_argument("--switch-interval", type=float, help="experiment: sys.setswitchinterval for the bot (s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    opts = Options(
+        platforms=tuple(args.platform or ("discord", "slack")),
+        shapes=tuple(args.shape or SHAPES),
+        profile=args.profile,
+        charts=not args.no_charts,
+        defer_after=args.defer_after,
+    )
+    for f in asyncio.run(measure(opts)):
         f.emit()
 
 
