@@ -79,8 +79,10 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)
     ContentCommands(library).register(service)
-    LearningEngine(LearningStore(store), store, library, clock).install(service)
+    learning = LearningEngine(LearningStore(store), store, library, clock)
+    learning.install(service)
     app = App(settings, store, library, service, clock)
+    app.on_close.append(learning.close)
     wire_scheduling(app)
     return app
 

@@ -1,14 +1,26 @@
 """The progress chart: a PNG with accuracy per topic, 30 days of activity and the career-path steps.
 
 matplotlib is imported only inside `draw_progress` (with the Agg backend, no pyplot and no global
-state), so the bot starts without it and charts can be drawn in a worker thread.
+state), so the bot starts without it. `ChartRenderer` draws in one worker process: matplotlib adds
+~50 MB and ~150 ms of GIL-holding work per chart, neither of which the bot's own process should carry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
+import multiprocessing
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
+
+log = logging.getLogger(__name__)
+
+#: A worker process is replaced after this many charts (bounds any slow leak in matplotlib).
+CHARTS_PER_WORKER = 500
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 7.0, 100
 
@@ -41,6 +53,8 @@ def draw_progress(data: ChartData) -> bytes:
     from matplotlib.patches import FancyBboxPatch
     from matplotlib.ticker import MaxNLocator
 
+    # Names may hold emoji the bundled font lacks: they are drawn as boxes, not worth a warning each time.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(3, 1, height_ratios=[2.2, 1.6, 0.8], hspace=0.65)
@@ -102,3 +116,50 @@ def draw_progress(data: ChartData) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+class ChartRenderer:
+    """Draws charts off the event loop: in one spawned worker process (``in_process=False``, started on
+    first use) or in a thread. `draw` raises whatever drawing raised (ImportError without matplotlib,
+    BrokenProcessPool if the worker died — the next call starts a new one); call `close` at shutdown."""
+
+    def __init__(self, *, in_process: bool = False) -> None:
+        self.in_process = in_process
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._lock = asyncio.Lock()  # one chart at a time: a burst of /study progress queues up
+
+    async def draw(self, data: ChartData) -> bytes:
+        async with self._lock:
+            if self.in_process:
+                return await asyncio.to_thread(draw_progress, data)
+            if self._closed:
+                raise RuntimeError("the chart renderer is closed")
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded process
+                    max_tasks_per_child=CHARTS_PER_WORKER,
+                )
+            try:
+                future = asyncio.get_running_loop().run_in_executor(self._pool, draw_progress, data)
+            except Exception as e:  # no worker could start (say, a script without a __main__ guard)
+                why = " ".join(str(e).split())[:160]
+                log.warning("cannot start a chart worker process (%s); drawing charts in a thread instead", why)
+                pool, self._pool, self.in_process = self._pool, None, True
+                pool.shutdown(wait=False, cancel_futures=True)
+                return await asyncio.to_thread(draw_progress, data)
+            try:
+                return await future
+            except BrokenProcessPool:
+                log.warning("the chart worker process died; a new one starts with the next chart")
+                pool, self._pool = self._pool, None
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    async def close(self) -> None:
+        """Stop the worker process, if one was started. Safe to call twice."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

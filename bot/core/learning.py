@@ -16,7 +16,6 @@ The engine reaches the database only through `LearningPort` (implemented by
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import zlib
@@ -135,8 +134,9 @@ class LearningPort(Protocol):
 class LearningEngine:
     """Spaced repetition, excused days, the progress chart and export, wired into a `StudyService`.
 
-    ``charts=False`` leaves the PNG out of `/study progress` (text only). Methods raise `StoreError`
-    on storage failures; the service turns those into an apology."""
+    ``charts=False`` leaves the PNG out of `/study progress` (text only); ``chart_process=False`` draws
+    in a thread instead of a worker process. Methods raise `StoreError` on storage failures; the
+    service turns those into an apology. Call `close` at shutdown (it stops the chart worker)."""
 
     def __init__(
         self,
@@ -146,6 +146,7 @@ class LearningEngine:
         clock: Clock,
         *,
         charts: bool = True,
+        chart_process: bool = True,
         scheduler: Scheduler | None = None,
     ) -> None:
         self.store = store
@@ -155,8 +156,11 @@ class LearningEngine:
         self.charts = charts
         self.scheduler = scheduler or make_scheduler()
         self._excused: dict[int, tuple[datetime, list[datetime]]] = {}
-        # Drawing is CPU-bound; one chart at a time keeps a burst of /study progress from starving the bot.
-        self._drawing = asyncio.Semaphore(1)
+        self.renderer = chart.ChartRenderer(in_process=not chart_process)
+
+    async def close(self) -> None:
+        """Stop the chart worker process, if one was started."""
+        await self.renderer.close()
 
     def install(self, service: StudyService) -> None:
         """Plug the engine into ``service``'s hooks and register `review` and `export`."""
@@ -245,8 +249,7 @@ class LearningEngine:
         """The PNG chart for `/study progress`; None (logged) if it cannot be drawn."""
         try:
             data = await self.chart_data(ctx.now, member)
-            async with self._drawing:
-                png = await asyncio.to_thread(chart.draw_progress, data)
+            png = await self.renderer.draw(data)
         except Exception:
             log.exception("progress chart for member %s not drawn", member.member_id)
             return None
