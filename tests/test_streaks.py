@@ -1,0 +1,219 @@
+"""Streaks on the member's own local day, freezes, days the bot failed to post, and leaderboard weeks
+in the group's zone — the rules (`bot.core.progress`) and the whole path through the service."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core import actions
+from bot.core.content import ContentLibrary
+from bot.core.ports import StreakState
+from bot.core.progress import advance_streak, current_streak
+from bot.core.service import StudyService
+from bot.storage import SqliteStore
+from tests.conftest import FakeClock, inbound
+from tests.test_learning import learning_service, post_of, quiz_and_answer, right_letter
+
+D = date(2026, 11, 23)
+LA = "America/Los_Angeles"
+
+
+def day(n: int) -> date:
+    return D + timedelta(days=n)
+
+
+# ---------------------------------------------------------------------- the rules
+
+
+def test_consecutive_days_count_and_a_second_answer_the_same_day_does_not() -> None:
+    s = advance_streak(StreakState(0, 0, None, 0), day(0))
+    assert (s.streak, s.best, s.last_day) == (1, 1, day(0))
+    assert advance_streak(s, day(0)).streak == 1
+    s = advance_streak(s, day(1))
+    assert (s.streak, s.best) == (2, 2)
+
+
+def test_a_freeze_per_full_week_at_most_two() -> None:
+    s = StreakState(0, 0, None, 0)
+    earned = []
+    for n in range(22):
+        s = advance_streak(s, day(n))
+        earned.append(s.freezes)
+    assert earned[5] == 0 and earned[6] == 1, "the 7th day completes a week"
+    assert earned[13] == 2 and earned[20] == 2, "never more than two"
+
+
+def test_freezes_cover_missed_days_automatically() -> None:
+    s = StreakState(9, 9, day(0), 2)
+    one = advance_streak(s, day(2))  # day 1 missed
+    assert (one.streak, one.freezes, one.freeze_used) == (10, 1, 1)
+    two = advance_streak(s, day(3))  # days 1 and 2 missed
+    assert (two.streak, two.freezes, two.freeze_used) == (10, 0, 2)
+    three = advance_streak(s, day(4))  # more missed days than freezes: start again, freezes kept
+    assert (three.streak, three.best, three.freezes, three.freeze_used) == (1, 9, 2, 0)
+
+
+def test_days_the_bot_missed_are_skipped_without_spending_freezes() -> None:
+    s = StreakState(3, 3, day(0), 0)
+    assert advance_streak(s, day(2), {day(1)}).streak == 4
+    assert advance_streak(s, day(3), {day(1)}).streak == 1, "day 2 was not excused"
+    assert advance_streak(StreakState(3, 3, day(0), 1), day(3), {day(1)}) == StreakState(4, 4, day(3), 0, 1)
+
+
+def test_the_streak_as_it_stands_today() -> None:
+    s = StreakState(5, 5, day(0), 1)
+    assert current_streak(s, day(0)) == 5
+    assert current_streak(s, day(1)) == 5, "today is still open"
+    assert current_streak(s, day(2)) == 5, "one missed day, one freeze"
+    assert current_streak(s, day(3)) == 0
+    assert current_streak(s, day(3), {day(1)}) == 5
+    assert current_streak(StreakState(0, 0, None, 0), day(0)) == 0
+
+
+# ---------------------------------------------------------------------- through the service
+
+
+@pytest.fixture
+def svc(store: SqliteStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
+    clock.set(datetime(2026, 11, 23, 18, 0, tzinfo=UTC))  # Monday 10:00 in Los Angeles
+    return learning_service(store, library, clock)
+
+
+async def set_group_zone(svc: StudyService, db: Path, tz: str, group: str = "g1") -> None:
+    """Create the group with its zone before anyone uses it (the store may cache members and their zones)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO groups (platform, external_id, tz, created_at) VALUES ('console', ?, ?, '2026-11-01')",
+            (group, tz),
+        )
+    [r] = await svc.handle(inbound("timezone", group=group))
+    assert tz in r.text
+
+
+def add_delivery(db: Path, when: datetime, status: str, group: str = "g1") -> None:
+    with sqlite3.connect(db) as conn:
+        (channel,) = conn.execute(
+            "SELECT c.id FROM channels c JOIN groups g ON g.id = c.group_id WHERE g.external_id = ?", (group,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO deliveries (channel_id, scheduled_for, status) VALUES (?, ?, ?)",
+            (channel, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), status),
+        )
+
+
+async def streak_line(svc: StudyService, user: str = "alice", **kw: str) -> str:
+    [p] = await svc.handle(inbound("progress", user=user, **kw))
+    return next(line for line in p.text.splitlines() if line.startswith("🔥"))
+
+
+async def test_streak_follows_the_members_midnight_not_the_groups(
+    svc: StudyService, db_path: Path, clock: FakeClock
+) -> None:
+    await set_group_zone(svc, db_path, LA)
+    await svc.handle(inbound("timezone Pacific/Kiritimati"))  # UTC+14: 22 hours ahead of Los Angeles
+    clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))  # 23:30 on the 24th there; 01:30 on the 24th in LA
+    await quiz_and_answer(svc, "alice", right=True)
+    await quiz_and_answer(svc, "bob", right=True)  # bob keeps the group's zone
+    clock.advance(hours=1)  # 00:30 on the 25th in Kiritimati; still 02:30 on the 24th in LA
+    _, alice = await quiz_and_answer(svc, "alice", right=True)
+    _, bob = await quiz_and_answer(svc, "bob", right=True)
+    assert "🔥 Streak: 2 days" in alice.text, "a new day began for alice"
+    assert "🔥 Streak: 1 day" in bob.text, "the same day for bob"
+    assert (await streak_line(svc)).startswith("🔥 Streak 2 days (best 2)")
+    clock.set(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # a new day in UTC, still the 24th (16:30) in LA
+    _, bob = await quiz_and_answer(svc, "bob", right=True)
+    assert "🔥 Streak: 1 day" in bob.text, "bob's days are the group's (Los Angeles), not UTC's"
+
+
+async def test_a_freeze_is_used_for_a_missed_day(svc: StudyService, clock: FakeClock) -> None:
+    for n in range(7):
+        _, out = await quiz_and_answer(svc, "alice", right=n % 2 == 0)
+        clock.advance(days=1)
+    assert "🔥 Streak: 7 days" in out.text
+    assert "freezes 1" in await streak_line(svc)
+    clock.advance(days=1)  # a whole day without answering
+    assert (await streak_line(svc)).startswith("🔥 Streak 7 days"), "the freeze holds the streak"
+    _, out = await quiz_and_answer(svc, "alice", right=True)
+    assert "🔥 Streak: 8 days" in out.text and "🧊 A streak freeze covered 1 missed day(s)." in out.text
+    assert "freezes 0" in await streak_line(svc)
+
+
+async def test_a_day_the_bot_failed_to_post_never_breaks_a_streak(
+    svc: StudyService, db_path: Path, clock: FakeClock
+) -> None:
+    await set_group_zone(svc, db_path, LA)
+    await set_group_zone(svc, db_path, LA, group="g2")
+    for _ in range(3):
+        await quiz_and_answer(svc, "alice", right=True)
+        await quiz_and_answer(svc, "bob", right=True, group="g2")
+        clock.advance(days=1)
+    # Thursday 09:00 in Los Angeles: g1's post was missed (bot down); g2's went out.
+    thursday = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+    add_delivery(db_path, thursday, "missed")
+    add_delivery(db_path, thursday, "sent", group="g2")
+    add_delivery(db_path, thursday - timedelta(days=2), "skipped")  # an admin's skip excuses nothing
+    clock.set(datetime(2026, 11, 27, 18, 0, tzinfo=UTC))  # Friday; nobody answered on Thursday
+    assert (await streak_line(svc)).startswith("🔥 Streak 3 days")
+    assert (await streak_line(svc, "bob", group="g2")).startswith("🔥 Streak 0 days")
+    _, alice = await quiz_and_answer(svc, "alice", right=True)
+    _, bob = await quiz_and_answer(svc, "bob", right=True, group="g2")
+    assert "🔥 Streak: 4 days" in alice.text and "freeze" not in alice.text
+    assert "🔥 Streak: 1 day" in bob.text
+
+
+async def test_a_failed_post_excuses_the_day_in_the_members_own_zone(
+    svc: StudyService, db_path: Path, clock: FakeClock
+) -> None:
+    await set_group_zone(svc, db_path, LA)
+    await svc.handle(inbound("timezone Pacific/Kiritimati"))
+    clock.set(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))  # 02:00 on the 24th in Kiritimati
+    await quiz_and_answer(svc, "alice", right=True)
+    # The group's post for Tuesday 09:00 LA (17:00 UTC) failed: that is Wednesday 07:00 for alice.
+    add_delivery(db_path, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
+    clock.set(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))  # Thursday 02:00 for alice; she skipped Wednesday
+    _, out = await quiz_and_answer(svc, "alice", right=True)
+    assert "🔥 Streak: 2 days" in out.text
+
+
+# ---------------------------------------------------------------------- leaderboards
+
+
+async def test_the_week_runs_monday_to_sunday_in_the_groups_zone(
+    svc: StudyService, db_path: Path, clock: FakeClock
+) -> None:
+    await set_group_zone(svc, db_path, LA)
+    clock.set(datetime(2026, 11, 30, 5, 0, tzinfo=UTC))  # Monday in UTC, still Sunday 21:00 in LA
+    await quiz_and_answer(svc, "alice", right=True)
+    [week] = await svc.handle(inbound("leaderboard week"))
+    assert "since Monday 23 Nov" in week.text and "alice (you) — 1 pt" in week.text
+    clock.set(datetime(2026, 11, 30, 17, 0, tzinfo=UTC))  # Monday 09:00 in LA: a new week
+    [week] = await svc.handle(inbound("leaderboard week"))
+    assert "since Monday 30 Nov" in week.text and "No points yet" in week.text
+    [all_time] = await svc.handle(inbound("leaderboard all"))
+    assert "alice (you) — 1 pt" in all_time.text
+
+
+async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> None:
+    await quiz_and_answer(svc, "bob", right=True)  # bob scores first ...
+    clock.advance(minutes=5)
+    await quiz_and_answer(svc, "alice", right=True)  # ... alice ties him later
+    await quiz_and_answer(svc, "cy", right=False)  # a wrong answer scores nothing
+    clock.advance(days=1, hours=1)
+    [review] = await svc.handle(inbound("review", user="cy"))
+    assert review.buttons, review.text
+    await svc.handle(inbound(user="cy", action=actions.answer_action(post_of(review), right_letter(review.text))))
+    for scope in ("week", "all"):
+        [board] = await svc.handle(inbound(f"leaderboard {scope}", user="cy"))
+        lines = board.text.splitlines()
+        assert "bob" in lines[1] and "alice" in lines[2], board.text
+        assert "cy" not in board.text, "right on a retry of a question: no point"
+    await svc.handle(inbound("leaderboard hide", user="bob"))
+    [board] = await svc.handle(inbound("leaderboard all", user="cy"))
+    assert "bob" not in board.text and "🥇 alice" in board.text
+    await svc.handle(inbound("leaderboard show", user="bob"))
+    [board] = await svc.handle(inbound("leaderboard week", user="cy"))
+    assert "🥇 bob" in board.text
