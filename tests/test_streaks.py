@@ -3,6 +3,7 @@ in the group's zone — the rules (`bot.core.progress`) and the whole path throu
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -11,10 +12,12 @@ import pytest
 
 from bot.core import actions
 from bot.core.content import ContentLibrary
+from bot.core.learning import LearningEngine
 from bot.core.ports import StreakState
 from bot.core.progress import advance_streak, current_streak
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
+from bot.storage.learning_store import LearningStore
 from tests.conftest import FakeClock, inbound
 from tests.test_learning import learning_service, post_of, quiz_and_answer, right_letter
 
@@ -217,3 +220,24 @@ async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> N
     await svc.handle(inbound("leaderboard show", user="bob"))
     [board] = await svc.handle(inbound("leaderboard week", user="cy"))
     assert "🥇 bob" in board.text
+
+
+async def test_a_burst_of_answers_looks_up_missed_posts_once(
+    store: SqliteStore, library: ContentLibrary, clock: FakeClock
+) -> None:
+    learning_store = LearningStore(store)
+    calls: list[int] = []
+    real = learning_store.missed_deliveries
+
+    async def counted(group_id: int, since: datetime) -> list[datetime]:
+        calls.append(group_id)
+        return await real(group_id, since)
+
+    learning_store.missed_deliveries = counted  # type: ignore[method-assign]
+    engine = LearningEngine(learning_store, store, library, clock, chart_process=False)
+    members = [await store.ensure_member("console", "g1", "c1", f"u{i}", f"U{i}", now=clock.now()) for i in range(50)]
+    days = await asyncio.gather(*(engine.excused_days(m, clock.now()) for m in members))
+    assert days == [frozenset()] * 50 and calls == [members[0].group_id]
+    clock.advance(minutes=2)
+    await engine.excused_days(members[0], clock.now())
+    assert len(calls) == 2, "looked up again once the short cache expired"

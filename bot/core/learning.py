@@ -16,6 +16,7 @@ The engine reaches the database only through `LearningPort` (implemented by
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import zlib
@@ -155,7 +156,7 @@ class LearningEngine:
         self.clock = clock
         self.charts = charts
         self.scheduler = scheduler or make_scheduler()
-        self._excused: dict[int, tuple[datetime, list[datetime]]] = {}
+        self._excused: dict[int, tuple[datetime, asyncio.Future[list[datetime]]]] = {}
         self.renderer = chart.ChartRenderer(in_process=not chart_process)
 
     async def close(self) -> None:
@@ -210,12 +211,16 @@ class LearningEngine:
     async def excused_days(self, member: MemberRef, now: datetime) -> frozenset[date]:
         """The member's local days on which a scheduled post in their group ended missed or failed."""
         cached = self._excused.get(member.group_id)
-        if cached is None or not (now - EXCUSED_CACHE <= cached[0] <= now):
-            cached = (now, await self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK))
+        stale = cached is None or not (now - EXCUSED_CACHE <= cached[0] <= now)
+        if cached is None or stale or (cached[1].done() and not cached[1].cancelled() and cached[1].exception()):
+            # One query per group, shared by every answer that arrives meanwhile (a post's burst of clicks).
+            query = asyncio.ensure_future(self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK))
+            query.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
             if len(self._excused) > 10_000:  # groups are few; this only bounds a pathological case
                 self._excused.clear()
-            self._excused[member.group_id] = cached
-        return frozenset(local_day(t, member.zone) for t in cached[1])
+            cached = self._excused[member.group_id] = (now, query)
+        missed = await asyncio.shield(cached[1])
+        return frozenset(local_day(t, member.zone) for t in missed)
 
     # -------------------------------------------------------------- commands and progress
 
