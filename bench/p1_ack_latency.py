@@ -20,10 +20,14 @@ the next starts. An unmeasured warm-up round (``help`` from everyone) opens the 
 Goal: p99 <= 25 ms; the platforms' limit is 3,000 ms.
 
     python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady]
-                                   [--profile FILE] [--no-charts] [--defer-after S]
+                                   [-v] [--profile FILE] [--no-charts] [--defer-after S] [--stub-core]
+                                   [--gc-freeze]
 
-``--profile`` writes a cProfile of this (the bot's) process during the measured rounds; ``--no-charts``
-and ``--defer-after`` are experiments (progress without the PNG chart; Discord ack-first when 0).
+``-v`` logs each round (with the CPU each process spent); ``--profile`` writes a cProfile of this (the
+bot's) process during the measured rounds. Experiments, for finding what the latency is made of:
+``--no-charts`` (progress without the PNG), ``--defer-after 0`` (Discord acks first, then edits),
+``--stub-core`` (a core that answers "ok" at once: the discord.py/slack-bolt + adapter floor),
+``--gc-freeze`` (``gc.freeze()`` once the bot is up, so full collections skip the start-up objects).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,8 +51,10 @@ from bench.common import ROOT, Figure, percentile
 from bench.p1_platform import SLACK_CHANNEL, TEAM, discord_members, slack_members
 from bot.bootstrap import App, build_app
 from bot.config import BUNDLED_CONTENT, Settings
-from bot.core.messages import Post
+from bot.core.messages import Inbound, Post, Reply
 from bot.core.service import answer_buttons, question_text
+
+log = logging.getLogger("bench.p1")
 
 GOAL_MS = 25.0
 SHAPES = ("burst", "steady")
@@ -119,6 +127,8 @@ class Options:
     profile: Path | None = None
     charts: bool = True
     defer_after: float | None = None
+    stub_core: bool = False
+    gc_freeze: bool = False
 
 
 @dataclass
@@ -162,10 +172,20 @@ async def rounds(
                 req |= {"kind": "click", "post_id": post_id, "message_id": message_id}
             if profiler is not None:
                 profiler.enable()
+            cpu = time.process_time()
             got = await child.ask(req)
             await after()
             if profiler is not None:
                 profiler.disable()
+            log.info(
+                "%s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms",
+                shape,
+                rnd + 1,
+                req["kind"],
+                summary(got["ack"]),
+                (time.process_time() - cpu) * 1000,
+                got["cpu"] * 1000,
+            )
             res.ack += got["ack"]
             res.answer += got["answer"]
             res.what += got["commands"]
@@ -179,11 +199,23 @@ def settings_for(tmp: Path, name: str, **extra: Any) -> Settings:
     )
 
 
+class StubService:
+    """Experiment (``--stub-core``): answers everything at once with one short private line, so the run
+    measures discord.py/slack-bolt and our adapter alone — the floor the core and SQLite add to."""
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        return [Reply("ok", private=True)]
+
+
 async def bot_app(settings: Settings, opts: Options) -> App:
     app = await build_app(settings, clock=Clock())
     if not opts.charts:
         app.service.progress_attachments.clear()
     return app
+
+
+def service_of(app: App, opts: Options) -> Any:
+    return StubService() if opts.stub_core else app.service
 
 
 async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> dict[str, Result]:
@@ -201,7 +233,7 @@ async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | Non
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
         app = await bot_app(settings_for(tmp, "p1d"), opts)
         defer_after = DEFER_AFTER if opts.defer_after is None else opts.defer_after
-        fe = DiscordFrontEnd(app.service, info["token"], guild_ready_timeout=0.05, defer_after=defer_after)
+        fe = DiscordFrontEnd(service_of(app, opts), info["token"], guild_ready_timeout=0.05, defer_after=defer_after)
         runner = asyncio.create_task(fe.run())
         await asyncio.wait_for(fe.ready.wait(), 30)
         guild, channel = info["guild"], info["channel"]
@@ -215,6 +247,8 @@ async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | Non
             return None
 
         try:
+            if opts.gc_freeze:
+                gc.freeze()
             return await rounds(child, opts.shapes, post, {}, nothing, profiler)
         finally:
             await fe.close()
@@ -238,7 +272,7 @@ async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None)
             SLACK_API_URL=info["api_url"],
         )
         app = await bot_app(settings, opts)
-        adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
+        adapter = SlackAdapter(service_of(app, opts), settings, http_host="127.0.0.1", http_port=0)
         await adapter.start()
         runner = asyncio.create_task(adapter.run())
         for u in slack_members():
@@ -249,6 +283,8 @@ async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None)
 
         extra = {"url": f"http://127.0.0.1:{adapter.port}/slack/events"}
         try:
+            if opts.gc_freeze:
+                gc.freeze()
             return await rounds(child, opts.shapes, post, extra, adapter.drain, profiler)
         finally:
             await adapter.close()
@@ -307,17 +343,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the bot process here")
     parser.add_argument("--no-charts", action="store_true", help="experiment: progress without the PNG chart")
     parser.add_argument("--defer-after", type=float, help="experiment: Discord defers replies not ready by then")
-    parser.add_argument("--switch-interval", type=float, help="experiment: sys.setswitchinterval for the bot (s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each round's figures to stderr")
+    parser.add_argument("--stub-core", action="store_true", help="experiment: adapters over a core that answers 'ok'")
+    parser.add_argument("--gc-freeze", action="store_true", help="experiment: gc.freeze() once the bot is up")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     opts = Options(
         platforms=tuple(args.platform or ("discord", "slack")),
         shapes=tuple(args.shape or SHAPES),
         profile=args.profile,
         charts=not args.no_charts,
         defer_after=args.defer_after,
+        stub_core=args.stub_core,
+        gc_freeze=args.gc_freeze,
     )
     for f in asyncio.run(measure(opts)):
         f.emit()
