@@ -21,13 +21,13 @@ Goal: p99 <= 25 ms; the platforms' limit is 3,000 ms.
 
     python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady]
                                    [-v] [--profile FILE] [--no-charts] [--defer-after S] [--stub-core]
-                                   [--gc-freeze]
+                                   [--no-gc-freeze]
 
 ``-v`` logs each round (with the CPU each process spent); ``--profile`` writes a cProfile of this (the
 bot's) process during the measured rounds. Experiments, for finding what the latency is made of:
 ``--no-charts`` (progress without the PNG), ``--defer-after 0`` (Discord acks first, then edits),
 ``--stub-core`` (a core that answers "ok" at once: the discord.py/slack-bolt + adapter floor),
-``--gc-freeze`` (``gc.freeze()`` once the bot is up, so full collections skip the start-up objects).
+``--no-gc-freeze`` (skip the ``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class Options:
     charts: bool = True
     defer_after: float | None = None
     stub_core: bool = False
-    gc_freeze: bool = False
+    gc_freeze: bool = True
 
 
 @dataclass
@@ -345,7 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--defer-after", type=float, help="experiment: Discord defers replies not ready by then")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each round's figures to stderr")
     parser.add_argument("--stub-core", action="store_true", help="experiment: adapters over a core that answers 'ok'")
-    parser.add_argument("--gc-freeze", action="store_true", help="experiment: gc.freeze() once the bot is up")
+    parser.add_argument(
+        "--no-gc-freeze", dest="gc_freeze", action="store_false", help="experiment: skip serve()'s gc.freeze()"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -134,6 +135,11 @@ async def serve(app: App, frontends: list[FrontEnd]) -> int:
     try:
         for hook in app.on_start:
             await hook()
+        # Everything loaded so far (libraries, content, settings) lives as long as the process. Moving it
+        # out of the collector's reach spares every later full collection from walking it: a 64 ms pause
+        # in the middle of a burst of button clicks was measured before this (bench P1).
+        gc.collect()
+        gc.freeze()
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         for task, fe in tasks.items():
             if task in done and not task.cancelled() and task.exception() is not None:

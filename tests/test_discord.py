@@ -276,15 +276,17 @@ async def test_member_commands_reach_the_core_and_change_the_database(app: App, 
     assert review["flags"] & EPHEMERAL and review["content"] and ERROR_TEXT not in review["content"]
 
 
-async def test_progress_defers_then_edits_in_the_result_with_another_member(
+async def test_progress_answers_at_once_and_the_chart_follows_for_another_member(
     app: App, live: Bot, fake: FakeDiscord
 ) -> None:
     await reply_of(fake, "quiz", user=BOB)
     iid, cb = await command(fake, "progress", {"member": BOB}, user=ALICE)
-    assert cb.json["type"] == 5 and cb.json["data"]["flags"] & EPHEMERAL  # "thinking…", only alice sees it
-    (edit,) = await fake.followups(iid)
-    assert edit.method == "PATCH" and edit.path.endswith("/messages/@original")
-    assert "Progress — bob" in edit.json["content"]
+    assert cb.json["type"] == 4 and cb.json["data"]["flags"] & EPHEMERAL  # the text at once, only alice sees it
+    assert "Progress — bob" in cb.json["data"]["content"]
+    (chart,) = await fake.followups(iid, within=30)
+    assert chart.method == "POST" and chart.json["flags"] & EPHEMERAL
+    assert "Progress chart — bob" in chart.json["content"]
+    assert [name for name, _ in chart.files] == ["progress.png"] and chart.files[0][1][:8] == b"\x89PNG\r\n\x1a\n"
     mine = await reply_of(fake, "progress", user=ALICE)
     assert "Progress — alice" in mine["content"] and mine["flags"] & EPHEMERAL
 

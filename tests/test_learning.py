@@ -21,7 +21,7 @@ import pytest
 from bot.core import actions, chart, learning
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine, card_id_for
-from bot.core.messages import Reply
+from bot.core.messages import Reply, followups
 from bot.core.ports import AnswerIn
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
@@ -209,8 +209,11 @@ async def test_progress_shows_reviews_due_and_attaches_a_chart(svc: StudyService
     await svc.handle(inbound("path done 1"))
     clock.advance(days=1, hours=1)
     [p] = await svc.handle(inbound("progress"))
-    assert "🔁 Reviews due: 1 — /study review" in p.text and p.slow and p.private
-    [png] = p.attachments
+    assert "🔁 Reviews due: 1 — /study review" in p.text and p.private and not p.slow
+    assert p.attachments == (), "the text goes out at once; the chart follows"
+    [chart_reply] = await followups(p)
+    assert chart_reply.private and chart_reply.text.startswith("📈 Progress chart")
+    [png] = chart_reply.attachments
     assert png.filename == "progress.png" and png.mime == "image/png"
     width, height = png_size(png.data)
     assert (width, height) == (800, 700) and len(png.data) < 500_000
@@ -258,6 +261,7 @@ async def test_progress_text_survives_a_chart_failure(
     await quiz_and_answer(svc, "alice", right=True)
     with caplog.at_level(logging.ERROR):
         [p] = await svc.handle(inbound("progress"))
+        assert await followups(p) == []
     assert p.text.startswith("**Progress — alice**") and "Answered 1" in p.text and p.attachments == ()
     assert "progress chart for member" in caplog.text
 
@@ -384,18 +388,19 @@ def test_the_app_draws_charts_in_a_worker_process(tmp_path: Path) -> None:
 import asyncio, sys
 from bot.bootstrap import build_app
 from bot.config import load_settings
-from bot.core.messages import Inbound
+from bot.core.messages import Inbound, followups
 
 async def main():
     app = await build_app(load_settings(), db={str(tmp_path / "app.db")!r})
     [p] = await app.service.handle(Inbound("console", "g", "c", "ann", "Ann", "progress"))
+    [c] = await followups(p)
     engine = app.service.progress_attachments[0].__self__
     pool = engine.renderer._pool
     workers = list(pool._processes.values())
     assert len(workers) == 1
     await app.close()
     assert engine.renderer._pool is None and not workers[0].is_alive()
-    print(p.attachments[0].data[:8] == {PNG_SIGNATURE!r}, len(p.attachments[0].data), "matplotlib" in sys.modules)
+    print(c.attachments[0].data[:8] == {PNG_SIGNATURE!r}, len(c.attachments[0].data), "matplotlib" in sys.modules)
 
 asyncio.run(main())
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import actions
-from bot.core.messages import Button, Inbound, Post, Reply, SentMessage
+from bot.core.messages import Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.service import StudyService
 
 GROUP = "local"
@@ -89,10 +89,13 @@ class ConsoleAdapter:
     async def handle_line(self, line: str) -> list[Reply]:
         inbound = self.inbound(line)
         replies = await self.service.handle(inbound)
-        for r in replies:
+        pending = list(replies)
+        while pending:
+            r = pending.pop(0)
             self._print(render(r, who=inbound.user))
             for a in r.attachments:
                 self._print(f"(saved to {self._save(a.filename, a.data)})")
+            pending[:0] = await followups(r)
         return replies
 
     def _save(self, filename: str, data: bytes) -> Path:

@@ -27,7 +27,7 @@ import discord
 from discord import app_commands
 
 from bot.config import Settings
-from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage
+from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, StudyService
 
@@ -38,8 +38,6 @@ MAX_CONTENT = 2000
 #: A command whose reply is not ready after this many seconds is deferred ("thinking…") first;
 #: Discord wants the first response within 3 s.
 DEFER_AFTER = 1.5
-#: Commands that may take a while (a chart, a CSV export): always deferred first.
-SLOW_COMMANDS = frozenset({"export", "progress"})
 #: Channel posts and edits per second. Discord allows a bot 50 REST requests/s in all; discord.py only
 #: learns of that global limit from a 429 and gives each request 5 tries, so a fan-out to many channels
 #: paces itself below the limit instead of racing into it. Interaction callbacks and follow-ups (webhooks)
@@ -239,7 +237,7 @@ class StudyCommands(app_commands.Group):
     @app_commands.command(description="Answers, accuracy, streak and mastery per topic")
     @app_commands.describe(member="Someone else's progress (default: yours)")
     async def progress(self, interaction: discord.Interaction[Any], member: discord.User | None = None) -> None:
-        await self._run(interaction, "progress" if member is None else f"progress {member.id}", slow=True)
+        await self._run(interaction, "progress" if member is None else f"progress {member.id}")
 
     @app_commands.command(description="Top members; hide or show yourself")
     @app_commands.describe(scope="This week (default), all time, or hide/show yourself")
@@ -506,8 +504,11 @@ class DiscordFrontEnd:
         replies = await work
         if any(r.slow for r in replies) and not interaction.response.is_done():
             await self._defer(interaction)  # uploads go out as a follow-up, not inside the 3 s window
-        for reply in replies:
+        pending = list(replies)
+        while pending:
+            reply = pending.pop(0)
             await self.send_reply(interaction, reply)
+            pending[:0] = await followups(reply)  # e.g. the progress chart, after the text
 
     @staticmethod
     async def _defer(interaction: discord.Interaction[Any]) -> None:

@@ -35,7 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage
+from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError
 from bot.core.service import StudyService
 
@@ -415,6 +415,8 @@ class SlackAdapter:
             await self._say(mrkdwn(reply.text), reply.buttons, private=reply.private, respond=respond, inbound=inbound)
             for attachment in reply.attachments:
                 await self._attach(attachment, inbound, private=reply.private, respond=respond)
+            if reply.later is not None:
+                await self._deliver(await followups(reply), respond, inbound)
 
     async def _say(
         self, text: str, buttons: Sequence[Button], *, private: bool, respond: Any, inbound: Inbound

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+log = logging.getLogger(__name__)
 
 Platform = Literal["discord", "slack", "console"]
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
@@ -55,7 +59,9 @@ class Reply:
     """What the core wants said back to the member who acted.
 
     ``private`` replies are ephemeral (only the member sees them). ``slow`` tells an adapter that
-    producing this reply may take a while, so it should acknowledge/defer first.
+    producing this reply may take a while, so it should acknowledge/defer first. ``later`` produces
+    more replies that take a while (a chart): adapters send this reply at once, then those as
+    follow-ups (see `followups`), so the member is not kept waiting for the slow part.
     """
 
     text: str
@@ -63,6 +69,19 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     slow: bool = False
+    later: Callable[[], Awaitable[list[Reply]]] | None = field(default=None, compare=False, repr=False)
+
+
+async def followups(reply: Reply) -> list[Reply]:
+    """The replies ``reply.later`` produces (none when it has none). Never raises: a failure is logged
+    and costs only the follow-up, not the reply already sent."""
+    if reply.later is None:
+        return []
+    try:
+        return await reply.later()
+    except Exception:
+        log.exception("a follow-up reply failed")
+        return []
 
 
 @dataclass(frozen=True, slots=True)

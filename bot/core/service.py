@@ -277,8 +277,15 @@ class StudyService:
                 return private(f'No member "{shown}" here yet — they appear once they use studybot.')
             target = found
         text = await self.progress_text(ctx, target)
-        files = [f for make in self.progress_attachments if (f := await make(ctx, target)) is not None]
-        return [Reply(text, private=True, attachments=tuple(files), slow=bool(self.progress_attachments))]
+        if not self.progress_attachments:
+            return private(text)
+
+        async def chart() -> list[Reply]:
+            # Drawn after the text has gone out: nobody waits for a picture to read their numbers.
+            files = [f for make in self.progress_attachments if (f := await make(ctx, target)) is not None]
+            return [Reply(f"📈 Progress chart — {target.display_name}", attachments=tuple(files))] if files else []
+
+        return [Reply(text, private=True, later=chart)]
 
     async def progress_text(self, ctx: Context, m: MemberRef) -> str:
         stats = await self.store.member_stats(m.member_id)
