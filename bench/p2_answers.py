@@ -9,7 +9,6 @@ row at a time with the same pragmas — what "acknowledge after commit" costs wi
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
 import tempfile
 import time
@@ -17,12 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Figure
-from bot.config import BUNDLED_CONTENT
+from bot.bootstrap import build_app
+from bot.config import BUNDLED_CONTENT, Settings
 from bot.core import actions
-from bot.core.content import ContentLibrary
 from bot.core.messages import Inbound
-from bot.core.service import StudyService
-from bot.storage import SqliteStore
 
 N = 10_000
 
@@ -33,9 +30,11 @@ class Clock:
 
 
 async def core_rate(folder: Path) -> tuple[float, int]:
-    store = SqliteStore(folder / "p2.db")
-    await store.start()
-    service = StudyService(store, ContentLibrary.load(BUNDLED_CONTENT), Clock(), rng=random.Random(2))
+    # The shipped wiring: the learning engine updates each member's review card inside the answer's
+    # transaction, and missed posts are looked up for streaks.
+    settings = Settings(STUDYBOT_DB=folder / "p2.db", STUDYBOT_CONTENT=BUNDLED_CONTENT)  # type: ignore[call-arg]
+    app = await build_app(settings, clock=Clock())
+    store, service = app.store, app.service
     now = Clock().now()
     # The members already exist (they joined on earlier days); the post is today's question.
     members = [await store.ensure_member("discord", "G1", "C1", f"U{i}", f"m{i}", now=now) for i in range(N)]
@@ -56,7 +55,9 @@ async def core_rate(folder: Path) -> tuple[float, int]:
     assert all(r.startswith(("✅", "❌")) for r in replies), replies[:3]
     counts = await store.choice_counts(post.id)
     assert sum(counts.values()) == N, counts
-    await store.close()
+    cards = await store.run_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0])
+    assert cards == N, f"{cards} review cards for {N} answers"
+    await app.close()
     return N / elapsed, batches
 
 
