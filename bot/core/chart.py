@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import multiprocessing
+import textwrap
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -57,7 +58,7 @@ def draw_progress(data: ChartData) -> bytes:
     warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(3, 1, height_ratios=[2.2, 1.6, 0.8], hspace=0.65)
+    grid = fig.add_gridspec(3, 1, height_ratios=[2.2, 1.6, 0.8], hspace=0.65, left=0.2, right=0.95)
     fig.suptitle(data.title[:80], fontsize=13, fontweight="bold")
 
     # Accuracy per topic: one horizontal bar per topic, grey when not tried yet.
@@ -110,12 +111,20 @@ def draw_progress(data: ChartData) -> bytes:
         )
         ax.add_patch(box)
         colour = "white" if is_done else "#333333"
-        ax.text(i + 0.5, 0.62, f"{'✓ ' if is_done else ''}{n}", ha="center", va="center", fontsize=10, color=colour)
-        ax.text(i + 0.5, 0.32, title[:14], ha="center", va="center", fontsize=7, color=colour)
+        ax.text(i + 0.5, 0.7, f"{'✓ ' if is_done else ''}{n}", ha="center", va="center", fontsize=10, color=colour)
+        ax.text(i + 0.5, 0.36, _two_lines(title), ha="center", va="center", fontsize=6.5, color=colour)
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+def _two_lines(title: str, width: int = 15) -> str:
+    """A step title wrapped to fit its box: at most two lines, an ellipsis when it had to be cut."""
+    lines = textwrap.wrap(title, width) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]
+    return "\n".join(lines)
 
 
 class ChartRenderer:
