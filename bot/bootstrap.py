@@ -52,6 +52,9 @@ class App:
     #: Background parts (the scheduler) started after the front ends and closed before them.
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Resources the request path uses (the chart worker): released after the front ends have
+    #: finished their in-flight work, just before the database.
+    resources: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def stop_background(self) -> None:
         """Stop the background parts (in reverse order of start). Safe to call twice."""
@@ -63,8 +66,14 @@ class App:
         self.on_close.clear()
 
     async def close(self) -> None:
-        """Stop the background parts, then close the database."""
+        """Stop the background parts, release the request path's resources, close the database."""
         await self.stop_background()
+        for release in reversed(self.resources):
+            try:
+                await release()
+            except Exception:
+                log.exception("error while releasing a resource")
+        self.resources.clear()
         await self.store.close()
 
 
@@ -83,7 +92,7 @@ async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock 
     learning = LearningEngine(LearningStore(store), store, library, clock)
     learning.install(service)
     app = App(settings, store, library, service, clock)
-    app.on_close.append(learning.close)
+    app.resources.append(learning.close)
     wire_scheduling(app)
     return app
 

@@ -620,3 +620,14 @@ def test_invite_url_lists_only_the_permissions_used(
     monkeypatch.delenv("DISCORD_APPLICATION_ID")
     assert main(["invite-url"]) == 2
     assert "DISCORD_APPLICATION_ID" in capsys.readouterr().err
+
+
+async def test_closing_waits_for_answers_in_flight_and_their_follow_ups(app: App, fake: FakeDiscord) -> None:
+    """A shutdown (SIGTERM → close) in the middle of answering still delivers the answer and the chart."""
+    b = await start_bot(app.service, fake)
+    iid = await fake.dispatch_interaction(fake.slash("progress", user=ALICE))
+    cb = await fake.callback(iid)
+    assert "Progress — alice" in cb.json["data"]["content"]
+    await b.stop()  # the chart follow-up is still being drawn at this moment
+    (chart,) = await fake.followups(iid, within=10)
+    assert [name for name, _ in chart.files] == ["progress.png"]

@@ -38,6 +38,8 @@ MAX_CONTENT = 2000
 #: A command whose reply is not ready after this many seconds is deferred ("thinking…") first;
 #: Discord wants the first response within 3 s.
 DEFER_AFTER = 1.5
+#: On shutdown, how long to wait for interactions being answered (and their follow-ups) to finish.
+DRAIN_SECONDS = 10.0
 #: Channel posts and edits per second. Discord allows a bot 50 REST requests/s in all; discord.py only
 #: learns of that global limit from a 429 and gives each request 5 tries, so a fan-out to many channels
 #: paces itself below the limit instead of racing into it. Interaction callbacks and follow-ups (webhooks)
@@ -413,6 +415,7 @@ class DiscordFrontEnd:
         self.defer_after = defer_after
         self.ready_timeout = ready_timeout
         self.ready = asyncio.Event()
+        self._inflight: set[asyncio.Task[Any]] = set()
         self.pacer = Pacer(posts_per_second)
         self.client = StudyClient(self, **client_options)
 
@@ -442,7 +445,12 @@ class DiscordFrontEnd:
             raise DiscordStartError("Discord refused a privileged intent; studybot needs none.") from None
 
     async def close(self) -> None:
-        """Disconnect and close the HTTP session. Safe to call twice, or before `run`."""
+        """Let interactions in flight finish (up to `DRAIN_SECONDS`), then disconnect and close the HTTP
+        session. Safe to call twice, or before `run`."""
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=DRAIN_SECONDS)
+            if pending:
+                log.warning("Discord: closing with %d interaction(s) still being answered", len(pending))
         await self.client.close()
 
     async def sync_commands(self) -> None:
@@ -494,6 +502,10 @@ class DiscordFrontEnd:
         if interaction.guild_id is None or interaction.channel_id is None:
             await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
             return
+        task = asyncio.current_task()
+        if task is not None:  # so that close() can wait for the answer (and its follow-ups) to go out
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         work = asyncio.ensure_future(self.service.handle(self.inbound(interaction, text=text, action=action)))
         if slow:
             await self._defer(interaction)
