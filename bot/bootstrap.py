@@ -58,23 +58,23 @@ class App:
 
     async def stop_background(self) -> None:
         """Stop the background parts (in reverse order of start). Safe to call twice."""
-        for closer in reversed(self.on_close):
-            try:
-                await closer()
-            except Exception:
-                log.exception("error while closing")
-        self.on_close.clear()
+        await _run_all(self.on_close, "stopping a background part")
 
     async def close(self) -> None:
         """Stop the background parts, release the request path's resources, close the database."""
         await self.stop_background()
-        for release in reversed(self.resources):
-            try:
-                await release()
-            except Exception:
-                log.exception("error while releasing a resource")
-        self.resources.clear()
+        await _run_all(self.resources, "releasing a resource")
         await self.store.close()
+
+
+async def _run_all(hooks: list[Callable[[], Awaitable[None]]], what: str) -> None:
+    """Run and clear ``hooks`` in reverse order; one failing is logged and does not stop the rest."""
+    while hooks:
+        hook = hooks.pop()
+        try:
+            await hook()
+        except Exception:
+            log.exception("error while %s", what)
 
 
 async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock | None = None) -> App:
