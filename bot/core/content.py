@@ -7,8 +7,6 @@ A pack is a folder of YAML files; each file is a mapping with any of the lists `
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -363,10 +361,3 @@ class ContentLibrary:
         if pack is not None:
             self.pack = pack
         return errors
-
-
-def iter_numbers(texts: Iterable[str]) -> Iterator[str]:
-    """Numbers carrying %, $ or a thousands separator (used by content checks)."""
-    pattern = re.compile(r"\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?|\$\d+(?:\.\d+)?|\d+(?:\.\d+)?%")
-    for t in texts:
-        yield from pattern.findall(t)

@@ -261,9 +261,7 @@ class DailyPoster:
         pick = await self._pick(channel_id, kind)
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
         message_id = await self._send(platform, channel, post, gateway, now)
-        set_message = getattr(self.store, "set_post_message", None)
-        if set_message is not None:
-            await set_message(post.id, message_id)
+        await self.store.set_post_message(post.id, message_id)
         return pick.kind
 
     async def next_wakeup(self, now: datetime | None = None) -> datetime | None:

@@ -185,6 +185,14 @@ class Store(Protocol):
 
     async def set_member_tz(self, member_id: int, tz: str | None) -> None: ...
 
+    async def set_leaderboard_hidden(self, member_id: int, hidden: bool) -> None:
+        """Leave the member off (or put them back on) every leaderboard."""
+        ...
+
+    async def set_post_message(self, post_id: int, message_id: str) -> None:
+        """Record the platform's message id of a post once it has been sent."""
+        ...
+
     async def steps_done(self, member_id: int) -> set[int]: ...
 
     async def mark_step(self, member_id: int, step: int, now: datetime) -> bool:

@@ -12,7 +12,7 @@ from bot.core import actions
 from bot.core.commands import SPECS, Command, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, Question
 from bot.core.messages import Attachment, Button, Inbound, Reply
-from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, PostRecord, Store, StreakState
+from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
 
@@ -319,7 +319,7 @@ class StudyService:
     async def _leaderboard(self, ctx: Context, command: Command) -> list[Reply]:
         scope = command.args["scope"]
         if scope in ("hide", "show"):
-            await self.set_hidden(ctx.member, scope == "hide")
+            await self.store.set_leaderboard_hidden(ctx.member.member_id, scope == "hide")
             if scope == "hide":
                 return private("You no longer appear on leaderboards. /study leaderboard show brings you back.")
             return private("You appear on leaderboards again.")
@@ -337,12 +337,6 @@ class StudyService:
             )
         lines.append("Points: correct first answers. Ties go to whoever got there first.")
         return [Reply("\n".join(lines), private=False)]
-
-    async def set_hidden(self, member: MemberRef, hidden: bool) -> None:
-        setter = getattr(self.store, "set_leaderboard_hidden", None)
-        if setter is None:
-            raise NotImplementedError("store cannot hide members")
-        await setter(member.member_id, hidden)
 
     async def _timezone(self, ctx: Context, command: Command) -> list[Reply]:
         if "zone" not in command.args:
@@ -371,6 +365,3 @@ class StudyService:
             )
         removed = await self.store.forget_member(ctx.member.member_id)
         return private(f"Done — everything studybot stored about you in this group is gone ({removed} records).")
-
-    async def post_for(self, post: PostRecord) -> Question | None:
-        return self.library.pack.question(post.item_id)
