@@ -241,3 +241,90 @@ async def test_caches_never_serve_a_forgotten_member_or_stale_zone(store: Sqlite
     assert again.tz is None, "a forgotten member starts afresh (no cached zone)"
     assert (await store.member_stats(again.member_id)).answered == 0
     assert await store.get_post(post.id) is None, "their personal posts are gone, not cached"
+
+
+async def test_ids_are_never_reused_after_a_delete(store: SqliteStore, db_path: Path) -> None:
+    """A forgotten member's id (still cached by another process, or in a button) never names someone else."""
+    ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    post = await store.create_post(ann.group_id, ann.channel_id, ann.member_id, "question", "t-a", NOW)
+    await store.forget_member(ann.member_id)
+    bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)
+    assert bob.member_id != ann.member_id
+    again = await store.create_post(bob.group_id, bob.channel_id, bob.member_id, "question", "t-a", NOW)
+    assert again.id != post.id
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM groups")
+        conn.commit()
+    store.invalidate_caches()
+    cy = await store.ensure_member("console", "g", "c", "u3", "Cy", now=NOW)
+    assert cy.group_id != bob.group_id and cy.channel_id != bob.channel_id and cy.member_id != bob.member_id
+
+
+def test_ids_migration_keeps_rows_ids_and_foreign_keys(tmp_path: Path) -> None:
+    """0003 rebuilds the id tables on a populated version-2 database: every row and id stays, deletes
+    still cascade, and the ids of deleted rows are not handed out again."""
+    folder = tmp_path / "migs"
+    folder.mkdir()
+    for mig in discover()[:2]:
+        (folder / f"{mig.name}.sql").write_text(mig.sql)
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn, folder)
+    t = "2026-11-23T12:00:00.000000Z"
+    conn.execute("INSERT INTO groups (id, platform, external_id, created_at) VALUES (1, 'console', 'g', ?)", (t,))
+    conn.execute("INSERT INTO channels (id, group_id, external_id) VALUES (5, 1, 'c')")
+    conn.execute("INSERT INTO members (id, group_id, user_id, joined_at, points) VALUES (7, 1, 'u1', ?, 3)", (t,))
+    conn.execute("INSERT INTO members (id, group_id, user_id, joined_at) VALUES (9, 1, 'u2', ?)", (t,))
+    conn.execute(
+        "INSERT INTO posts (id, group_id, channel_id, member_id, kind, item_id, created_at) VALUES (11, 1, 5, 9, 'question', 'q', ?)",
+        (t,),
+    )
+    conn.execute(
+        "INSERT INTO posts (id, group_id, channel_id, kind, item_id, created_at) VALUES (12, 1, 5, 'question', 'q', ?)",
+        (t,),
+    )
+    conn.execute(
+        "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at) VALUES (9, 12, 1, 'q', 'A', 1, 1, ?)",
+        (t,),
+    )
+    conn.execute("INSERT INTO cards (member_id, question_id, card, due) VALUES (9, 'q', '{}', ?)", (t,))
+    conn.execute(
+        "INSERT INTO schedules (channel_id, local_time, tz, days, kind, created_at, updated_at) VALUES (5, '09:00', 'UTC', '0', 'question', ?, ?)",
+        (t, t),
+    )
+    conn.execute(
+        "INSERT INTO deliveries (id, channel_id, scheduled_for, status, post_id) VALUES (4, 5, ?, 'sent', 12)", (t,)
+    )
+    before = {tb: conn.execute(f"SELECT * FROM {tb} ORDER BY 1, 2").fetchall() for tb in _ALL_TABLES}
+
+    assert migrate(conn) == [m.name for m in discover()[2:]]
+
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1, "the connection's setting is restored"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    after = {tb: conn.execute(f"SELECT * FROM {tb} ORDER BY 1, 2").fetchall() for tb in _ALL_TABLES}
+    for tb in _ALL_TABLES:  # later migrations may add columns: compare the ones there were
+        assert [r[: len(before[tb][0])] for r in after[tb]] == before[tb], tb
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    assert {"members_by_points", "members_by_name", "posts_latest", "posts_dealt", "posts_unrevealed"} <= indexes
+    assert "deliveries_by_status" in indexes
+    # Deleting member 9 still cascades to their answers, cards and personal post; the delivery keeps going.
+    conn.execute("DELETE FROM members WHERE id = 9")
+    assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0] == 0
+    assert conn.execute("SELECT id FROM posts").fetchall() == [(12,)]
+    new = conn.execute("INSERT INTO members (group_id, user_id, joined_at) VALUES (1, 'u3', ?) RETURNING id", (t,))
+    assert new.fetchone()[0] == 10, "the deleted member's id 9 is not reused"
+    conn.execute("DELETE FROM posts WHERE id = 12")
+    assert conn.execute("SELECT post_id FROM deliveries").fetchone()[0] is None
+    new = conn.execute(
+        "INSERT INTO posts (group_id, channel_id, kind, item_id, created_at) VALUES (1, 5, 'tip', 't', ?) RETURNING id",
+        (t,),
+    )
+    assert new.fetchone()[0] == 13
+    conn.execute("DELETE FROM groups")
+    assert all(conn.execute(f"SELECT COUNT(*) FROM {tb}").fetchone()[0] == 0 for tb in _ALL_TABLES)
+
+
+_ALL_TABLES = ("groups", "channels", "members", "posts", "answers", "cards", "schedules", "deliveries")

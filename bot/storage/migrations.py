@@ -63,24 +63,50 @@ def migrate(conn: sqlite3.Connection, folder: Path = DEFAULT_DIR) -> list[str]:
             "upgrade studybot (or restore a backup) instead of running an older version on it"
         )
     applied: list[str] = []
-    for mig in migrations[have:]:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            # executescript would COMMIT first; run the statements one by one inside our transaction.
-            for statement in _statements(mig.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (mig.version, mig.name, stamp),
-            )
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration {mig.name} failed and was rolled back: {e}") from e
-        log.info("applied migration %s", mig.name)
-        applied.append(mig.name)
+    if have >= known:
+        return applied
+    # A migration may rebuild a table (SQLite's way to change a column): with foreign keys on, dropping
+    # the old parent table would cascade-delete its children. So migrations run with foreign keys off
+    # (the pragma is a no-op inside a transaction, hence here) and each is checked before it commits.
+    fk_on = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for mig in migrations[have:]:
+            _apply(conn, mig)
+            log.info("applied migration %s", mig.name)
+            applied.append(mig.name)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={'ON' if fk_on else 'OFF'}")
     return applied
+
+
+def _apply(conn: sqlite3.Connection, mig: Migration) -> None:
+    """Apply one migration in one transaction; roll back and raise `StoreError` if it fails or leaves a
+    row whose parent is missing."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # executescript would COMMIT first; run the statements one by one inside our transaction.
+        for statement in _statements(mig.sql):
+            conn.execute(statement)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+        if broken is not None:
+            raise StoreError(
+                f"migration {mig.name} left a {broken[0]} row ({broken[1]}) whose {broken[2]} row is missing;"
+                " it was rolled back"
+            )
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (mig.version, mig.name, stamp),
+        )
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        conn.execute("ROLLBACK")
+        raise StoreError(f"migration {mig.name} failed and was rolled back: {e}") from e
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _statements(sql: str) -> list[str]:
