@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench fmt clean
+.PHONY: run test lint typecheck pytest bench fmt clean postgres
 
 # Re-install when the project's metadata changes; `touch` records a successful install.
 $(STAMP): pyproject.toml
@@ -35,6 +35,10 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The PostgreSQL server (and Chromium) from Debian, for the Postgres tests and benchmarks. Needs root.
+postgres:
+	bash .ci/system-packages
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

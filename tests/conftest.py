@@ -16,6 +16,7 @@ from bot.core.content import ContentLibrary
 from bot.core.messages import Inbound
 from bot.core.service import StudyService
 from bot.storage import SqliteStore
+from tests.pg import PgCluster, cluster_for_session
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_PACK = ROOT / "tests" / "fixtures" / "pack"
@@ -117,6 +118,30 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
     await s.start()
     yield s
     await s.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL (see tests/pg.py)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """The session's throwaway PostgreSQL cluster (skips without the server; fails under CI=true)."""
+    with cluster_for_session() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg: PgCluster) -> str:
+    """URL of the cluster's `postgres` database (superuser; make your own databases with `pg`)."""
+    return pg.dsn
+
+
+@pytest.fixture
+def pg_db(pg: PgCluster) -> Iterator[str]:
+    """URL of a fresh, empty database for this test, dropped afterwards."""
+    url = pg.create_database()
+    yield url
+    pg.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
