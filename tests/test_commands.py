@@ -62,6 +62,11 @@ def test_parses(text: str, expected: Command) -> None:
         ("schedule set 09:00 tz", '"tz" needs a value'),
         ("schedule set 09:00 colour red", 'Unknown option "colour"'),
         ("schedule set 09:00 reveal 0", "reveal takes a whole number"),
+        # str.isdigit() accepts these, int() does not: usage errors, not "something went wrong".
+        ("schedule set 09:00 reveal ²", "reveal takes a whole number"),
+        ("schedule set 09:00 reveal ①", "reveal takes a whole number"),
+        ("schedule set 09:00 reveal ٣", "reveal takes a whole number"),
+        ("schedule set 09:00 reveal 99999999999999999999999", "reveal takes a whole number"),
         ("content explode", "content list|validate|load"),
         ("x" * 10_000, "too long (10,000 characters"),
     ],

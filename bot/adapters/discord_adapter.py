@@ -169,7 +169,7 @@ class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:
             await client.frontend.report_error(interaction, e)
 
 
-class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>\d{1,18}):(?P<letter>[ABCD])"):
+class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>[0-9]{1,18}):(?P<letter>[ABCD])"):
     """An answer button on a question: ``sb:ans:<post id>:<letter>``."""
 
 

@@ -6,10 +6,14 @@ Discord limits a ``custom_id`` to 100 characters and Slack an ``action_id`` to 2
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PREFIX = "sb"
 LETTERS = ("A", "B", "C", "D")
+#: A post id in an action id: ASCII digits only (``"²".isdigit()`` is true, but ``int("²")`` fails) and
+#: at most 18 of them, so the number always fits the database's signed 64-bit integers.
+POST_ID = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ def parse_action(action_id: str) -> Action | None:
     parts = action_id.split(":")
     if len(parts) < 2 or parts[0] != PREFIX:
         return None
-    if parts[1] == "ans" and len(parts) == 4 and parts[2].isdigit() and parts[3] in LETTERS:
+    if parts[1] == "ans" and len(parts) == 4 and POST_ID.fullmatch(parts[2]) and parts[3] in LETTERS:
         return AnswerAction(int(parts[2]), parts[3])
     if len(parts) == 2 and parts[1] in SIMPLE_ACTIONS:
         return SimpleAction(parts[1])

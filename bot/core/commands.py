@@ -65,7 +65,9 @@ SPECS: dict[str, Spec] = {
 _GROUPS = {"schedule", "content", "path"}
 _SCHEDULE_SIMPLE = {"show", "preview", "pause", "resume", "skip", "post-now"}
 _CONTENT_SIMPLE = {"list", "validate", "load"}
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+#: Hours as ASCII digits: ``str.isdigit`` accepts ``²`` and ``①``, which ``int`` then refuses.
+_HOURS = re.compile(r"[0-9]{1,3}")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -161,7 +163,7 @@ def _parse_schedule(rest: list[str]) -> Command:
             raise UsageError(f'"{key}" is given twice — usage: {usage}')
         if key == "kind" and value.casefold() not in ("question", "tip", "mix"):
             raise UsageError(f'kind must be question, tip or mix (got "{_shown(value)}")')
-        if key == "reveal" and not (value.isdigit() and 0 < int(value) <= 72):
+        if key == "reveal" and not (_HOURS.fullmatch(value) and 0 < int(value) <= 72):
             raise UsageError(f'reveal takes a whole number of hours from 1 to 72 (got "{_shown(value)}")')
         args[key] = value.casefold() if key in ("kind", "days") else value
     if "days" in args:
