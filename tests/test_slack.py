@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -433,6 +434,50 @@ async def test_unsigned_forged_and_stale_requests_get_401_and_change_nothing(rig
     assert await rig.rows_written() == 0
     assert rig.fake.responses == {}
     assert [r.name for r in rig.fake.requests if r.kind == "api"] == ["auth.test"]  # only start-up
+
+
+async def test_a_malformed_timestamp_header_is_a_quiet_401_not_a_500(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = urlencode(command_form(rig.fake, "quiz", "bad-ts", user=MEMBER, team=HOME, channel=CHANNEL))
+    caplog.set_level(logging.DEBUG)
+    for stamp in ("abc", "²", "1e9", "", "-5", "9" * 40):
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        }
+        async with rig.session.post(rig.url, data=body.encode(), headers=headers) as resp:
+            assert resp.status == 401, (stamp, resp.status, await resp.text())
+    await rig.adapter.drain()
+    assert await rig.rows_written() == 0
+    loud = [r for r in caplog.records if r.levelno > logging.DEBUG and r.name.startswith(("slack", "bot", "aiohttp"))]
+    assert not loud, [r.getMessage() for r in loud]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_unicode_digits_and_huge_numbers_in_a_button_id_are_an_invalid_button(rig: Rig) -> None:
+    for action in ("sb:ans:²:A", "sb:ans:①:A", f"sb:ans:{2**64}:B"):
+        key, status, _ = await rig.click(action)
+        assert status == 200
+        [reply] = await rig.fake.responses_for(key)
+        assert reply["response_type"] == "ephemeral" and "no longer valid" in reply["text"], reply["text"]
+        assert ERROR_TEXT not in reply["text"]
+    reply = await rig.ask("schedule set 09:00 reveal ²", user=ADMIN)
+    assert reply["text"].startswith("reveal takes a whole number of hours"), reply["text"]
+    assert await rig.scalar("SELECT COUNT(*) FROM schedules") == 0
+
+
+async def test_an_admin_of_another_workspace_is_no_admin_here(rig: Rig) -> None:
+    # A Slack Connect guest: an admin in their own organisation, writing in our workspace.
+    guest = rig.fake.add_user("U0GUEST", "Gus", admin=True)
+    guest.team_id = "T0OTHER"
+    reply = await rig.ask("schedule set 09:00", user="U0GUEST")
+    assert reply["text"].startswith("Only admins can use"), reply["text"]
+    assert await rig.scalar("SELECT COUNT(*) FROM schedules") == 0
+    # The same flags on a user of this workspace do make an admin.
+    reply = await rig.ask("schedule show", user=ADMIN)
+    assert not reply["text"].startswith("Only admins"), reply["text"]
 
 
 async def test_a_request_from_another_workspace_is_refused_and_changes_nothing(rig: Rig) -> None:

@@ -49,6 +49,9 @@ ACTION_PATTERN = re.compile(r"^sb:")
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 ADMIN_TTL = 600.0
+#: What Slack sends as ``X-Slack-Request-Timestamp``: Unix seconds in ASCII digits. slack-sdk's verifier
+#: calls ``int()`` on the header, so anything else would surface as a 500 with a traceback.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
 #: Errors that mean the bot cannot reach the channel: retrying will not help, an admin must act.
 FORBIDDEN_ERRORS = frozenset(
     {
@@ -169,6 +172,19 @@ def delivery_error(e: Exception, what: str) -> DeliveryError:
 # ---------------------------------------------------------------- the adapter
 
 
+@web.middleware
+async def refuse_malformed_timestamps(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer 401 to a request whose ``X-Slack-Request-Timestamp`` is not a number, before slack-bolt's
+    signature check (which would raise on it). Logged at debug only: anyone can send such a request."""
+    stamp = request.headers.get("X-Slack-Request-Timestamp")
+    if stamp is not None and not TIMESTAMP.fullmatch(stamp):
+        log.debug("slack: refused a request with a malformed timestamp header (401)")
+        return web.json_response({"error": "invalid request"}, status=401)
+    return await handler(request)
+
+
 class _QuietTokenWarning(logging.Filter):
     """slack-bolt reads SLACK_BOT_TOKEN from the environment itself and then warns, at every start,
     that the client we hand it wins over that token. It does, on purpose; the warning only confuses."""
@@ -182,6 +198,8 @@ class _Who:
     admin: bool
     name: str
     expires: float
+    #: The workspace ``users.info`` places the user in; their admin flags hold there only.
+    team: str = ""
 
 
 class SlackAdapter:
@@ -282,7 +300,9 @@ class SlackAdapter:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: Socket Mode connected for workspace %s", self.team_id)
         else:
-            self._runner = web.AppRunner(self.app.web_app(path=EVENTS_PATH), access_log=None, shutdown_timeout=5.0)
+            web_app = self.app.web_app(path=EVENTS_PATH)
+            web_app.middlewares.append(refuse_malformed_timestamps)
+            self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.http_host, self.http_port)
             await site.start()
@@ -370,10 +390,11 @@ class SlackAdapter:
 
     async def _command(self, body: dict[str, Any], respond: Any) -> None:
         user = str(body.get("user_id", ""))
-        admin, name = await self.whois(user, str(body.get("user_name", "")))
+        team = str(body.get("team_id", ""))
+        admin, name = await self.whois(user, str(body.get("user_name", "")), team=team)
         inbound = Inbound(
             platform="slack",
-            group=str(body.get("team_id", "")),
+            group=team,
             channel=str(body.get("channel_id", "")),
             user=user,
             user_name=name,
@@ -395,10 +416,11 @@ class SlackAdapter:
         team = body.get("team") or {}
         channel = body.get("channel") or {}
         user = str(user_obj.get("id", ""))
-        admin, name = await self.whois(user, str(user_obj.get("username") or user_obj.get("name") or ""))
+        group = str(team.get("id") or user_obj.get("team_id") or "")
+        admin, name = await self.whois(user, str(user_obj.get("username") or user_obj.get("name") or ""), team=group)
         inbound = Inbound(
             platform="slack",
-            group=str(team.get("id") or user_obj.get("team_id") or ""),
+            group=group,
             channel=str(channel.get("id", "")),
             user=user,
             user_name=name,
@@ -469,10 +491,13 @@ class SlackAdapter:
 
     # ------------------------------------------------------------------ admins
 
-    async def whois(self, user: str, fallback_name: str = "") -> tuple[bool, str]:
+    async def whois(self, user: str, fallback_name: str = "", *, team: str | None = None) -> tuple[bool, str]:
         """Whether ``user`` is an admin (workspace admin/owner per ``users.info``, or listed in
         ``STUDYBOT_SLACK_ADMINS``) and their display name. Cached for ``admin_ttl`` seconds per user.
-        Never raises: when Slack cannot say, the member is treated as a non-admin."""
+
+        With ``team`` (the request's workspace), the admin flags count only when ``users.info`` says
+        the user belongs to that workspace: an admin of another organisation (a Slack Connect guest)
+        is no admin here. Never raises: when Slack cannot say, the member is treated as a non-admin."""
         now = self._monotonic()
         cached = self._who.get(user)
         if cached is None or cached.expires <= now:
@@ -484,9 +509,12 @@ class SlackAdapter:
             profile = info.get("profile") or {}
             name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or info.get("name")
             admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
-            cached = _Who(admin, str(name or fallback_name or user), now + self.admin_ttl)
+            cached = _Who(
+                admin, str(name or fallback_name or user), now + self.admin_ttl, str(info.get("team_id") or "")
+            )
             self._who[user] = cached
-        return cached.admin or user in self.admin_ids, cached.name
+        admin_here = cached.admin and (team is None or cached.team == team)
+        return admin_here or user in self.admin_ids, cached.name
 
     # ------------------------------------------------------------------ ChatGateway
 
