@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -94,8 +95,29 @@ def _alias(field: str) -> str:
     return field.upper()
 
 
+#: Settings whose values are never shown, even when they are wrong: tokens, secrets, and URLs (which
+#: may carry credentials such as ``https://user:password@host/``).
+SECRET_SETTINGS = frozenset(
+    {"DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"}
+)
+#: A wrong value is shown only when it is this short: every valid value of the other settings (a
+#: level, a port, an id, a number of hours) is shorter, and every token or secret is longer.
+MAX_SHOWN_VALUE = 24
+_SECRET_LOOKING = re.compile(r"^(xox[a-z]-|xapp-)|://[^/\s]*@|(?i:token|secret|passw)")
+
+
+def shown_value(name: str, value: object) -> str:
+    """How a bad value of setting ``name`` appears in an error: quoted when harmless, else only its
+    length. A secret pasted into the wrong variable must not end up in a terminal or a log."""
+    text = str(value)
+    if name in SECRET_SETTINGS or len(text) > MAX_SHOWN_VALUE or _SECRET_LOOKING.search(text):
+        return f"a value of {len(text)} characters, not shown"
+    return f"got {text!r}"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment and `.env`; raises `SettingsError` (one line) on bad values."""
+    """Read settings from the environment and `.env`; raises `SettingsError` (one line) on bad values.
+    The message never holds the value of a secret setting, nor a long or secret-looking value."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
@@ -105,4 +127,4 @@ def load_settings(**overrides: object) -> Settings:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be")
-        raise SettingsError(f"{name}: {msg} (got {str(err.get('input'))[:60]!r})") from None
+        raise SettingsError(f"{name}: {msg} ({shown_value(name, err.get('input'))})") from None

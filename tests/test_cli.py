@@ -41,6 +41,31 @@ def test_secret_values_are_not_echoed_in_settings_errors(tmp_path: Path) -> None
     assert run.returncode == 2 and "sekrit-token-123" not in run.stderr + run.stdout
 
 
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        # A secret pasted into the wrong variable: the error names the variable, never the value.
+        ("STUDYBOT_DISCORD_GUILD", "MTA5ODc2NTQzMjEwOTg3NjU0.GaBcDe.sekrit_discord_token_value_0123"),
+        ("STUDYBOT_HTTP_PORT", "xoxb-1234-5678-sekrit"),
+        ("STUDYBOT_CATCHUP_HOURS", "8f742231b10e8888abcd99yyyzzz85a5"),
+        ("STUDYBOT_LOG_FORMAT", "token=abc"),
+        ("SLACK_API_URL", "ftp://admin:hunter2@slack.example/"),
+    ],
+)
+def test_bad_values_that_may_be_secrets_are_not_echoed(var: str, value: str, tmp_path: Path) -> None:
+    run = studybot("db", "migrate", "--db", str(tmp_path / "x.db"), env={var: value})
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"studybot: {var}:") and "not shown" in line, line
+    for part in (value, "sekrit", "hunter2", "8f742231"):
+        assert part not in run.stderr + run.stdout
+
+
+def test_a_short_harmless_bad_value_is_still_shown(tmp_path: Path) -> None:
+    run = studybot("db", "migrate", "--db", str(tmp_path / "x.db"), env={"STUDYBOT_LOG_LEVEL": "LOUD"})
+    assert run.returncode == 2 and "(got 'loud')" in run.stderr, run.stderr
+
+
 def test_env_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("STUDYBOT_LOG_LEVEL=LOUD\n")
     run = studybot("db", "migrate", cwd=tmp_path)
