@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from bot.core import actions
 from bot.core.service import StudyService
@@ -72,6 +75,30 @@ async def test_forged_or_foreign_post_ids_are_refused(service: StudyService) -> 
     assert "isn't available here" in r2.text
     [r3] = await service.handle(inbound(action="garbage"))
     assert "no longer valid" in r3.text
+
+
+async def test_unicode_digits_and_huge_post_ids_in_buttons_are_invalid_buttons_not_errors(
+    service: StudyService, caplog: pytest.LogCaptureFixture
+) -> None:
+    for action in ("sb:ans:²:A", "sb:ans:①:B", "sb:ans:٣:A", f"sb:ans:{2**64}:A", "sb:ans:" + "9" * 40 + ":C"):
+        [r] = await service.handle(inbound(action=action))
+        assert r.private and "no longer valid" in r.text, action
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+
+
+async def test_a_member_hidden_from_leaderboards_is_not_shown_to_others_by_progress(service: StudyService) -> None:
+    await service.handle(inbound("quiz", user="bob", name="Bobby"))
+    await service.handle(inbound("answer A", user="bob", name="Bobby"))
+    await service.handle(inbound("leaderboard hide", user="bob", name="Bobby"))
+    [other] = await service.handle(inbound("progress bobby", user="alice"))
+    assert 'No member "bobby" here yet' in other.text and "Answered" not in other.text
+    [own] = await service.handle(inbound("progress bobby", user="bob", name="Bobby"))
+    assert "Answered 1" in own.text
+    [admin] = await service.handle(inbound("progress bobby", user="carol", admin=True))
+    assert "Answered 1" in admin.text
+    await service.handle(inbound("leaderboard show", user="bob", name="Bobby"))
+    [again] = await service.handle(inbound("progress bobby", user="alice"))
+    assert "Answered 1" in again.text
 
 
 async def test_answer_without_a_question(service: StudyService) -> None:

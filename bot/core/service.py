@@ -272,6 +272,14 @@ class StudyService:
         target = ctx.member
         if "member" in command.args:
             found = await self.store.find_member(ctx.member.group_id, command.args["member"], ctx.member.channel_id)
+            # A member who left the leaderboards is not looked up by others either (admins may).
+            if (
+                found is not None
+                and found.member_id != ctx.member.member_id
+                and not ctx.inbound.is_admin
+                and (await self.store.member_stats(found.member_id)).hidden
+            ):
+                found = None
             if found is None:
                 shown = command.args["member"][:40]
                 return private(f'No member "{shown}" here yet — they appear once they use studybot.')
