@@ -35,8 +35,15 @@ class FakeChatGateway:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, n: int, *, status: int = 500, retry_after: float | None = None) -> None:
+        """Queue ``n`` failures: 429 (rate limited), 403 (no access) or a 5xx (nothing was created)."""
         for _ in range(n):
-            self.failures.append(DeliveryError(f"HTTP {status}", retryable=True, retry_after=retry_after))
+            if status == 403:
+                err = DeliveryError("HTTP 403 Missing Access", retryable=False, forbidden=True)
+            else:
+                err = DeliveryError(
+                    f"HTTP {status}", retryable=True, retry_after=retry_after, rate_limited=status == 429
+                )
+            self.failures.append(err)
 
     async def post(self, post: Post) -> SentMessage:
         self.attempts += 1

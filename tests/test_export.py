@@ -51,6 +51,7 @@ async def history(svc: StudyService, store: SqliteStore, clock: FakeClock) -> No
     refs = {u: await store.ensure_member("console", "g1", "c1", u, n, now=clock.now()) for u, n in names.items()}
     g1, ch = refs["alice"].group_id, refs["alice"].channel_id
     shared = await store.create_post(g1, ch, None, "question", "t-a", clock.now())
+    await store.set_post_message(shared.id, "m-shared")  # posted: it counts as asked
     for user, letter in (("alice", "A"), ("bob", "B"), ("cy", "A")):
         await click(svc, user, shared.id, letter, name=names[user])
         clock.advance(minutes=1)

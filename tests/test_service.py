@@ -207,6 +207,7 @@ async def test_a_revealed_question_no_longer_takes_answers(service: StudyService
 
     m = await store.ensure_member("console", "g1", "c1", "bob", "bob", now=clock.now())
     post = await store.create_post(m.group_id, m.channel_id, None, "question", "t-b", clock.now())
+    await store.set_post_message(post.id, "m1")  # it went out
     [early] = await service.handle(inbound(action=actions.answer_action(post.id, "B"), user="bob"))
     assert early.text.startswith("✅ Correct")
     assert await store.get_post(post.id) is not None  # now cached

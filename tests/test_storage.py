@@ -217,7 +217,10 @@ async def test_last_question_post_prefers_the_newest_visible(store: SqliteStore)
     ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
     bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)
     group_post = await store.create_post(ann.group_id, ann.channel_id, None, "question", "t-a", NOW)
+    await store.set_post_message(group_post.id, "m1")
     bobs = await store.create_post(ann.group_id, ann.channel_id, bob.member_id, "question", "t-b", NOW)
+    # A channel question not (yet) posted is seen by nobody: a text answer does not go to it.
+    await store.create_post(ann.group_id, ann.channel_id, None, "question", "t-c", NOW)
     assert (await store.last_question_post(ann.channel_id, ann.member_id)).id == group_post.id  # type: ignore[union-attr]
     assert (await store.last_question_post(ann.channel_id, bob.member_id)).id == bobs.id  # type: ignore[union-attr]
 

@@ -633,16 +633,17 @@ def _delivery_error(e: Exception, what: str) -> DeliveryError:
         unknown_channel = e.code == 10003
         return DeliveryError(f"{what}: not found ({e.text})", retryable=False, forbidden=unknown_channel)
     if isinstance(e, discord.RateLimited):
-        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=e.retry_after)
+        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=e.retry_after, rate_limited=True)
     if isinstance(e, discord.DiscordServerError):
-        return DeliveryError(f"{what}: Discord error {e.status}", retryable=True)
+        return DeliveryError(f"{what}: Discord error {e.status}", retryable=True, maybe_sent=True)
     if isinstance(e, discord.HTTPException) and e.status == 429:
         # a 429 discord.py did not wait out: out of tries, or without Via (a Cloudflare-level limit)
-        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=_retry_after(e))
+        return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=_retry_after(e), rate_limited=True)
     if isinstance(e, discord.HTTPException):
-        return DeliveryError(f"{what}: rejected ({e.status} {e.text})", retryable=e.status >= 500)
+        server = e.status >= 500
+        return DeliveryError(f"{what}: rejected ({e.status} {e.text})", retryable=server, maybe_sent=server)
     if isinstance(e, aiohttp.ClientError | OSError | TimeoutError):
-        return DeliveryError(f"{what}: network error ({type(e).__name__})", retryable=True)
+        return DeliveryError(f"{what}: network error ({type(e).__name__})", retryable=True, maybe_sent=True)
     return DeliveryError(f"{what}: {type(e).__name__}", retryable=False)
 
 

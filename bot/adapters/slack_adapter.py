@@ -161,12 +161,12 @@ def delivery_error(e: Exception, what: str) -> DeliveryError:
                 hint = float(retry_after) if retry_after is not None else None
             except ValueError:
                 hint = None
-            return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=hint)
+            return DeliveryError(f"{what}: rate limited", retryable=True, retry_after=hint, rate_limited=True)
         if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
-            return DeliveryError(f"{what}: Slack server error {status} {code}".strip(), retryable=True)
+            return DeliveryError(f"{what}: Slack server error {status} {code}".strip(), retryable=True, maybe_sent=True)
         return DeliveryError(f"{what}: {code or f'HTTP {status}'}", retryable=False)
     # Connection trouble and timeouts: the next attempt may well work.
-    return DeliveryError(f"{what}: {type(e).__name__}: {e}", retryable=True)
+    return DeliveryError(f"{what}: {type(e).__name__}: {e}", retryable=True, maybe_sent=True)
 
 
 # ---------------------------------------------------------------- the adapter

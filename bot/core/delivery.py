@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
 from collections.abc import Mapping
@@ -259,10 +260,32 @@ class DailyPoster:
             raise DeliveryError(f"the {platform} front end is not running", retryable=False)
         now = self.clock.now()
         pick = await self._pick(channel_id, kind)
+        # The buttons carry the post's id, so the row comes first; it stays invisible (no reveal, no
+        # count) until the message id is recorded, and a failed send deletes it.
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
-        message_id = await self._send(platform, channel, post, gateway, now)
+        try:
+            message_id = await self._send(platform, channel, post, gateway, now)
+        except BaseException:
+            await asyncio.shield(self.store.discard_post(post.id))
+            raise
         await self.store.set_post_message(post.id, message_id)
         return pick.kind
+
+    @staticmethod
+    def explain(e: DeliveryError, platform: str) -> str:
+        """What an admin should read when an on-demand post failed: what happened and what to do."""
+        where = platform.capitalize()
+        if e.forbidden:
+            return (
+                f"I could not post here: {where} says the bot has no access to this channel ({e}). "
+                "Check the bot's permissions in this channel."
+            )
+        if e.rate_limited:
+            wait = f"{max(1, math.ceil(e.retry_after))} s" if e.retry_after else "a minute"
+            return f"{where} is rate-limiting the bot right now ({e}); nothing was posted. Try again in {wait}."
+        if e.retryable:
+            return f"{where} had a problem on its side ({e}); nothing was posted. Try again in a minute."
+        return f"I could not post here: {e}."
 
     async def next_wakeup(self, now: datetime | None = None) -> datetime | None:
         """The earliest instant at which `run_due` has something to do (None: nothing scheduled)."""

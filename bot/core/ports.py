@@ -193,6 +193,11 @@ class Store(Protocol):
         """Record the platform's message id of a post once it has been sent."""
         ...
 
+    async def discard_post(self, post_id: int) -> bool:
+        """Delete a post that was never sent (no message id): a failed send leaves nothing behind.
+        Returns False (and changes nothing) when it was sent or is gone."""
+        ...
+
     async def steps_done(self, member_id: int) -> set[int]: ...
 
     async def mark_step(self, member_id: int, step: int, now: datetime) -> bool:
@@ -218,7 +223,14 @@ class DeliveryError(Exception):
     (rate limits, 5xx); ``retry_after`` is the platform's hint in seconds, if any."""
 
     def __init__(
-        self, message: str, *, retryable: bool, retry_after: float | None = None, forbidden: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        forbidden: bool = False,
+        rate_limited: bool = False,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
@@ -226,6 +238,11 @@ class DeliveryError(Exception):
         #: The bot lacks access to the channel (Discord 403 / Missing Access, Slack not_in_channel):
         #: the scheduler pauses that channel's schedule and tells the next admin.
         self.forbidden = forbidden
+        #: The platform refused for now because of its rate limits (HTTP 429): nothing was sent.
+        self.rate_limited = rate_limited
+        #: The platform may have created the message anyway (a 5xx or a lost connection after the request
+        #: went out): look for it before sending again.
+        self.maybe_sent = maybe_sent
 
 
 class ChatGateway(Protocol):

@@ -189,7 +189,7 @@ class ScheduleCommands:
             return private(f"Nothing to post: {e}.")
         except DeliveryError as e:
             log.warning("post-now in channel %s failed: %s", ctx.member.channel_id, e)
-            return private(f"Could not post here: {e}. Check the bot's permissions in this channel.")
+            return private(self.poster.explain(e, ctx.inbound.platform))
         return private(f"📣 Posted a {posted} here. Scheduled posts carry on as planned.")
 
     async def notices(self, ctx: Context) -> list[Reply]:

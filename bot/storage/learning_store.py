@@ -41,7 +41,8 @@ _EXPORT_MEMBERS = (
 )
 _EXPORT_ASKED = (
     "SELECT p.item_id, COUNT(*) FROM channels c JOIN posts p ON p.channel_id = c.id"
-    " WHERE c.group_id = ? AND p.kind = 'question' GROUP BY p.item_id"
+    " WHERE c.group_id = ? AND p.kind = 'question' AND (p.member_id IS NOT NULL OR p.message_id IS NOT NULL)"
+    " GROUP BY p.item_id"
 )
 _EXPORT_ANSWERS = (
     "SELECT question_id, choice, COUNT(*), SUM(correct), SUM(first_try), SUM(first_try AND correct)"

@@ -22,6 +22,9 @@ _SCHED_SQL = (
     " FROM schedules s JOIN channels c ON c.id = s.channel_id JOIN groups g ON g.id = c.group_id"
 )
 _DELIVERY_COLS = "id, channel_id, scheduled_for, status, attempts, next_try_at, post_id, message_id, error"
+#: A channel post counts (history, reveals) only once the platform took it: one being sent, or whose
+#: send failed, was seen by nobody.
+_SENT = "message_id IS NOT NULL"
 
 
 def _schedule(row: tuple[Any, ...]) -> ChannelSchedule:
@@ -212,7 +215,7 @@ class SqliteScheduleStore:
                 (kind, item): n
                 for kind, item, n in conn.execute(
                     "SELECT kind, item_id, COUNT(*) FROM posts WHERE channel_id = ? AND member_id IS NULL"
-                    " GROUP BY kind, item_id",
+                    f" AND {_SENT} GROUP BY kind, item_id",
                     (channel_id,),
                 )
             }
@@ -221,13 +224,14 @@ class SqliteScheduleStore:
             for kind in ("question", "tip"):
                 row = conn.execute(
                     "SELECT item_id, id FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = ?"
-                    " ORDER BY id DESC LIMIT 1",
+                    f" AND {_SENT} ORDER BY id DESC LIMIT 1",
                     (channel_id, kind),
                 ).fetchone()
                 if row:
                     last_item[kind] = row[0]
             row = conn.execute(
-                "SELECT kind FROM posts WHERE channel_id = ? AND member_id IS NULL ORDER BY id DESC LIMIT 1",
+                f"SELECT kind FROM posts WHERE channel_id = ? AND member_id IS NULL AND {_SENT}"
+                " ORDER BY id DESC LIMIT 1",
                 (channel_id,),
             ).fetchone()
             if row:
@@ -240,7 +244,7 @@ class SqliteScheduleStore:
         def read(conn: sqlite3.Connection) -> list[PostRecord]:
             rows = conn.execute(
                 f"SELECT {_POST_COLS} FROM posts WHERE channel_id = ? AND member_id IS NULL AND revealed_at IS NULL"
-                " AND kind = 'question' AND created_at <= ? ORDER BY id",
+                f" AND kind = 'question' AND created_at <= ? AND {_SENT} ORDER BY id",
                 (channel_id, ts(created_before)),
             )
             return [_post(r) for r in rows]

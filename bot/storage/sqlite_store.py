@@ -332,7 +332,8 @@ class SqliteStore:
                 f"SELECT {_POST_COLS} FROM posts WHERE id = (SELECT MAX(id) FROM ("
                 " SELECT MAX(id) AS id FROM posts WHERE channel_id = ? AND member_id = ? AND kind = 'question'"
                 " UNION ALL"
-                " SELECT MAX(id) FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question'))",
+                " SELECT MAX(id) FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question'"
+                " AND message_id IS NOT NULL))",
                 (channel_id, member_id, channel_id),
             ).fetchone()
             return _post(row) if row else None
@@ -342,6 +343,11 @@ class SqliteStore:
     async def set_post_message(self, post_id: int, message_id: str) -> None:
         await self._run(_write, "UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
         self._posts.pop(post_id, None)
+
+    async def discard_post(self, post_id: int) -> bool:
+        deleted = await self._run(_write, "DELETE FROM posts WHERE id = ? AND message_id IS NULL", (post_id,))
+        self._posts.pop(post_id, None)
+        return bool(deleted)
 
     async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
         def counts(conn: sqlite3.Connection) -> dict[str, int]:
