@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -22,13 +23,24 @@ REDACTED = "[redacted]"
 #: Shorter values are not treated as secrets: replacing them would garble ordinary text.
 MIN_SECRET = 6
 
+#: The password part of a URL (`postgresql://user:PASSWORD@host/db`), redacted whether or not it is a
+#: configured secret: a database URL reaches logs through driver errors and our own messages. Greedy up
+#: to the last "@" of the word, so a password holding "@" is covered too.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'\"]*:)[^\s'\"]+(@[^\s@'\"]*)")
+
 _base_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it replaced by [redacted]."""
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text) if "://" in text else text
 
 
 class RedactingFilter(logging.Filter):
     """Replaces every known secret value in a record's final message, traceback and stack with [redacted].
 
-    The URL-quoted form of each secret is redacted as well. Never raises for odd records."""
+    The URL-quoted form of each secret is redacted as well, and so is the password of any URL
+    (`redact_url`), known or not. Never raises for odd records."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -40,11 +52,9 @@ class RedactingFilter(logging.Filter):
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, REDACTED)
-        return text
+        return redact_url(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep logging's own complaint path
@@ -90,7 +100,7 @@ def _install_record_factory(redactor: RedactingFilter) -> None:
         redactor.filter(record)
         return record
 
-    logging.setLogRecordFactory(factory if redactor.secrets else base)
+    logging.setLogRecordFactory(factory)
 
 
 def _install_excepthooks() -> None:

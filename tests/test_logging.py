@@ -86,6 +86,43 @@ def test_the_url_quoted_form_is_redacted_too() -> None:
     assert f.scrub(secret) == REDACTED
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "connecting to postgresql://bot:s3cr3t-pw@db.example:5432/study",
+            "connecting to postgresql://bot:[redacted]@db.example:5432/study",
+        ),
+        ("url='postgres://bot:p@ss:w/rd@10.0.0.5/x' failed", "url='postgres://bot:[redacted]@10.0.0.5/x' failed"),
+        (
+            "two: postgresql://a:xyz123@h1/d and postgresql://b:uvw456@h2/d",
+            "two: postgresql://a:[redacted]@h1/d and postgresql://b:[redacted]@h2/d",
+        ),
+        (
+            "no password: postgresql://bot@h/d, sqlite:///data/studybot.db",
+            "no password: postgresql://bot@h/d, sqlite:///data/studybot.db",
+        ),
+        ("https://slack.com/api/ and mail bob@example.com", "https://slack.com/api/ and mail bob@example.com"),
+    ],
+)
+def test_the_password_in_any_url_is_redacted(text: str, shown: str) -> None:
+    assert RedactingFilter([]).scrub(text) == shown
+
+
+def test_a_database_url_password_never_reaches_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """No secrets configured at all (the console): a URL's password is still kept out, tracebacks too."""
+    setup_logging("INFO", "json", ())
+    url = "postgresql://studybot:Tr0ub4dor-and-3@127.0.0.1:5432/studybot"
+    log.warning("database %s", url)
+    try:
+        raise ConnectionError(f"could not connect to {url}")
+    except ConnectionError:
+        log.exception("start failed")
+    err = capsys.readouterr().err
+    assert "Tr0ub4dor-and-3" not in err
+    assert err.count("postgresql://studybot:[redacted]@127.0.0.1:5432/studybot") == 2  # the message, the exception
+
+
 def test_a_handler_a_library_adds_itself_is_covered(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging("INFO", "text", SECRETS)
     own = io.StringIO()
