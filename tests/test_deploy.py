@@ -58,7 +58,8 @@ def test_compose_file_passes_the_compose_spec_schema(tmp_path: Path) -> None:
 
 def test_compose_service_runs_the_bot_with_a_volume_and_a_healthcheck() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    [(_name, svc)] = compose["services"].items()
+    # Without a profile, only the bot runs (the postgres service belongs to the "postgres" profile).
+    [svc] = [s for s in compose["services"].values() if not s.get("profiles")]
     assert svc["build"] == "." and svc["env_file"] == ".env"
     assert svc["restart"] == "unless-stopped"
     assert svc["environment"]["STUDYBOT_DB"] == "/data/studybot.db"
@@ -67,6 +68,26 @@ def test_compose_service_runs_the_bot_with_a_volume_and_a_healthcheck() -> None:
     assert target == "/data" and source in compose["volumes"], "the database is on a named volume"
     assert svc["healthcheck"]["test"] == ["CMD", "studybot", "health"]
     assert any(str(p).startswith("3000:3000") for p in svc["ports"])
+
+
+def test_compose_postgres_profile_runs_the_server_and_the_bot_waits_for_it(tmp_path: Path) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    pg = compose["services"]["postgres"]
+    assert pg["profiles"] == ["postgres"], "PostgreSQL only runs when asked for (SQLite stays the default)"
+    assert pg["image"].split(":")[0] == "postgres", "the official image"
+    [volume] = pg["volumes"]
+    source, target = volume.split(":")
+    assert target == "/var/lib/postgresql/data" and source in compose["volumes"], "its data is on a named volume"
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    assert pg["environment"]["POSTGRES_PASSWORD"].startswith("${"), "the password comes from .env, not the file"
+    assert "ports" not in pg, "the database is reachable only on the compose network"
+    bot = compose["services"]["studybot"]
+    assert bot["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    # The schema check catches a wrong condition in this part too.
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text((ROOT / "docker-compose.yml").read_text().replace("service_healthy", "service_ready"))
+    bad = tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(broken))
+    assert bad.returncode == 1 and "service_ready" in bad.stdout + bad.stderr
 
 
 # ---------------------------------------------------------------- Dockerfile
