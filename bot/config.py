@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_guild: int | None = Field(None, gt=0, validation_alias=_env("STUDYBOT_DISCORD_GUILD"))
     discord_application_id: int | None = Field(None, gt=0, validation_alias=_env("DISCORD_APPLICATION_ID"))
+    #: Sharding: a shard count ("auto": ask Discord for its recommendation) and the shards this process
+    #: runs (empty: all of them). Several processes with disjoint ids split the guilds between them.
+    discord_shards: int | Literal["auto"] | None = Field(None, validation_alias=_env("STUDYBOT_DISCORD_SHARDS"))
+    discord_shard_ids: str = Field("", validation_alias=_env("STUDYBOT_DISCORD_SHARD_IDS"))
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
@@ -62,6 +66,45 @@ class Settings(BaseSettings):
         if not v.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("discord_shards", mode="before")
+    @classmethod
+    def _shards(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = v.strip().lower()
+            if v != "auto" and not v.isdigit():
+                raise ValueError('must be a whole number of shards (1 or more) or "auto"')
+        if isinstance(v, str) and v.isdigit():
+            v = int(v)
+        if isinstance(v, int) and v < 1:
+            raise ValueError('must be a whole number of shards (1 or more) or "auto"')
+        return v
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids(cls, v: str, info: ValidationInfo) -> str:
+        words = [w.strip() for w in v.split(",") if w.strip()]
+        if not words:
+            return ""
+        count = info.data.get("discord_shards")
+        if not isinstance(count, int):
+            raise ValueError("needs STUDYBOT_DISCORD_SHARDS set to the total number of shards (a number, not auto)")
+        if not all(w.isdigit() for w in words):
+            raise ValueError("must be shard numbers separated by commas, e.g. 0,1")
+        ids = [int(w) for w in words]
+        wrong = [i for i in ids if i >= count]
+        if wrong:
+            raise ValueError(
+                f"shard {wrong[0]} does not exist with STUDYBOT_DISCORD_SHARDS={count} (ids run 0 to {count - 1})"
+            )
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a shard twice")
+        return ",".join(str(i) for i in sorted(ids))
+
+    @property
+    def discord_shard_id_list(self) -> list[int] | None:
+        """The shards this process runs; None: all of them (or no sharding)."""
+        return [int(w) for w in self.discord_shard_ids.split(",")] if self.discord_shard_ids else None
 
     @property
     def slack_admin_ids(self) -> frozenset[str]:

@@ -22,11 +22,14 @@ ACK = re.compile(r"^\(only (\S+) sees this\) (?:✅ Correct|❌ Not quite)")
 class BotProcess:
     """`python -m bot ARGS` with stdin kept open; stdout and stderr are collected line by line."""
 
-    def __init__(self, db: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
-        env |= {"STUDYBOT_CONTENT": str(PACK), "STUDYBOT_DB": str(db), "STUDYBOT_LOG_LEVEL": "INFO"}
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, module: str = "bot") -> None:
+        """``env`` adds settings; ``module`` is what ``python -m`` runs (a test launcher, say)."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
+        base |= {"STUDYBOT_CONTENT": str(PACK), "STUDYBOT_DB": str(db), "STUDYBOT_LOG_LEVEL": "INFO"}
+        base["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
+        env = base | (env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", *(args or ("run",))],
+            [sys.executable, "-m", module, *(args or ("run",))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -14,6 +14,10 @@ What it does (see /work/shared/platform-testing.md for why each detail matters):
   webhook follow-ups and ``@original`` edits. JSON is served as exactly ``application/json``.
 - A gateway on ``/gateway``: HELLO, heartbeat ACK, READY and one GUILD_CREATE per guild on IDENTIFY,
   RESUMED on RESUME, then whatever the test dispatches. Frames are TEXT (no zlib).
+- Sharding: ``GET /gateway/bot`` answers the recommended shard count (``recommended_shards``) and a
+  ``session_start_limit`` that each IDENTIFY uses up. An IDENTIFY's ``shard: [id, count]`` decides what
+  that session sees: READY/GUILD_CREATE and every event that names a guild go only to the session of the
+  shard that owns the guild, ``(guild_id >> 22) % count`` (`Session` records who got what).
 - Every REST request is recorded (`requests`), with JSON or ``payload_json`` bodies and uploaded files.
 - Faults: `fail` queues responses (429 with ``Via`` + ``retry_after``, 403 Missing Access, 5xx) for matching
   requests; `forbid` denies a channel for good; ``rate_limit_per_s`` answers requests past that many per
@@ -96,6 +100,7 @@ class Recorded:
     status: int
     at: float  # time.perf_counter() on arrival
     headers: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] = ("", 0)  # the client's address: which process sent it
 
 
 @dataclass
@@ -119,6 +124,27 @@ class Guild:
     channels: dict[int, str]
 
 
+def shard_of(guild_id: int, count: int) -> int:
+    """The shard that owns a guild, as Discord assigns it."""
+    return (guild_id >> 22) % count
+
+
+@dataclass
+class Session:
+    """One identified gateway session: its shard ``(id, count)``, the client's address and the
+    dispatches (``(event, guild id or None)``) it was sent."""
+
+    shard: tuple[int, int]
+    peer: tuple[str, int]
+    session_id: str
+    identified_at: float
+    received: list[tuple[str, int | None]] = field(default_factory=list)
+    ws: web.WebSocketResponse | None = field(default=None, repr=False, compare=False)
+
+    def owns(self, guild_id: int) -> bool:
+        return shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+
 class FakeDiscord:
     """A fake Discord on 127.0.0.1. `start`/`stop` (or ``async with``), then dispatch events.
 
@@ -134,6 +160,9 @@ class FakeDiscord:
         bot_id: int = 710000000000000002,
         rate_limit_per_s: float | None = None,
         install: bool = True,
+        recommended_shards: int = 1,
+        session_starts: int = 1000,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
         self.app_id = app_id
@@ -148,6 +177,13 @@ class FakeDiscord:
         self.forbidden_channels: set[int] = set()
         self.rate_limited = 0  # how many 429s the rate limiter gave
         self.identifies: list[dict[str, Any]] = []
+        self.recommended_shards = recommended_shards
+        self.session_starts_left = session_starts
+        self.session_starts_total = session_starts
+        self.max_concurrency = max_concurrency
+        #: Identified (and resumed) gateway sessions, in order.
+        self.sessions: list[Session] = []
+        self._session_of: dict[web.WebSocketResponse, Session] = {}
         self._ids = itertools.count(900000000000000000)
         self._window: deque[float] = deque()
         self._sockets: set[web.WebSocketResponse] = set()
@@ -348,7 +384,7 @@ class FakeDiscord:
         user = user or FakeUser(830000000000000001, "alice")
         data = {"custom_id": custom_id, "component_type": 2}
         ch = channel_id or int(message.get("channel_id") or self.channel_id)
-        payload = self._interaction(3, data, user, ch, guild_id)
+        payload = self._interaction(3, data, user, ch, guild_id or self._guild_of(ch))
         payload["message"] = message
         return payload
 
@@ -383,11 +419,21 @@ class FakeDiscord:
         }
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH (op 0) event to every identified gateway session."""
+        """Send a DISPATCH (op 0) event to every identified gateway session, or, when the event names a
+        guild (``guild_id``), only to the sessions whose shard owns that guild."""
         frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        gid = int(data["guild_id"]) if isinstance(data, dict) and data.get("guild_id") else None
         for ws in list(self._identified):
-            if not ws.closed:
-                await ws.send_str(frame)
+            session = self._session_of.get(ws)
+            if ws.closed or (gid is not None and session is not None and not session.owns(gid)):
+                continue
+            if session is not None:
+                session.received.append((event, gid))
+            await ws.send_str(frame)
+
+    def sessions_that_got(self, event: str, guild_id: int) -> list[Session]:
+        """The sessions that were sent ``event`` for ``guild_id``."""
+        return [s for s in self.sessions if (event, guild_id) in s.received]
 
     async def dispatch_interaction(self, payload: dict[str, Any]) -> int:
         """Dispatch an ``INTERACTION_CREATE``; returns its id. The ack latency clock starts here."""
@@ -585,29 +631,47 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identifies.append(frame["d"])
-                    await self._ready(ws)
+                    self.session_starts_left = max(0, self.session_starts_left - 1)
+                    shard = frame["d"].get("shard") or [0, 1]
+                    await self._ready(ws, (int(shard[0]), int(shard[1])), request)
                 elif op == 6:
                     await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}}))
+                    old = next((x for x in self.sessions if x.session_id == frame["d"].get("session_id")), None)
+                    if old is not None:
+                        self._track(ws, old.shard, request, old.session_id)
                     self._identified.add(ws)
                     await self._notify()
         finally:
             self._sockets.discard(ws)
             self._identified.discard(ws)
+            self._session_of.pop(ws, None)
         return ws
 
-    async def _ready(self, ws: web.WebSocketResponse) -> None:
+    def _track(self, ws: web.WebSocketResponse, shard: tuple[int, int], request: web.Request, sid: str) -> Session:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        address = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        session = Session(shard, address, sid, time.perf_counter(), ws=ws)
+        self.sessions.append(session)
+        self._session_of[ws] = session
+        return session
+
+    async def _ready(self, ws: web.WebSocketResponse, shard: tuple[int, int], request: web.Request) -> None:
+        session = self._track(ws, shard, request, f"session-{next(self._ids)}")
+        mine = [g for g in self.guilds.values() if session.owns(g.id)]
         ready = {
             "v": 10,
             "user": self._bot_user(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-            "session_id": f"session-{next(self._ids)}",
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in mine],
+            "session_id": session.session_id,
+            "shard": list(shard),
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.app_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
         await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
-        for g in self.guilds.values():
+        for g in mine:
+            session.received.append(("GUILD_CREATE", g.id))
             await ws.send_str(
                 json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild_create(g)})
             )
@@ -653,6 +717,8 @@ class FakeDiscord:
             raw = await request.read()
             body = json.loads(raw) if raw else None
         rec = Recorded(request.method, path, dict(request.query), body, files, 0, at)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        rec.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         try:
             resp = self._route(request, rec)
         except Exception as e:  # a bug in the fake must show up, not hang the client
@@ -710,8 +776,18 @@ class FakeDiscord:
                     "flags": 0,
                 }
             )
-        if m == "GET" and p in ("/gateway", "/gateway/bot"):
-            return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": {}})
+        if m == "GET" and p == "/gateway":
+            return self._json({"url": self.gateway_url})
+        if m == "GET" and p == "/gateway/bot":
+            limit = {
+                "total": self.session_starts_total,
+                "remaining": self.session_starts_left,
+                "reset_after": 14_400_000,
+                "max_concurrency": self.max_concurrency,
+            }
+            return self._json(
+                {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+            )
         cmds = re.fullmatch(rf"/applications/{self.app_id}(?:/guilds/(\d+))?/commands", p)
         if cmds and m == "PUT":
             gid = int(cmds.group(1)) if cmds.group(1) else None

@@ -38,6 +38,8 @@ MAX_CONTENT = 2000
 #: A command whose reply is not ready after this many seconds is deferred ("thinking…") first;
 #: Discord wants the first response within 3 s.
 DEFER_AFTER = 1.5
+#: Discord accepts one gateway IDENTIFY per this many seconds in each rate-limit bucket.
+IDENTIFY_DELAY = 5.0
 #: On shutdown, how long to wait for interactions being answered (and their follow-ups) to finish.
 DRAIN_SECONDS = 10.0
 #: Channel posts and edits per second. Discord allows a bot 50 REST requests/s in all; discord.py only
@@ -369,24 +371,60 @@ class _Tree(app_commands.CommandTree["StudyClient"]):
 
 
 class StudyClient(discord.Client):
-    """The discord.py client: no privileged intents (guilds only), mentions off, commands in ``tree``."""
+    """The discord.py client: no privileged intents (guilds only), mentions off, commands in ``tree``.
 
-    def __init__(self, frontend: DiscordFrontEnd, **options: Any) -> None:
+    ``identify_delay``: Discord accepts one IDENTIFY per 5 s in each rate-limit bucket
+    (``shard_id % max_concurrency``); later shards of a bucket wait that long after the previous one."""
+
+    def __init__(self, frontend: DiscordFrontEnd, *, identify_delay: float = IDENTIFY_DELAY, **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), **options)
         self.frontend = frontend
         self.tree = _Tree(self)
         self.tree.add_command(StudyCommands(frontend))
+        self.identify_delay = identify_delay
+        #: From Discord's session start limit (sharded clients ask for it at start).
+        self.max_concurrency = 1
+        self._identified_at: dict[int, float] = {}
 
     async def setup_hook(self) -> None:
         # Registered before the gateway connects, so clicks on old messages work from the first event.
         self.add_dynamic_items(AnswerButton, _CoreButton)
         await self.frontend.sync_commands()
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py sleeps 5 s before every IDENTIFY but a process's first; the limit is per bucket, so a
+        # bucket's first IDENTIFY (or one long after the last) need not wait at all.
+        bucket = (shard_id or 0) % max(1, self.max_concurrency)
+        loop = asyncio.get_running_loop()
+        last = self._identified_at.get(bucket)
+        if last is not None:
+            wait = last + self.identify_delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._identified_at[bucket] = loop.time()
+
     async def on_ready(self) -> None:
-        log.info("Discord: connected as %s to %d server(s)", self.user, len(self.guilds))
+        log.info("Discord: connected as %s to %d server(s)%s", self.user, len(self.guilds), self.frontend.shard_note())
         self.frontend.ready.set()
+
+
+class ShardedStudyClient(StudyClient, discord.AutoShardedClient):
+    """`StudyClient` as an `AutoShardedClient`: runs the shards in ``shard_ids`` (all when None) of
+    ``shard_count`` (asked of Discord when None). Guilds live on shard ``(guild_id >> 22) % shard_count``."""
+
+    async def setup_hook(self) -> None:
+        limits = await self.fetch_session_start_limits()
+        self.max_concurrency = max(1, limits.max_concurrency)
+        wanted = len(self.shard_ids) if self.shard_ids is not None else (self.shard_count or 1)
+        if limits.remaining < wanted:
+            hours = limits.reset_after / 3_600_000
+            raise DiscordStartError(
+                f"Discord allows {limits.remaining} more gateway session start(s) for this token until the limit "
+                f"resets in {hours:.1f} h; this process needs {wanted} (one per shard)."
+            )
+        await super().setup_hook()
 
 
 class DiscordFrontEnd:
@@ -407,6 +445,8 @@ class DiscordFrontEnd:
         defer_after: float = DEFER_AFTER,
         ready_timeout: float = 30.0,
         posts_per_second: float | None = POSTS_PER_SECOND,
+        shard_count: int | Literal["auto"] | None = None,
+        shard_ids: Sequence[int] | None = None,
         **client_options: Any,
     ) -> None:
         self.service = service
@@ -417,7 +457,16 @@ class DiscordFrontEnd:
         self.ready = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
         self.pacer = Pacer(posts_per_second)
-        self.client = StudyClient(self, **client_options)
+        self.client: StudyClient
+        if shard_count is None:
+            self.client = StudyClient(self, **client_options)
+        else:
+            self.client = ShardedStudyClient(
+                self,
+                shard_count=None if shard_count == "auto" else shard_count,
+                shard_ids=list(shard_ids) if shard_ids is not None else None,
+                **client_options,
+            )
 
     @classmethod
     def from_settings(cls, service: StudyService, settings: Settings, **client_options: Any) -> DiscordFrontEnd:
@@ -425,8 +474,28 @@ class DiscordFrontEnd:
         if settings.discord_token is None:
             raise DiscordStartError("DISCORD_TOKEN is not set")
         return cls(
-            service, settings.discord_token.get_secret_value(), guild_id=settings.discord_guild, **client_options
+            service,
+            settings.discord_token.get_secret_value(),
+            guild_id=settings.discord_guild,
+            shard_count=settings.discord_shards,
+            shard_ids=settings.discord_shard_id_list,
+            **client_options,
         )
+
+    @property
+    def shard_ids(self) -> list[int] | None:
+        """The shards this process runs (None: not sharded)."""
+        client = self.client
+        if not isinstance(client, discord.AutoShardedClient):
+            return None
+        return list(client.shard_ids) if client.shard_ids is not None else list(range(client.shard_count or 1))
+
+    def shard_note(self) -> str:
+        """`` on shard(s) 0, 1 of 4`` for log lines; empty when not sharded."""
+        ids = self.shard_ids
+        if ids is None:
+            return ""
+        return f" on shard(s) {', '.join(map(str, ids))} of {self.client.shard_count}"
 
     # -------------------------------------------------------------------------------- lifecycle
 
@@ -441,6 +510,8 @@ class DiscordFrontEnd:
                 "Discord rejected DISCORD_TOKEN (401 Unauthorized). Copy a fresh token from the Developer "
                 "Portal (your app → Bot → Reset Token) into DISCORD_TOKEN."
             ) from None
+        except discord.GatewayNotFound:
+            raise DiscordStartError("Discord did not say how to reach its gateway (GET /gateway/bot failed)") from None
         except discord.PrivilegedIntentsRequired:  # we ask for none; kept for a clear message if that changes
             raise DiscordStartError("Discord refused a privileged intent; studybot needs none.") from None
 
@@ -455,8 +526,13 @@ class DiscordFrontEnd:
 
     async def sync_commands(self) -> None:
         """Register `/study` globally, or in ``guild_id`` only (instant). Logs (does not raise) on failure:
-        commands synced earlier keep working."""
+        commands synced earlier keep working. With shards split over processes only the process that runs
+        shard 0 syncs: the commands are the same for every shard."""
         tree = self.client.tree
+        ids = self.shard_ids
+        if ids is not None and 0 not in ids:
+            log.info("Discord: commands are synced by the process that runs shard 0")
+            return
         try:
             if self.guild_id is not None:
                 guild = discord.Object(id=self.guild_id)
