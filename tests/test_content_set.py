@@ -26,7 +26,7 @@ OVERLAP_TOOL = SHARED / "tools" / "seed_overlap.py"
 
 LETTERS = ("A", "B", "C", "D")
 MAX_LETTER_SHARE = 0.35
-MAX_GENERAL_SHARE = 0.25
+MAX_GENERAL_SHARE = 0.40
 # A section label for text before a document's first heading (see content/README.md).
 INTRO_SECTION = "Introduction"
 
