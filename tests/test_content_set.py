@@ -1,12 +1,14 @@
-"""Checks on the bundled TPM content set in content/ (issue 3).
+"""Checks on the bundled TPM content set in content/ (issues 3 and 17).
 
 These read the YAML directly with PyYAML, so they hold even if the loader changes; the schema itself
 is the loader's job. Checks that need the source articles in ../shared skip, saying so, only when
-that folder is not beside the repository.
+that folder is not beside the repository (or beside a folder above it, as for a git worktree), and
+never when CI=true.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,19 +22,32 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONTENT = REPO / "content"
-SHARED = REPO.parent / "shared"
+# ../shared beside the project root; a git worktree nested one level deeper finds it further up.
+SHARED = next((p / "shared" for p in REPO.parents if (p / "shared" / "seeds").is_dir()), REPO.parent / "shared")
 SEEDS = SHARED / "seeds"
 OVERLAP_TOOL = SHARED / "tools" / "seed_overlap.py"
 
 LETTERS = ("A", "B", "C", "D")
 MAX_LETTER_SHARE = 0.35
 MAX_GENERAL_SHARE = 0.40
+# No option-length rank (longest, second-longest, ...) may hold the key in more than this share.
+MAX_LENGTH_RANK_SHARE = 0.35
+MIN_QUESTIONS = 150
+MIN_APPLIED = 50
+MIN_INTERVIEW = 30
+MIN_TIPS_PER_STEP = 8
+# Two stems, or two tip actions, may not share a run of this many words.
+SHARED_RUN = 5
 # A section label for text before a document's first heading (see content/README.md).
 INTRO_SECTION = "Introduction"
 
 # Figures that carry a currency sign, a percent sign or a thousands separator.
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 FIGURE = re.compile(rf"\$\s?{_NUM}|{_NUM}\s?%|\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?")
+# An applied (scenario) stem sets up a situation in a sentence of its own, then asks the question:
+# a sentence end (not an abbreviation such as "U.S.") followed by a capitalized sentence and a "?".
+SITUATION = re.compile(r"[a-z0-9%)'\"][.!]['\"]?\s+[A-Z].*\?\s*$")
+WORD = re.compile(r"[a-z0-9$%.']+")
 
 
 def _yaml_files() -> list[Path]:
@@ -88,18 +103,67 @@ def _norm(text: str) -> str:
 
 def _need_shared() -> None:
     if not SEEDS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the source articles are missing: {SEEDS}")
         pytest.skip(f"../shared not beside the repo: {SEEDS} is missing")
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip(".'") for w in WORD.findall(text.casefold()) if w.strip(".'")]
+
+
+def _runs(text: str, n: int = SHARED_RUN) -> set[tuple[str, ...]]:
+    w = _words(text)
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def _is_applied(q: dict[str, Any]) -> bool:
+    return bool(SITUATION.search(str(q.get("prompt", ""))))
+
+
+def _key_length_rank(q: dict[str, Any]) -> int:
+    """1 when the key is the longest option, 4 when it is the shortest; a tie counts as the longer rank."""
+    choices = [str(c) for c in q["choices"]]
+    key = choices[LETTERS.index(q["answer"])]
+    return 1 + sum(len(c) > len(key) for c in choices)
+
+
+def _shared_runs(texts: dict[str, str]) -> list[str]:
+    """Pairs of items whose texts share a run of `SHARED_RUN` words, with one such run each."""
+    first: dict[tuple[str, ...], str] = {}
+    found: dict[tuple[str, str], str] = {}
+    for label, text in texts.items():
+        for run in sorted(_runs(text)):
+            other = first.setdefault(run, label)
+            if other != label:
+                found.setdefault((other, label), " ".join(run))
+    return [f"{a} and {b} share '{run}'" for (a, b), run in sorted(found.items())]
 
 
 # ------------------------------------------------------------------ counts
 
 
 def test_enough_questions() -> None:
-    assert len(QUESTIONS) >= 80, f"only {len(QUESTIONS)} questions; the set needs at least 80"
+    assert len(QUESTIONS) >= MIN_QUESTIONS, f"only {len(QUESTIONS)} questions; the set needs at least {MIN_QUESTIONS}"
+
+
+def test_enough_applied_questions() -> None:
+    applied = [q["id"] for q in QUESTIONS if _is_applied(q)]
+    assert len(applied) >= MIN_APPLIED, (
+        f"only {len(applied)} applied questions (a situation sentence, then the question); "
+        f"the set needs at least {MIN_APPLIED}: {applied}"
+    )
 
 
 def test_enough_interview_prompts() -> None:
-    assert len(INTERVIEW) >= 12, f"only {len(INTERVIEW)} interview prompts; the set needs at least 12"
+    assert len(INTERVIEW) >= MIN_INTERVIEW, (
+        f"only {len(INTERVIEW)} interview prompts; the set needs at least {MIN_INTERVIEW}"
+    )
+
+
+def test_every_interview_prompt_names_a_red_flag() -> None:
+    missing = [_label(p) for p in INTERVIEW if not any(str(c).startswith("Red flag: ") for c in p.get("covers") or [])]
+    assert not missing, f"interview prompts without a 'Red flag: ...' point to avoid: {missing}"
 
 
 def test_six_steps_each_once() -> None:
@@ -109,10 +173,10 @@ def test_six_steps_each_once() -> None:
 
 
 def test_enough_tips_for_every_step() -> None:
-    assert len(TIPS) >= 36, f"only {len(TIPS)} tips; the set needs at least 36"
+    assert len(TIPS) >= 6 * MIN_TIPS_PER_STEP, f"only {len(TIPS)} tips; the set needs at least {6 * MIN_TIPS_PER_STEP}"
     per_step = Counter(t.get("step") for t in TIPS)
-    short = {step: per_step.get(step, 0) for step in range(1, 7) if per_step.get(step, 0) < 6}
-    assert not short, f"steps with fewer than 6 tips (step: count): {short}"
+    short = {step: per_step.get(step, 0) for step in range(1, 7) if per_step.get(step, 0) < MIN_TIPS_PER_STEP}
+    assert not short, f"steps with fewer than {MIN_TIPS_PER_STEP} tips (step: count): {short}"
     unknown = sorted({str(s) for s in per_step} - {str(n) for n in range(1, 7)})
     assert not unknown, f"tips refer to steps that do not exist: {unknown}"
 
@@ -174,6 +238,52 @@ def test_general_questions_are_a_minority() -> None:
         f"{len(general)} of {len(QUESTIONS)} questions ({share:.0%}) are 'general', "
         f"over {MAX_GENERAL_SHARE:.0%}: {general}"
     )
+
+
+# ------------------------------------------------------------------ no cues, no near-duplicates
+
+
+def test_no_option_length_rank_gives_the_key_away() -> None:
+    ranks = Counter(_key_length_rank(q) for q in QUESTIONS)
+    limit = MAX_LENGTH_RANK_SHARE * len(QUESTIONS)
+    names = {1: "longest", 2: "second-longest", 3: "third-longest", 4: "shortest"}
+    heavy = {names[r]: n for r, n in ranks.items() if n > limit}
+    assert not heavy, (
+        f"picking the option of one length rank would score over {MAX_LENGTH_RANK_SHARE:.0%}: {heavy} "
+        f"(keys per rank: { {names[r]: ranks[r] for r in sorted(ranks)} })"
+    )
+
+
+def test_only_options_come_at_least_in_pairs() -> None:
+    lone = [
+        _label(q)
+        for q in QUESTIONS
+        if sum(str(c).split(" ", 1)[0].casefold() == "only" for c in q.get("choices") or []) == 1
+    ]
+    assert not lone, f"questions where exactly one option starts with 'Only' (a cue either way): {lone}"
+
+
+def test_no_two_stems_share_a_five_word_run() -> None:
+    shared = _shared_runs({_label(q): str(q.get("prompt", "")) for q in QUESTIONS})
+    assert not shared, f"near-duplicate stems (shared {SHARED_RUN}-word runs): {shared}"
+
+
+def test_every_topic_has_two_difficulty_levels() -> None:
+    levels: dict[str, set[int]] = {}
+    for q in QUESTIONS:
+        levels.setdefault(str(q.get("topic")), set()).add(q.get("difficulty", 0))
+    flat = {topic: sorted(found) for topic, found in levels.items() if len(found) < 2}
+    assert not flat, f"topics whose questions all have one difficulty: {flat}"
+
+
+def test_hard_questions_are_applied() -> None:
+    recall = [_label(q) for q in QUESTIONS if q.get("difficulty") == 3 and not _is_applied(q)]
+    assert not recall, f"difficulty 3 is for applying or distinguishing, set up by a situation: {recall}"
+
+
+def test_no_two_tips_share_an_exercise() -> None:
+    shared = _shared_runs({_label(t): str(t.get("action", "")) for t in TIPS})
+    assert not shared, f"tip actions that repeat one another ({SHARED_RUN}-word runs): {shared}"
 
 
 def test_source_format() -> None:
@@ -257,7 +367,7 @@ def test_no_sentences_copied_from_the_seeds() -> None:
     _need_shared()
     assert OVERLAP_TOOL.is_file(), f"{OVERLAP_TOOL} is missing while {SEEDS} exists"
     result = subprocess.run(
-        [sys.executable, str(Path("..") / "shared" / "tools" / "seed_overlap.py"), "content/"],
+        [sys.executable, str(OVERLAP_TOOL), "content/"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -267,3 +377,29 @@ def test_no_sentences_copied_from_the_seeds() -> None:
         f"seed_overlap.py exited {result.returncode}; content shares runs of words with the seeds:\n"
         f"{result.stdout}{result.stderr}"
     )
+
+
+# ------------------------------------------------------------------ what an admin sees
+
+
+def test_content_list_in_the_console_shows_the_bundled_counts(tmp_path: Path) -> None:
+    env = {**os.environ, "STUDYBOT_CONTENT": str(CONTENT), "STUDYBOT_LOG_LEVEL": "WARNING"}
+    env.pop("DISCORD_TOKEN", None)
+    env.pop("SLACK_BOT_TOKEN", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--user", "alice", "--db", str(tmp_path / "c.db")],
+        input="/study content list\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    topics = Counter(str(q["topic"]) for q in QUESTIONS)
+    summary = (
+        f"{len(QUESTIONS)} questions in {len(topics)} topics, {len(TIPS)} tips, "
+        f"{len(INTERVIEW)} interview prompts, {len(STEPS)} career steps"
+    )
+    assert summary in run.stdout, run.stdout
+    assert "Topics: " + ", ".join(f"{t} ({n})" for t, n in sorted(topics.items())) in run.stdout, run.stdout
