@@ -134,3 +134,68 @@ def test_library_keeps_last_good_pack_when_reload_fails(tmp_path: Path) -> None:
 def test_empty_folder_is_an_error(tmp_path: Path) -> None:
     pack, errors = validate_pack(tmp_path)
     assert pack is None and "no .yaml files" in errors[0].message
+
+
+#: A "billion laughs" whose expansion is used as a mapping key: 9**7 * 3 strings once expanded (the
+#: hostile test's 396-byte variant took 1.26 GB and 5 s to validate before anchors were refused).
+ALIAS_BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "? [*h,*h,*h]\n"
+    ": boom\n"
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    import tracemalloc
+
+    folder = pack_with(tmp_path, ALIAS_BOMB, name="bomb.yaml")
+    assert len(ALIAS_BOMB.encode()) < 400
+    tracemalloc.start()
+    try:
+        pack, errors = validate_pack(folder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pack is None
+    [error] = errors
+    assert str(error) == f"{folder / 'bomb.yaml'}:1: anchors and aliases (& and *) are not allowed in content files"
+    assert peak < 5_000_000, f"refusing the bomb allocated {peak:,} bytes"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("questions: &q []\n", 1),  # an anchor alone is refused too: there is nothing to refer to it
+        ("steps: []\nquestions:\n  - &x {id: a}\n", 3),
+        ("questions: []\n<<: *nothing\n", 2),  # merge keys need aliases
+    ],
+)
+def test_anchors_and_aliases_are_refused_with_file_and_line(tmp_path: Path, text: str, line: int) -> None:
+    folder = pack_with(tmp_path, text, name="anchors.yaml")
+    pack, errors = validate_pack(folder)
+    assert pack is None
+    [error] = [e for e in errors if e.file.endswith("anchors.yaml")]
+    assert error.line == line and "anchors and aliases" in error.message and "\n" not in str(error)
+
+
+def test_deep_nesting_is_a_one_line_error_not_a_recursion_crash(tmp_path: Path) -> None:
+    deep = "questions: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    assert len(deep.encode()) < 1_000_000  # under the size limit: the depth limit must catch it
+    folder = pack_with(tmp_path, deep, name="deep.yaml")
+    pack, errors = validate_pack(folder)
+    assert pack is None
+    [error] = errors
+    assert error.line == 1 and "nested deeper than 20 levels" in error.message
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    folder = pack_with(tmp_path, "# " + "x" * 1_000_000 + "\n", name="huge.yaml")
+    pack, errors = validate_pack(folder)
+    assert pack is None and [e.message for e in errors] == ["file is larger than 1,000,000 bytes"]

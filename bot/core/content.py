@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 LETTERS = ("A", "B", "C", "D")
 STEP_NUMBERS = range(1, 7)
 MAX_FILE_BYTES = 1_000_000
+#: Deepest nesting of lists and mappings in a content file (the pack's own files use 4).
+MAX_DEPTH = 20
 
 ItemId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,47}$")]
 Topic = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
@@ -158,8 +160,33 @@ class _LineDict(dict[str, Any]):
     key_lines: dict[str, int]
 
 
+class RefusedYaml(yaml.composer.ComposerError):
+    """A YAML construct content files may not use (raised while composing, before objects are built)."""
+
+
 class _LineLoader(yaml.SafeLoader):
-    pass
+    """The safe loader with line numbers, refusing what a hostile file could use to exhaust memory or
+    the stack: anchors and aliases (a 396-byte "billion laughs" used as a mapping key took 1.26 GB and
+    5 s to load; content files have no use for them) and nesting deeper than `MAX_DEPTH`. Both are
+    refused while composing nodes, before any object is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise RefusedYaml(
+                None, None, "anchors and aliases (& and *) are not allowed in content files", event.start_mark
+            )
+        if self._depth >= MAX_DEPTH:
+            raise RefusedYaml(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
@@ -232,8 +259,9 @@ def _parse_file(path: Path, shown: str) -> tuple[PackFile | None, Any, list[Cont
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        problem = getattr(e, "problem", None) or str(e)
-        return None, None, [ContentError(shown, line, f"YAML syntax: {problem}")]
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line
+        message = problem if isinstance(e, RefusedYaml) else f"YAML syntax: {problem}"
+        return None, None, [ContentError(shown, line, message)]
     if data is None:
         return PackFile(), data, []
     if not isinstance(data, dict):
