@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -169,11 +172,27 @@ def _export(settings: Settings, db: Path, out: Path) -> int:
     files = asyncio.run(_export_files(settings, db))
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8", newline="")
-        tmp.replace(out / name)
+        write_new_file(out, name, text)
         print(f"wrote {out / name} ({max(0, text.count(chr(10)) - 1)} rows)")
     return 0
+
+
+def write_new_file(folder: Path, name: str, text: str) -> None:
+    """Write ``folder/name`` without following any link planted in ``folder``: the text goes to a fresh
+    temporary file there (created exclusively, never through a link; readable by this user only), which
+    is then renamed over ``name``; a symlink at ``name`` is replaced, not written through. Raises
+    `OSError`; on failure the temporary file is removed and ``name`` is untouched."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 async def _export_files(settings: Settings, db: Path) -> dict[str, str]:

@@ -153,3 +153,64 @@ def test_cli_export_without_a_database_says_so(tmp_path: Path) -> None:
     run = studybot("export", "--out", str(tmp_path / "out"), "--db", str(tmp_path / "missing.db"))
     assert run.returncode == 1 and "no database at" in run.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "defused"),
+    [
+        ("x;=2+5;", "x;'=2+5;"),  # a spreadsheet splitting on ";" (many locales) would run =2+5
+        ("a,=1+1", "a,'=1+1"),
+        ("a\t+1", "a\t'+1"),
+        ("a|-1", "a|'-1"),
+        ("a| @SUM(A1)", "a| '@SUM(A1)"),
+        ('a;"=HYPERLINK(1)"', 'a;"\'=HYPERLINK(1)"'),
+        ("=start", "'=start"),
+        ("Anne-Marie; Bob", "Anne-Marie; Bob"),  # no trigger after a separator: unchanged
+        ("plain name", "plain name"),
+    ],
+)
+def test_formula_triggers_after_any_separator_are_defused(name: str, defused: str) -> None:
+    from bot.core.export import _safe
+
+    assert _safe(name) == defused
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t", "|"])
+async def test_no_cell_of_the_export_starts_a_formula_whatever_the_separator(
+    svc: StudyService, store: SqliteStore, clock: FakeClock, separator: str
+) -> None:
+    hostile = "x;=2+5;|+cmd\t-1,@A1"
+    await svc.handle(inbound("quiz", user="eve", name=hostile))
+    [reply] = await svc.handle(inbound("export", admin=True))
+    text = {a.filename: a.data.decode() for a in reply.attachments}["members.csv"]
+    # Split the way a spreadsheet would with this separator (quotes honoured or not: both are checked).
+    honoured = [cell for row in csv.reader(io.StringIO(text), delimiter=separator) for cell in row]
+    naive = [cell for line in text.splitlines() for cell in line.split(separator)]
+    for cell in honoured + naive:
+        assert not cell.lstrip(" \"'").startswith(("=", "+", "-", "@")) or cell.lstrip(' "').startswith("'"), (
+            separator,
+            cell,
+        )
+
+
+def test_cli_export_never_writes_through_a_planted_symlink(tmp_path: Path, db_path: Path, store: SqliteStore) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    victims = {name: tmp_path / f"victim-{name}" for name in ("tmp", "members", "questions")}
+    for victim in victims.values():
+        victim.write_text("precious\n")
+    # Links where the old code wrote its temporary file and where the final files go.
+    (out / ".members.csv.tmp").symlink_to(victims["tmp"])
+    (out / ".questions.csv.tmp").symlink_to(victims["tmp"])
+    (out / "members.csv").symlink_to(victims["members"])
+    (out / "questions.csv").symlink_to(victims["questions"])
+    run = studybot("export", "--out", str(out), "--db", str(db_path))
+    assert run.returncode == 0, run.stderr
+    assert {p.name: p.read_text() for p in victims.values()} == dict.fromkeys(
+        (p.name for p in victims.values()), "precious\n"
+    )
+    for name in ("members.csv", "questions.csv"):
+        path = out / name
+        assert not path.is_symlink() and path.is_file() and path.read_text().startswith("group,")
+    # Nothing else was left behind but the planted links, which were not touched.
+    assert sorted(p.name for p in out.iterdir() if not p.is_symlink()) == ["members.csv", "questions.csv"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,9 +92,16 @@ class QuestionRow:
     picks: Mapping[str, int] = field(default_factory=dict)
 
 
+#: A formula trigger (``=``, ``+``, ``-``, ``@``) that a spreadsheet would see at the start of a cell:
+#: at the start of the text or just after any separator a spreadsheet may split on (``,`` ``;`` tab
+#: ``|`` or a line break), after optional spaces and quotes.
+_FORMULA = re.compile(r"(^|[,;\t|\r\n])([ \"']*)(?=[=+\-@])")
+
+
 def _safe(text: str) -> str:
-    """Member-chosen text that a spreadsheet would run as a formula gets a leading apostrophe."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """Member-chosen text, defused for spreadsheets: every place where a formula could start, for any
+    common separator, gets an apostrophe (``x;=2+5;`` → ``x;'=2+5;``), so no locale's import runs it."""
+    return _FORMULA.sub(r"\1\2'", text)
 
 
 def _share(part: int, whole: int) -> str:
