@@ -119,8 +119,10 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
         frontends.append(DiscordFrontEnd.from_settings(app.service, app.settings))
     if app.settings.slack_enabled:
         from bot.adapters.slack_adapter import SlackAdapter
+        from bot.storage.install_store import SqliteInstallStore
 
-        frontends.append(SlackAdapter(app.service, app.settings))
+        installations = SqliteInstallStore(app.store) if app.settings.slack_oauth else None
+        frontends.append(SlackAdapter(app.service, app.settings, installations=installations))
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter
 

@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +60,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
     slack_admins: str = Field("", validation_alias=_env("STUDYBOT_SLACK_ADMINS"))
+    #: Many workspaces: the app's OAuth credentials; each workspace installs through /slack/install.
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    slack_redirect_uri: str | None = Field(None, validation_alias=_env("SLACK_REDIRECT_URI"))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -66,6 +78,37 @@ class Settings(BaseSettings):
         if not v.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _redirect(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError(
+                "must be the https URL of /slack/oauth_redirect, e.g. https://bot.example.org/slack/oauth_redirect"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _slack_mode(self) -> Settings:
+        # The messages name the variables themselves (a model-level error has no field to name).
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            raise ValueError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (Basic Information → App Credentials): "
+                "set both to serve many workspaces, or neither"
+            )
+        if self.slack_client_id is None:
+            return self
+        if self.slack_bot_token is not None:
+            raise ValueError(
+                "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (many workspaces, "
+                "each installed through /slack/install), not both"
+            )
+        if self.slack_app_token is not None or self.slack_signing_secret is None:
+            raise ValueError(
+                "many workspaces (SLACK_CLIENT_ID) are served over HTTP: set SLACK_SIGNING_SECRET and leave "
+                "SLACK_APP_TOKEN unset"
+            )
+        return self
 
     @field_validator("discord_shards", mode="before")
     @classmethod
@@ -115,14 +158,26 @@ class Settings(BaseSettings):
         return self.discord_token is not None
 
     @property
+    def slack_oauth(self) -> bool:
+        """Many workspaces: installed per workspace through OAuth, tokens kept in the database."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None and (
-            self.slack_signing_secret is not None or self.slack_app_token is not None
+        return self.slack_oauth or (
+            self.slack_bot_token is not None
+            and (self.slack_signing_secret is not None or self.slack_app_token is not None)
         )
 
     def secrets(self) -> list[str]:
         """The secret values in force, for log redaction."""
-        found = [self.discord_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        found = [
+            self.discord_token,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.slack_client_secret,
+        ]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
@@ -141,7 +196,15 @@ def _alias(field: str) -> str:
 #: Settings whose values are never shown, even when they are wrong: tokens, secrets, and URLs (which
 #: may carry credentials such as ``https://user:password@host/``).
 SECRET_SETTINGS = frozenset(
-    {"DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"}
+    {
+        "DISCORD_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_REDIRECT_URI",
+    }
 )
 #: A wrong value is shown only when it is this short: every valid value of the other settings (a
 #: level, a port, an id, a number of hours) is shorter, and every token or secret is longer.
@@ -165,7 +228,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         err = e.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a rule across settings: its message names them, and no value is shown
+            raise SettingsError(str(err["msg"]).removeprefix("Value error, ")) from None
+        field = str(err["loc"][0])
         name = field if field.isupper() else _alias(field)
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "literal_error":

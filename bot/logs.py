@@ -28,6 +28,11 @@ MIN_SECRET = 6
 #: to the last "@" of the word, so a password holding "@" is covered too.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'\"]*:)[^\s'\"]+(@[^\s@'\"]*)")
 
+#: Slack tokens, known or not: with Slack installed in many workspaces the bot tokens (``xoxb-``), their
+#: refresh tokens (``xoxe-``), rotating tokens (``xoxe.xoxb-``) and app tokens (``xapp-``) come from the
+#: database and from Slack, not from the settings, so they are matched by their shape.
+_SLACK_TOKEN = re.compile(r"\b(?:xox[a-z](?:\.xox[a-z])?|xapp)-[A-Za-z0-9-]+")
+
 _base_factory: Callable[..., logging.LogRecord] | None = None
 
 
@@ -36,11 +41,17 @@ def redact_url(text: str) -> str:
     return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text) if "://" in text else text
 
 
+def redact_tokens(text: str) -> str:
+    """``text`` with every Slack token in it replaced by [redacted]."""
+    return _SLACK_TOKEN.sub(REDACTED, text) if ("xox" in text or "xapp-" in text) else text
+
+
 class RedactingFilter(logging.Filter):
     """Replaces every known secret value in a record's final message, traceback and stack with [redacted].
 
-    The URL-quoted form of each secret is redacted as well, and so is the password of any URL
-    (`redact_url`), known or not. Never raises for odd records."""
+    The URL-quoted form of each secret is redacted as well, and so are the password of any URL
+    (`redact_url`) and anything shaped like a Slack token (`redact_tokens`), known or not. Never raises
+    for odd records."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -52,7 +63,7 @@ class RedactingFilter(logging.Filter):
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, REDACTED)
-        return redact_url(text)
+        return redact_tokens(redact_url(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -7,7 +7,12 @@ One aiohttp server on 127.0.0.1 serves:
   ``files.completeUploadExternal``, ``apps.connections.open``), checking the bearer token;
 - the file upload URLs that ``files.getUploadURLExternal`` hands out (``/upload/<file id>``);
 - ``response_url`` endpoints (``/respond/<key>``) that record what ``respond()`` sent;
-- a Socket Mode websocket (``/link``): it says hello, sends envelopes and collects the acks.
+- a Socket Mode websocket (``/link``): it says hello, sends envelopes and collects the acks;
+- OAuth for many workspaces: `add_workspace` makes a workspace that can install the app; the browser's
+  trip to Slack's authorize page ends in a one-time ``code`` (`authorize`), which ``oauth.v2.access``
+  (client id and secret by HTTP Basic auth) exchanges for that workspace's bot token. Tokens are
+  checked per workspace (``auth.test`` says whose), `revoke` ends them as an uninstall does, and
+  `event` builds the ``event_callback`` bodies Slack sends (``app_uninstalled``, ``tokens_revoked``).
 
 Every request is recorded. Failures can be injected on any Web API method (e.g. a 429 with
 ``Retry-After`` or a 500 on ``chat.postMessage``). Nothing here is studybot-specific, so the
@@ -23,6 +28,7 @@ benchmarks reuse it::
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -56,6 +62,17 @@ class Failure:
 
 
 @dataclass
+class Workspace:
+    """A workspace that can install the app through OAuth."""
+
+    team_id: str
+    name: str
+    bot_token: str
+    bot_user_id: str
+    installer: str
+
+
+@dataclass
 class User:
     id: str
     name: str
@@ -76,7 +93,17 @@ class FakeSlack:
         bot_token: str = "xoxb-fake-bot-token",
         app_token: str = "xapp-fake-app-token",
         bot_user_id: str = "U0BOT",
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret-0123456789ab",
     ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        #: Workspaces that can install through OAuth, by team id; one-time codes -> team id.
+        self.workspaces: dict[str, Workspace] = {}
+        self._codes: dict[str, str] = {}
+        #: Every bot token Slack accepts now, and its workspace.
+        self.tokens: dict[str, str] = {bot_token: team_id}
+        self.revoked: set[str] = set()
         self.team_id = team_id
         self.team_domain = team_domain
         self.bot_token = bot_token
@@ -163,6 +190,36 @@ class FakeSlack:
         ``Retry-After``; 5xx answers with a plain-text body unless ``body`` is given)."""
         self._failures.setdefault(method, []).append(Failure(status, retry_after, body, times))
 
+    def add_workspace(self, team_id: str, name: str, *, installer: str = "U0INSTALLER") -> Workspace:
+        """A workspace that can install the app (its bot token is issued at install time)."""
+        ws = Workspace(team_id, name, f"xoxb-{team_id.lower()}-fake-token", f"U0BOT{team_id}", installer)
+        self.workspaces[team_id] = ws
+        return ws
+
+    def authorize(self, team_id: str) -> str:
+        """What Slack's authorize page does when the workspace's admin approves: a one-time code."""
+        code = f"code-{team_id}-{next(self._ids)}"
+        self._codes[code] = team_id
+        return code
+
+    def revoke(self, team_id: str) -> None:
+        """End every token of the workspace (Slack does so when the app is uninstalled)."""
+        self.revoked |= {t for t, team in self.tokens.items() if team == team_id}
+        self.tokens = {t: team for t, team in self.tokens.items() if team != team_id}
+
+    def event(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """An Events API ``event_callback`` body from ``team_id``."""
+        return {
+            "token": "legacy-verification-token",
+            "team_id": team_id,
+            "api_app_id": "A0STUDY",
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{next(self._ids):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"enterprise_id": None, "team_id": team_id, "user_id": "U0BOT", "is_bot": True}],
+        }
+
     def response_url(self, key: str) -> str:
         return f"{self.url}respond/{key}"
 
@@ -213,6 +270,8 @@ class FakeSlack:
         args = await self._args(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        if auth.startswith("Basic "):
+            args["_basic"] = base64.b64decode(auth.removeprefix("Basic ")).decode()
         rec = Recorded("api", method, args, token)
         self.requests.append(rec)
         try:
@@ -244,23 +303,53 @@ class FakeSlack:
             if token != self.app_token:
                 return self._json({"ok": False, "error": "invalid_auth"})
             return self._json({"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"})
-        if token != self.bot_token:
-            return self._json({"ok": False, "error": "invalid_auth"})
+        if method == "oauth.v2.access":
+            return self._json(self._oauth_v2_access(args))
+        if token not in self.tokens:
+            error = "token_revoked" if token in self.revoked else "invalid_auth" if token else "not_authed"
+            return self._json({"ok": False, "error": error})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return self._json({"ok": False, "error": "unknown_method"})
-        result: dict[str, Any] = handler(args)
+        result: dict[str, Any] = handler(args) if method != "auth.test" else self._m_auth_test(args, token)
         return self._json(result)
 
-    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        basic = args.pop("_basic", "")
+        client_id, _, secret = basic.partition(":") if basic else (args.get("client_id", ""), "", "")
+        secret = secret or args.get("client_secret", "")
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return {"ok": False, "error": "invalid_client_id" if client_id != self.client_id else "bad_client_secret"}
+        team_id = self._codes.pop(str(args.get("code", "")), None)  # a code works once
+        if team_id is None:
+            return {"ok": False, "error": "invalid_code"}
+        ws = self.workspaces[team_id]
+        self.tokens[ws.bot_token] = team_id
         return {
             "ok": True,
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_domain,
+            "app_id": "A0STUDY",
+            "authed_user": {"id": ws.installer},
+            "scope": "commands,chat:write,users:read,files:write,im:write",
+            "token_type": "bot",
+            "access_token": ws.bot_token,
+            "bot_user_id": ws.bot_user_id,
+            "team": {"id": team_id, "name": ws.name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def _m_auth_test(self, args: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        team_id = self.tokens.get(token or "", self.team_id)
+        ws = self.workspaces.get(team_id)
+        domain = ws.name.lower().replace(" ", "-") if ws else self.team_domain
+        return {
+            "ok": True,
+            "url": f"https://{domain}.slack.com/",
+            "team": domain,
             "user": "studybot",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": "B0BOT",
+            "team_id": team_id,
+            "user_id": ws.bot_user_id if ws else self.bot_user_id,
+            "bot_id": f"B0BOT{team_id}" if ws else "B0BOT",
             "is_enterprise_install": False,
         }
 

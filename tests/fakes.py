@@ -55,7 +55,9 @@ class FakeChatGateway:
         self.posted.set()
         return SentMessage(post.channel, f"m{next(self._ids)}")
 
-    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+    async def edit(
+        self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
+    ) -> None:
         if self.forbidden:
             raise DeliveryError("403 Missing Access", retryable=False, forbidden=True)
         self.edits.append(Edit(channel, message_id, text, tuple(buttons)))

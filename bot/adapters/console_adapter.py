@@ -154,5 +154,7 @@ class ConsoleAdapter:
         self._print("📣 " + render(post))
         return SentMessage(post.channel, f"console-{next(self._ids)}")
 
-    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+    async def edit(
+        self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
+    ) -> None:
         self._print(f"📣 (update to {message_id}) " + plain(text))

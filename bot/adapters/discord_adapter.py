@@ -680,7 +680,9 @@ class DiscordFrontEnd:
             raise _delivery_error(e, f"post to channel {cid}") from e
         return SentMessage(post.channel, str(message.id))
 
-    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+    async def edit(
+        self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
+    ) -> None:
         """Replace a posted message's text and buttons (none: buttons removed). Raises `DeliveryError`."""
         cid = _channel_id(channel)
         if not message_id.isdigit():

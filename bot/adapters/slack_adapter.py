@@ -7,7 +7,10 @@ Two translations and a thin I/O shell (the core decides everything):
 - `Post` -> ``chat.postMessage`` / ``chat.update`` for the core's own posts (`ChatGateway`).
 
 HTTP mode (bot token + signing secret) serves ``/slack/events``; Socket Mode (bot token + app token)
-holds a websocket instead. Every request is acknowledged at once; the work runs afterwards in a task
+holds a websocket instead. With OAuth credentials instead of a bot token (many workspaces) the HTTP
+listener also serves ``/slack/install`` and ``/slack/oauth_redirect``; each workspace's installation (its
+bot token) is kept in the database (`bot.adapters.slack_oauth`) and used for that workspace's commands
+and posts. Every request is acknowledged at once; the work runs afterwards in a task
 this adapter tracks, so `close()` can let it finish.
 """
 
@@ -25,23 +28,31 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
-from bot.core.ports import DeliveryError
+from bot.core.ports import DeliveryError, InstallStore
 from bot.core.service import StudyService
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+#: The bot scopes an OAuth install asks for: exactly those in slack-manifest.yaml.
+SCOPES = ("commands", "chat:write", "users:read", "files:write", "im:write")
 COMMAND = "/study"
 #: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
 ACTION_PATTERN = re.compile(r"^sb:")
@@ -68,6 +79,10 @@ FORBIDDEN_ERRORS = frozenset(
         "account_inactive",
         "token_revoked",
     }
+)
+NOT_INSTALLED_TEXT = (
+    "studybot is not installed in this workspace (or was removed from it), so nothing was recorded. "
+    "Ask a workspace admin to install it."
 )
 FOREIGN_TEAM_TEXT = (
     "This studybot is installed for another Slack workspace, so it cannot serve yours. "
@@ -209,6 +224,9 @@ class SlackAdapter:
     listener or the Socket Mode connection, `run` serves until `close`. ``http_port=0`` picks a free
     port (tests); `port` tells which one was bound. Raises ``ValueError`` in ``__init__`` when the
     settings lack a bot token, or lack both a signing secret and an app token.
+
+    Many workspaces (``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET``, `Settings.slack_oauth`): no bot token;
+    ``installations`` keeps each workspace's installation and the OAuth states (``ValueError`` without it).
     """
 
     platform = "slack"
@@ -224,12 +242,16 @@ class SlackAdapter:
         rate_limit_retries: int = 3,
         server_error_retries: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
+        installations: InstallStore | None = None,
     ) -> None:
-        if settings.slack_bot_token is None:
+        self.oauth = settings.slack_oauth
+        if not self.oauth and settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
+        if self.oauth and installations is None:
+            raise ValueError("many workspaces need a store for the installations")
         self.service = service
         self.settings = settings
-        self.socket_mode = settings.slack_app_token is not None
+        self.socket_mode = not self.oauth and settings.slack_app_token is not None
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         if not self.socket_mode and not signing_secret:
             raise ValueError("Slack over HTTP needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
@@ -241,7 +263,8 @@ class SlackAdapter:
         self.drain_timeout = 10.0
         self._monotonic = monotonic
         self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
+            # Many workspaces: no token here; each request's client carries its workspace's.
+            token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
             base_url=settings.slack_api_url,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=1),
@@ -252,9 +275,42 @@ class SlackAdapter:
         bolt_log = logging.getLogger("slack_bolt.studybot")
         if not any(isinstance(f, _QuietTokenWarning) for f in bolt_log.filters):
             bolt_log.addFilter(_QuietTokenWarning())
+        self.installation_store: DbInstallationStore | None = None
+        self._rotator: AsyncTokenRotator | None = None
+        oauth_settings: AsyncOAuthSettings | None = None
+        if self.oauth:
+            assert installations is not None and settings.slack_client_id and settings.slack_client_secret
+            self.installation_store = DbInstallationStore(installations)
+            client_secret = settings.slack_client_secret.get_secret_value()
+            oauth_settings = AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=client_secret,
+                scopes=list(SCOPES),
+                redirect_uri=settings.slack_redirect_uri,
+                install_path=INSTALL_PATH,
+                redirect_uri_path=REDIRECT_PATH,
+                installation_store=self.installation_store,
+                state_store=DbStateStore(installations),
+                logger=bolt_log,
+            )
+            self._rotator = AsyncTokenRotator(
+                client_id=settings.slack_client_id, client_secret=client_secret, client=self.client
+            )
+            # bolt's own authorizer would refresh rotating tokens through a default client (slack.com);
+            # this one uses ours (SLACK_API_URL, retries) and caches auth.test per token.
+            oauth_settings.authorize = AsyncInstallationStoreAuthorize(
+                logger=bolt_log,
+                installation_store=self.installation_store,
+                client_id=settings.slack_client_id,
+                client_secret=client_secret,
+                cache_enabled=True,
+                client=self.client,
+            )
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
+            oauth_settings=oauth_settings,
+            user_facing_authorize_error_message=NOT_INSTALLED_TEXT,
             # Socket Mode requests come over our own authenticated websocket and carry no signature.
             request_verification_enabled=not self.socket_mode,
             # Our listeners only ack and hand the work to a task, so bolt may run them inline: the ack
@@ -263,7 +319,13 @@ class SlackAdapter:
             name="studybot",
             logger=bolt_log,
         )
-        self.app.middleware(self._only_home_team)
+        if self.oauth:
+            # app_uninstalled / tokens_revoked delete that workspace's installation.
+            self.app.enable_token_revocation_listeners()
+        else:
+            self.app.middleware(self._only_home_team)
+            self.app.event("app_uninstalled")(self._uninstalled)
+            self.app.event("tokens_revoked")(self._uninstalled)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(ACTION_PATTERN)(self._on_action)
         #: The installed workspace and the bot's own user, from ``auth.test`` in `start`.
@@ -288,9 +350,10 @@ class SlackAdapter:
         self._closed = asyncio.Event()
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
-        auth = await self.client.auth_test()
-        self.team_id = str(auth["team_id"])
-        self.bot_user_id = str(auth.get("user_id") or "")
+        if not self.oauth:
+            auth = await self.client.auth_test()
+            self.team_id = str(auth["team_id"])
+            self.bot_user_id = str(auth.get("user_id") or "")
         if self.socket_mode:
             assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
@@ -308,11 +371,11 @@ class SlackAdapter:
             await site.start()
             self.port = int(self._runner.addresses[0][1])
             log.info(
-                "slack: listening on http://%s:%s%s for workspace %s",
+                "slack: listening on http://%s:%s%s for %s",
                 self.http_host,
                 self.port,
                 EVENTS_PATH,
-                self.team_id,
+                f"workspace {self.team_id}" if not self.oauth else f"every workspace that installs it ({INSTALL_PATH})",
             )
         self._started = True
 
@@ -380,18 +443,34 @@ class SlackAdapter:
             self._spawn(respond(text=FOREIGN_TEAM_TEXT, response_type="ephemeral", replace_original=False), "refusal")
         return BoltResponse(status=200, body="")
 
-    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        self._spawn(self._command(body, respond if body.get("response_url") else None), "command")
+    async def _uninstalled(self, event: dict[str, Any]) -> None:
+        """One workspace: the app was uninstalled or its token revoked; say why everything fails from now."""
+        log.error(
+            "slack: %s in workspace %s: SLACK_BOT_TOKEN no longer works; reinstall the app and set the new token",
+            "studybot was uninstalled" if event.get("type") == "app_uninstalled" else "tokens were revoked",
+            self.team_id,
+        )
 
-    async def _on_action(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        self._spawn(self._action(body, respond if body.get("response_url") else None), "action")
+    def _request_api(self, client: AsyncWebClient) -> AsyncWebClient:
+        """The Web API client for a request: bolt's, which carries the workspace's token (many
+        workspaces), or the one bot token's."""
+        return client if self.oauth else self.client
 
-    async def _command(self, body: dict[str, Any], respond: Any) -> None:
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
+        await ack()
+        api = self._request_api(client)
+        self._spawn(self._command(body, respond if body.get("response_url") else None, api), "command")
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
+        await ack()
+        api = self._request_api(client)
+        self._spawn(self._action(body, respond if body.get("response_url") else None, api), "action")
+
+    async def _command(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
+        api = api or self.client
         user = str(body.get("user_id", ""))
         team = str(body.get("team_id", ""))
-        admin, name = await self.whois(user, str(body.get("user_name", "")), team=team)
+        admin, name = await self.whois(user, str(body.get("user_name", "")), team=team, api=api)
         inbound = Inbound(
             platform="slack",
             group=team,
@@ -404,9 +483,10 @@ class SlackAdapter:
             channel_name=str(body.get("channel_name", "")),
         )
         replies = await self.service.handle(inbound)
-        await self._deliver(replies, respond, inbound)
+        await self._deliver(replies, respond, inbound, api)
 
-    async def _action(self, body: dict[str, Any], respond: Any) -> None:
+    async def _action(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
+        api = api or self.client
         actions = body.get("actions") or []
         if not actions:
             return
@@ -417,7 +497,8 @@ class SlackAdapter:
         channel = body.get("channel") or {}
         user = str(user_obj.get("id", ""))
         group = str(team.get("id") or user_obj.get("team_id") or "")
-        admin, name = await self.whois(user, str(user_obj.get("username") or user_obj.get("name") or ""), team=group)
+        fallback = str(user_obj.get("username") or user_obj.get("name") or "")
+        admin, name = await self.whois(user, fallback, team=group, api=api)
         inbound = Inbound(
             platform="slack",
             group=group,
@@ -430,18 +511,26 @@ class SlackAdapter:
             channel_name=str(channel.get("name", "")),
         )
         replies = await self.service.handle(inbound)
-        await self._deliver(replies, respond, inbound)
+        await self._deliver(replies, respond, inbound, api)
 
-    async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound) -> None:
+    async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound, api: AsyncWebClient) -> None:
         for reply in replies:
-            await self._say(mrkdwn(reply.text), reply.buttons, private=reply.private, respond=respond, inbound=inbound)
+            text = mrkdwn(reply.text)
+            await self._say(text, reply.buttons, private=reply.private, respond=respond, inbound=inbound, api=api)
             for attachment in reply.attachments:
-                await self._attach(attachment, inbound, private=reply.private, respond=respond)
+                await self._attach(attachment, inbound, private=reply.private, respond=respond, api=api)
             if reply.later is not None:
-                await self._deliver(await followups(reply), respond, inbound)
+                await self._deliver(await followups(reply), respond, inbound, api)
 
     async def _say(
-        self, text: str, buttons: Sequence[Button], *, private: bool, respond: Any, inbound: Inbound
+        self,
+        text: str,
+        buttons: Sequence[Button],
+        *,
+        private: bool,
+        respond: Any,
+        inbound: Inbound,
+        api: AsyncWebClient | None = None,
     ) -> None:
         """Answer through the request's ``response_url``; when there is none or it fails (expired
         after 30 minutes, or used five times), through the Web API instead. Never raises."""
@@ -459,27 +548,28 @@ class SlackAdapter:
                 log.warning("slack: response_url answered %s: %.200s", result.status_code, result.body)
             except (ValueError, aiohttp.ClientError, TimeoutError) as e:
                 log.warning("slack: response_url failed (%s); answering through the Web API", e)
+        api = api or self.client
         try:
             if private:
-                await self.client.chat_postEphemeral(
-                    channel=inbound.channel, user=inbound.user, text=text, blocks=blocks
-                )
+                await api.chat_postEphemeral(channel=inbound.channel, user=inbound.user, text=text, blocks=blocks)
             else:
-                await self.client.chat_postMessage(channel=inbound.channel, text=text, blocks=blocks)
+                await api.chat_postMessage(channel=inbound.channel, text=text, blocks=blocks)
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
             log.warning(
                 "slack: could not answer %s in %s: %s", inbound.user, inbound.channel, delivery_error(e, "reply")
             )
 
-    async def _attach(self, attachment: Attachment, inbound: Inbound, *, private: bool, respond: Any) -> None:
+    async def _attach(
+        self, attachment: Attachment, inbound: Inbound, *, private: bool, respond: Any, api: AsyncWebClient
+    ) -> None:
         """Upload a file: to the channel for public replies, to a DM with the member for private ones."""
         try:
             if private:
-                opened = await self.client.conversations_open(users=inbound.user)
+                opened = await api.conversations_open(users=inbound.user)
                 channel = str(opened["channel"]["id"])
             else:
                 channel = inbound.channel
-            await self.client.files_upload_v2(
+            await api.files_upload_v2(
                 channel=channel, file=attachment.data, filename=attachment.filename, title=attachment.filename
             )
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
@@ -487,11 +577,13 @@ class SlackAdapter:
             log.warning("slack: %s", err)
             hint = " Invite studybot to this channel (/invite @studybot) and try again." if err.forbidden else ""
             note = mrkdwn(f"I could not attach {attachment.filename}.{hint}")
-            await self._say(note, (), private=True, respond=respond, inbound=inbound)
+            await self._say(note, (), private=True, respond=respond, inbound=inbound, api=api)
 
     # ------------------------------------------------------------------ admins
 
-    async def whois(self, user: str, fallback_name: str = "", *, team: str | None = None) -> tuple[bool, str]:
+    async def whois(
+        self, user: str, fallback_name: str = "", *, team: str | None = None, api: AsyncWebClient | None = None
+    ) -> tuple[bool, str]:
         """Whether ``user`` is an admin (workspace admin/owner per ``users.info``, or listed in
         ``STUDYBOT_SLACK_ADMINS``) and their display name. Cached for ``admin_ttl`` seconds per user.
 
@@ -502,7 +594,7 @@ class SlackAdapter:
         cached = self._who.get(user)
         if cached is None or cached.expires <= now:
             try:
-                info = (await self.client.users_info(user=user))["user"]
+                info = (await (api or self.client).users_info(user=user))["user"]
             except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
                 log.warning("slack: users.info for %s failed (%s); treating as a non-admin", user, e)
                 return user in self.admin_ids, fallback_name or user
@@ -518,13 +610,49 @@ class SlackAdapter:
 
     # ------------------------------------------------------------------ ChatGateway
 
+    async def api_for(self, team: str) -> AsyncWebClient:
+        """The Web API client for posting in workspace ``team``: the one bot token's, or (many workspaces)
+        one with that workspace's installed token, refreshed first if it rotates and is about to expire.
+        Raises `DeliveryError` (``forbidden``) when studybot is not installed there (or was uninstalled)."""
+        if not self.oauth:
+            return self.client
+        assert self.installation_store is not None
+        if not team:
+            raise DeliveryError("no Slack workspace given for this post", retryable=False)
+        try:
+            found = await self.installation_store.async_find_installation(enterprise_id=None, team_id=team)
+            if found is not None and found.bot_refresh_token and self._rotator is not None:
+                refreshed = await self._rotator.perform_token_rotation(installation=found)
+                if refreshed is not None:
+                    await self.installation_store.async_save(refreshed)
+                    found = refreshed
+        except (SlackApiError, SlackClientError, SlackTokenRotationError, aiohttp.ClientError, TimeoutError) as e:
+            raise DeliveryError(
+                f"could not refresh the token of Slack workspace {team}: {type(e).__name__}", retryable=True
+            ) from e
+        if found is None or not found.bot_token:
+            raise DeliveryError(
+                f"studybot is not installed in Slack workspace {team} (or was uninstalled)",
+                retryable=False,
+                forbidden=True,
+            )
+        return AsyncWebClient(
+            token=found.bot_token,
+            base_url=self.client.base_url,
+            session=self._session,
+            team_id=team,
+            retry_handlers=list(self.client.retry_handlers),
+        )
+
     async def post(self, post: Post) -> SentMessage:
         """Post to a channel (``chat.postMessage`` with Block Kit buttons); files follow as uploads.
         The message id is Slack's ``ts``. Raises `DeliveryError` (rate limits and 5xx only after the
-        client's retries; ``forbidden`` when the bot is not in the channel or lacks a scope)."""
+        client's retries; ``forbidden`` when the bot is not in the channel or lacks a scope, or not
+        installed in the post's workspace)."""
+        api = await self.api_for(post.group)
         text = mrkdwn(post.text)
         try:
-            result = await self.client.chat_postMessage(
+            result = await api.chat_postMessage(
                 channel=post.channel, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False
             )
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
@@ -533,18 +661,19 @@ class SlackAdapter:
         for attachment in post.attachments:
             # The message is out: a failed upload is logged, not raised, so no one re-posts it.
             try:
-                await self.client.files_upload_v2(
-                    channel=post.channel, file=attachment.data, filename=attachment.filename
-                )
+                await api.files_upload_v2(channel=post.channel, file=attachment.data, filename=attachment.filename)
             except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
                 log.warning("slack: %s", delivery_error(e, f"upload {attachment.filename} to {post.channel}"))
         return SentMessage(post.channel, ts)
 
-    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+    async def edit(
+        self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
+    ) -> None:
         """Replace a posted message's text and buttons (``chat.update``; no buttons removes them).
         Raises `DeliveryError`."""
+        api = await self.api_for(group)
         md = mrkdwn(text)
         try:
-            await self.client.chat_update(channel=channel, ts=message_id, text=md, blocks=blocks_for(md, buttons))
+            await api.chat_update(channel=channel, ts=message_id, text=md, blocks=blocks_for(md, buttons))
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
             raise delivery_error(e, f"update {channel}/{message_id}") from e

@@ -124,7 +124,7 @@ class DailyPoster:
                 for post in await self.schedules.unrevealed_questions(
                     s.channel_id, now - timedelta(hours=s.rule.reveal_hours)
                 ):
-                    if await self._reveal(s.platform, s.channel, post, now):
+                    if await self._reveal(s.platform, s.channel, post, now, s.group):
                         report.revealed.append(post.id)
         return report
 
@@ -171,7 +171,7 @@ class DailyPoster:
                 if found is None:
                     raise NothingToPost("the prepared post was deleted")
                 post = found
-            message_id = await self._send(s.platform, s.channel, post, gateway, now)
+            message_id = await self._send(s.platform, s.channel, post, gateway, now, s.group)
         except NothingToPost as e:
             await self.schedules.mark_failed(d.id, str(e), None)
             report.failed.append((s.channel_id, d.scheduled_for))
@@ -205,29 +205,32 @@ class DailyPoster:
             raise NothingToPost(f"the content pack has no {'items' if kind == 'mix' else kind + 's'} to post")
         return pick
 
-    async def _send(self, platform: str, channel: str, post: PostRecord, gateway: ChatGateway, now: datetime) -> str:
-        """Reveal earlier questions, then post ``post``; returns the platform's message id.
+    async def _send(
+        self, platform: str, channel: str, post: PostRecord, gateway: ChatGateway, now: datetime, group: str
+    ) -> str:
+        """Reveal earlier questions, then post ``post``; returns the platform's message id. ``group`` is the
+        platform's group id (see `Post.group`).
 
         Raises `DeliveryError`, `NothingToPost` (the item left the pack)."""
         for old in await self.schedules.unrevealed_questions(post.channel_id, now):
             if old.id < post.id:
-                await self._reveal(platform, channel, old, now)
+                await self._reveal(platform, channel, old, now, group)
         pack = self.library.pack
         item: Question | Tip | None
         if post.kind == "question":
             item = pack.question(post.item_id)
             if item is None:
                 raise NothingToPost(f"question {post.item_id} is no longer in the content pack")
-            out = Post(channel, question_text(item, heading=HEADING), answer_buttons(post.id))
+            out = Post(channel, question_text(item, heading=HEADING), answer_buttons(post.id), group=group)
         else:
             item = pack.tip(post.item_id)
             if item is None:
                 raise NothingToPost(f"tip {post.item_id} is no longer in the content pack")
-            out = Post(channel, tip_post_text(pack, item))
+            out = Post(channel, tip_post_text(pack, item), group=group)
         sent = await gateway.post(out)
         return sent.message_id
 
-    async def _reveal(self, platform: str, channel: str, post: PostRecord, now: datetime) -> bool:
+    async def _reveal(self, platform: str, channel: str, post: PostRecord, now: datetime, group: str) -> bool:
         """Reveal one channel question once (across instances). Failures are logged and retried later."""
         if not await self.schedules.claim_reveal(post.id, now):
             return False
@@ -237,22 +240,26 @@ class DailyPoster:
             return False
         counts = await self.store.choice_counts(post.id)
         try:
-            await gateway.post(Post(channel, reveal_text(q, counts)))
+            await gateway.post(Post(channel, reveal_text(q, counts), group=group))
         except DeliveryError as e:
             await self.schedules.unclaim_reveal(post.id)
             log.warning("reveal of post %s failed: %s", post.id, e)
             return False
         if post.message_id:
             try:  # take the buttons off the question: the answer is out
-                await gateway.edit(channel, post.message_id, question_text(q, heading=HEADING) + "\n(answer revealed)")
+                revealed = question_text(q, heading=HEADING) + "\n(answer revealed)"
+                await gateway.edit(channel, post.message_id, revealed, group=group)
             except DeliveryError as e:
                 log.info("could not remove the buttons of post %s: %s", post.id, e)
         return True
 
     # ------------------------------------------------------------------ on demand
 
-    async def post_now(self, platform: str, channel: str, group_id: int, channel_id: int, kind: str) -> str:
-        """Post the channel's next item at once (no schedule needed). Returns the kind posted.
+    async def post_now(
+        self, platform: str, channel: str, group_id: int, channel_id: int, kind: str, *, group: str = ""
+    ) -> str:
+        """Post the channel's next item at once (no schedule needed). Returns the kind posted. ``group`` is
+        the platform's group id (see `Post.group`).
 
         Raises `NothingToPost`, `DeliveryError` (also when no front end for ``platform`` runs)."""
         gateway = self.gateways.get(platform)
@@ -264,7 +271,7 @@ class DailyPoster:
         # count) until the message id is recorded, and a failed send deletes it.
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
         try:
-            message_id = await self._send(platform, channel, post, gateway, now)
+            message_id = await self._send(platform, channel, post, gateway, now, group)
         except BaseException:
             await asyncio.shield(self.store.discard_post(post.id))
             raise

@@ -86,12 +86,16 @@ async def followups(reply: Reply) -> list[Reply]:
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A message the core posts to a channel on its own (the daily question, a reveal)."""
+    """A message the core posts to a channel on its own (the daily question, a reveal).
+
+    ``group`` is the platform's id of the channel's group (guild, workspace): a gateway that serves many
+    workspaces picks its credentials by it. Empty when not known."""
 
     channel: str
     text: str
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = field(default=())
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,7 +254,34 @@ class ChatGateway(Protocol):
 
     async def post(self, post: Post) -> SentMessage: ...
 
-    async def edit(self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = ()) -> None: ...
+    async def edit(
+        self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
+    ) -> None:
+        """Replace a posted message's text and buttons; ``group`` as in `Post.group`."""
+        ...
+
+
+class InstallStore(Protocol):
+    """Installations of a chat app in many workspaces (Slack OAuth), one per workspace (``team_id``), and
+    the one-time OAuth ``state`` values of installs under way. ``data`` is the platform library's own
+    record (JSON text), kept whole. Raises `StoreError` on storage failures."""
+
+    async def save_installation(self, platform: str, team_id: str, data: str, now: datetime) -> None:
+        """Create or replace the workspace's installation."""
+        ...
+
+    async def find_installation(self, platform: str, team_id: str) -> str | None: ...
+
+    async def delete_installation(self, platform: str, team_id: str) -> bool:
+        """Forget the workspace's installation; False when there was none."""
+        ...
+
+    async def issue_oauth_state(self, state: str, expires_at: datetime) -> None: ...
+
+    async def consume_oauth_state(self, state: str, now: datetime) -> bool:
+        """True exactly once for a state issued and not expired at ``now``; it is gone afterwards
+        (expired states are swept on the way)."""
+        ...
 
 
 class ScheduleStore(Protocol):

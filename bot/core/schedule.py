@@ -165,6 +165,7 @@ class ChannelSchedule:
     skip_until: datetime | None
     active_since: datetime  # occurrences at or before this are not due (set or resumed then)
     last_scheduled: datetime | None  # the latest occurrence with a delivery row
+    group: str = ""  # the platform's group id (guild, workspace) of the channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,12 @@ class ScheduleCommands:
         kind = s.rule.kind if s else "question"
         try:
             posted = await self.poster.post_now(
-                ctx.inbound.platform, ctx.inbound.channel, ctx.member.group_id, ctx.member.channel_id, kind
+                ctx.inbound.platform,
+                ctx.inbound.channel,
+                ctx.member.group_id,
+                ctx.member.channel_id,
+                kind,
+                group=ctx.inbound.group,
             )
         except NothingToPost as e:
             return private(f"Nothing to post: {e}.")

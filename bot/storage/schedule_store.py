@@ -18,7 +18,8 @@ from bot.storage.sqlite_store import _POST_COLS, SqliteStore, _post, from_ts, ts
 _SCHED_SQL = (
     "SELECT s.channel_id, c.group_id, g.platform, c.external_id, c.name, g.tz,"
     " s.local_time, s.tz, s.days, s.kind, s.reveal_hours, s.paused, s.paused_reason, s.skip_until,"
-    " s.updated_at, (SELECT MAX(d.scheduled_for) FROM deliveries d WHERE d.channel_id = s.channel_id)"
+    " s.updated_at, (SELECT MAX(d.scheduled_for) FROM deliveries d WHERE d.channel_id = s.channel_id),"
+    " g.external_id"
     " FROM schedules s JOIN channels c ON c.id = s.channel_id JOIN groups g ON g.id = c.group_id"
 )
 _DELIVERY_COLS = "id, channel_id, scheduled_for, status, attempts, next_try_at, post_id, message_id, error"
@@ -28,12 +29,12 @@ _SENT = "message_id IS NOT NULL"
 
 
 def _schedule(row: tuple[Any, ...]) -> ChannelSchedule:
-    (cid, gid, platform, ext, name, gtz, lt, tz, days, kind, reveal, paused, reason, skip, updated, last) = row
+    (cid, gid, platform, ext, name, gtz, lt, tz, days, kind, reveal, paused, reason, skip, updated, last, group) = row
     hh, mm = lt.split(":")
     rule = ScheduleRule(time(int(hh), int(mm)), tz, tuple(int(d) for d in days.split(",")), kind, reveal)
     return ChannelSchedule(
         cid, gid, platform, ext, name, gtz, rule, bool(paused), reason, from_ts(skip),
-        datetime.fromisoformat(updated), from_ts(last),
+        datetime.fromisoformat(updated), from_ts(last), group,
     )  # fmt: skip
 
 
