@@ -637,3 +637,33 @@ async def test_closing_waits_for_answers_in_flight_and_their_follow_ups(app: App
     await b.stop()  # the chart follow-up is still being drawn at this moment
     (chart,) = await fake.followups(iid, within=10)
     assert [name for name, _ in chart.files] == ["progress.png"]
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+EVIL = FakeUser(830000000000000009, "[Claim your prize](https://evil.example) **b** <@&830000000000000077> @everyone")
+
+
+async def test_member_names_are_shown_as_text_never_as_links_markdown_or_mentions(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    question = await reply_of(fake, "quiz", user=EVIL)
+    await reply_of(fake, "answer", {"letter": right_letter(question["content"])}, user=EVIL)
+    iid, cb = await command(fake, "leaderboard", {"scope": "all"}, user=ALICE)
+    board = cb.json["data"]
+    assert board.get("flags", 0) & EPHEMERAL == 0  # the public board, where the link showed
+    shown = r"\[Claim your prize\]\(https\://evil.example\) \*\*b\*\* \<\@&830000000000000077\> \@everyone"
+    assert f"🥇 {shown} — 1 pt" in board["content"], board["content"]
+    # Nothing Discord would read as markup is left unescaped: no masked link, no bold, no mention.
+    unescaped = re.sub(r"\\.", "", board["content"])
+    assert "](" not in unescaped and "**b" not in unescaped and "<@" not in unescaped
+    assert "@everyone" not in unescaped and "https://" not in unescaped
+    assert board["allowed_mentions"] == {"parse": []}  # pings stay off as well
+    # Someone else's progress (and its chart's caption) show the name the same way.
+    iid, cb = await command(fake, "progress", {"member": EVIL}, user=ALICE)
+    assert f"**Progress — {shown}**" in cb.json["data"]["content"]
+    (chart,) = await fake.followups(iid, within=30)
+    assert f"Progress chart — {shown}" in chart.json["content"]
+    # The core's own markdown is untouched: the heading is still bold.
+    assert board["content"].startswith("**Leaderboard — all time**")

@@ -21,6 +21,7 @@ import pytest
 from bot.core import actions, chart, learning
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine, card_id_for
+from bot.core.markup import plain
 from bot.core.messages import Reply, followups
 from bot.core.ports import AnswerIn
 from bot.core.service import StudyService
@@ -262,7 +263,7 @@ async def test_progress_text_survives_a_chart_failure(
     with caplog.at_level(logging.ERROR):
         [p] = await svc.handle(inbound("progress"))
         assert await followups(p) == []
-    assert p.text.startswith("**Progress — alice**") and "Answered 1" in p.text and p.attachments == ()
+    assert plain(p.text).startswith("**Progress — alice**") and "Answered 1" in p.text and p.attachments == ()
     assert "progress chart for member" in caplog.text
 
 

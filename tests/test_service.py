@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import actions
+from bot.core.markup import plain
 from bot.core.service import StudyService
 from tests.conftest import FakeClock, inbound
 
@@ -91,7 +92,7 @@ async def test_a_member_hidden_from_leaderboards_is_not_shown_to_others_by_progr
     await service.handle(inbound("answer A", user="bob", name="Bobby"))
     await service.handle(inbound("leaderboard hide", user="bob", name="Bobby"))
     [other] = await service.handle(inbound("progress bobby", user="alice"))
-    assert 'No member "bobby" here yet' in other.text and "Answered" not in other.text
+    assert 'No member "bobby" here yet' in plain(other.text) and "Answered" not in other.text
     [own] = await service.handle(inbound("progress bobby", user="bob", name="Bobby"))
     assert "Answered 1" in own.text
     [admin] = await service.handle(inbound("progress bobby", user="carol", admin=True))
@@ -151,9 +152,9 @@ async def test_progress_of_another_member(service: StudyService) -> None:
     await service.handle(inbound("quiz", user="bob", name="Bobby"))
     await service.handle(inbound("answer A", user="bob", name="Bobby"))
     [p] = await service.handle(inbound("progress bobby"))
-    assert p.text.startswith("**Progress — Bobby**") and "Answered 1" in p.text
+    assert plain(p.text).startswith("**Progress — Bobby**") and "Answered 1" in p.text
     [missing] = await service.handle(inbound("progress nobody"))
-    assert 'No member "nobody" here yet' in missing.text
+    assert 'No member "nobody" here yet' in plain(missing.text)
 
 
 async def test_forget_me_asks_then_deletes(service: StudyService, db_path: Path) -> None:

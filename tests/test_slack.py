@@ -843,3 +843,32 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_adapter_uses() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
     assert manifest["settings"]["socket_mode_enabled"] in (True, False)
+
+
+# ---------------------------------------------------------------- names
+
+
+EVIL_NAME = "<https://evil.example|Claim> *b* _i_ ~s~ `c` <!channel> @here #gen evil.example"
+
+
+async def test_member_names_are_shown_as_text_never_as_links_formatting_or_mentions(rig: Rig) -> None:
+    rig.fake.users[MEMBER].name = EVIL_NAME
+    quiz = await rig.ask("quiz")
+    right = RIGHT[question_id(quiz["text"])]
+    action_id = next(b["action_id"] for b in buttons_of(quiz) if b["text"]["text"] == right)
+    await rig.click(action_id)
+    await rig.adapter.drain()
+    board = await rig.ask("leaderboard all", user=BOB)
+    assert board["response_type"] == "in_channel"
+    z = "\u200b"
+    shown = (
+        f"&lt;https:{z}//evil.{z}example|Claim&gt; {z}*{z}b{z}*{z} {z}_{z}i{z}_{z} "
+        f"{z}~{z}s{z}~{z} {z}`{z}c{z}`{z} &lt;!channel&gt; @{z}here #{z}gen evil.{z}example"
+    )
+    for text in (board["text"], board["blocks"][0]["text"]["text"]):
+        assert f"🥇 {shown} — 1 pt" in text, text
+        assert "<" not in text and ">" not in text  # no link, no <!channel>, no <@U…>
+        assert "https://" not in text and "@here" not in text and "#gen " not in text
+    assert board["text"].startswith("*Leaderboard — all time*")  # the core's own bold still converts
+    progress = await rig.ask(f"progress {MEMBER}", user=BOB)
+    assert f"*Progress — {shown}*" in progress["text"]

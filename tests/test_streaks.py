@@ -13,6 +13,7 @@ import pytest
 from bot.core import actions
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine
+from bot.core.markup import plain
 from bot.core.ports import StreakState
 from bot.core.progress import advance_streak, current_streak
 from bot.core.service import StudyService
@@ -192,12 +193,12 @@ async def test_the_week_runs_monday_to_sunday_in_the_groups_zone(
     clock.set(datetime(2026, 11, 30, 5, 0, tzinfo=UTC))  # Monday in UTC, still Sunday 21:00 in LA
     await quiz_and_answer(svc, "alice", right=True)
     [week] = await svc.handle(inbound("leaderboard week"))
-    assert "since Monday 23 Nov" in week.text and "alice (you) — 1 pt" in week.text
+    assert "since Monday 23 Nov" in week.text and "alice (you) — 1 pt" in plain(week.text)
     clock.set(datetime(2026, 11, 30, 17, 0, tzinfo=UTC))  # Monday 09:00 in LA: a new week
     [week] = await svc.handle(inbound("leaderboard week"))
     assert "since Monday 30 Nov" in week.text and "No points yet" in week.text
     [all_time] = await svc.handle(inbound("leaderboard all"))
-    assert "alice (you) — 1 pt" in all_time.text
+    assert "alice (you) — 1 pt" in plain(all_time.text)
 
 
 async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> None:
@@ -216,10 +217,10 @@ async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> N
         assert "cy" not in board.text, "right on a retry of a question: no point"
     await svc.handle(inbound("leaderboard hide", user="bob"))
     [board] = await svc.handle(inbound("leaderboard all", user="cy"))
-    assert "bob" not in board.text and "🥇 alice" in board.text
+    assert "bob" not in board.text and "🥇 alice" in plain(board.text)
     await svc.handle(inbound("leaderboard show", user="bob"))
     [board] = await svc.handle(inbound("leaderboard week", user="cy"))
-    assert "🥇 bob" in board.text
+    assert "🥇 bob" in plain(board.text)
 
 
 async def test_a_burst_of_answers_looks_up_missed_posts_once(

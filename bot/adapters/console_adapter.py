@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.core import actions
+from bot.core import actions, markup
 from bot.core.messages import Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.service import StudyService
 
@@ -23,8 +23,8 @@ _AS_OTHER = re.compile(r"^@([^\s@]{1,40})\s+(.*)$", re.S)
 
 
 def plain(text: str) -> str:
-    """Console rendering of the core's light markdown."""
-    return text.replace("**", "")
+    """Console rendering of the core's light markdown; names are shown exactly as they are."""
+    return markup.render(text, lambda s: s, lambda t: t.replace("**", ""))
 
 
 def render_buttons(buttons: Sequence[Button]) -> str:

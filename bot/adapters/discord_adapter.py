@@ -27,6 +27,7 @@ import discord
 from discord import app_commands
 
 from bot.config import Settings
+from bot.core import markup
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, StudyService
@@ -133,6 +134,24 @@ class Pacer:
         self._next = at + self.interval  # reserved before sleeping: concurrent callers queue up in order
         if at > now:
             await asyncio.sleep(at - now)
+
+
+#: Everything Discord's markdown could read in a name: emphasis, spoilers, code, masked links
+#: (``[text](url)``), headings, quotes and lists, emoji and URL schemes (``:``), and mentions (``<@…>``,
+#: ``<@&…>``, ``<#…>``, ``@everyone``). A backslash before any of them shows the character itself.
+_DISCORD_MARKUP = re.compile(r"([\\*_~`|\[\]()<>#@:\-])")
+
+
+def escape_name(text: str) -> str:
+    """A member-controlled string (a display name…) as literal Discord text: no formatting, no link
+    (``[Claim your prize](https://evil.example)`` stays text), no mention pill. Pings are off anyway
+    (``AllowedMentions.none()``); this keeps the text from even looking like one."""
+    return _DISCORD_MARKUP.sub(r"\\\1", text)
+
+
+def render(text: str) -> str:
+    """The core's text for Discord: its markdown is Discord's already; marked names are escaped."""
+    return markup.render(text, escape_name)
 
 
 def _word(value: str, joiner: str) -> str:
@@ -606,7 +625,7 @@ class DiscordFrontEnd:
     async def send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
         """Send one `Reply`: as the response, as the edit of a deferred response, or as a follow-up.
         Long text is split into several messages; buttons and files go with the last."""
-        parts = chunks(reply.text or "\u200b")
+        parts = chunks(render(reply.text) or "\u200b")
         for i, text in enumerate(parts):
             last = i == len(parts) - 1
             view = _view(reply.buttons) if last else None
@@ -661,8 +680,9 @@ class DiscordFrontEnd:
         429s are waited out by discord.py."""
         cid = _channel_id(post.channel)
         await self._connected()
-        text = post.text if len(post.text) <= MAX_CONTENT else post.text[: MAX_CONTENT - 1] + "…"
-        if text != post.text:
+        rendered = render(post.text)
+        text = rendered if len(rendered) <= MAX_CONTENT else rendered[: MAX_CONTENT - 1] + "…"
+        if text != rendered:
             log.warning("Discord: post to channel %s cut to %d characters", cid, MAX_CONTENT)
         try:
             channel = self.client.get_channel(cid) or await self.client.fetch_channel(cid)
@@ -688,6 +708,7 @@ class DiscordFrontEnd:
         if not message_id.isdigit():
             raise DeliveryError(f"{message_id!r} is not a Discord message id", retryable=False)
         await self._connected()
+        text = render(text)
         text = text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
         try:
             message = self.client.get_partial_messageable(cid).get_partial_message(int(message_id))

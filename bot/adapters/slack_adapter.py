@@ -42,6 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
+from bot.core import markup
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError, InstallStore
 from bot.core.service import StudyService
@@ -94,11 +95,36 @@ FOREIGN_TEAM_TEXT = (
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 
 
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _convert(text: str) -> str:
+    return _BOLD.sub(r"*\1*", _escape(text))
+
+
+#: Slack formatting characters (bold, italic, strike, code).
+_SLACK_FORMAT = re.compile(r"([*_~`])")
+#: Where Slack's auto-linking starts: URL schemes and domains (``:`` ``.``), ``@channel``/``@here``
+#: mentions and ``#channel`` names.
+_SLACK_AUTOLINK = re.compile(r"([:.@#])")
+ZWSP = "\u200b"
+
+
+def escape_name(text: str) -> str:
+    """A member-controlled string as literal Slack text. mrkdwn has no escape character, so: ``&<>``
+    become entities (no ``<https://…|link>``, ``<!channel>`` or ``<@U…>``); a zero-width space on both
+    sides of ``* _ ~ ` `` puts them inside a word, where Slack does not read them as formatting; and
+    one after ``: . @ #`` keeps URLs, domains, ``@channel`` and ``#channel`` from being linked."""
+    text = _SLACK_FORMAT.sub(ZWSP + r"\1" + ZWSP, _escape(text))
+    return _SLACK_AUTOLINK.sub(r"\1" + ZWSP, text)
+
+
 def mrkdwn(text: str) -> str:
     """The core's light markdown as Slack mrkdwn: ``**bold**`` -> ``*bold*``; ``&``, ``<`` and ``>``
-    escaped so that e.g. ``<A|B|C|D>`` in a usage line is shown, not read as a link."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _BOLD.sub(r"*\1*", text)
+    escaped so that e.g. ``<A|B|C|D>`` in a usage line is shown, not read as a link; names and other
+    member-controlled strings the core marked are escaped with `escape_name`."""
+    return markup.render(text, escape_name, _convert)
 
 
 def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:

@@ -59,7 +59,8 @@ def draw_progress(data: ChartData) -> bytes:
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(3, 1, height_ratios=[2.2, 1.6, 0.8], hspace=0.65, left=0.2, right=0.95)
-    fig.suptitle(data.title[:80], fontsize=13, fontweight="bold")
+    # The title holds a member's name: a "$" in it must not start matplotlib's math markup.
+    fig.suptitle(data.title[:80].replace("$", r"\$"), fontsize=13, fontweight="bold")
 
     # Accuracy per topic: one horizontal bar per topic, grey when not tried yet.
     ax = fig.add_subplot(grid[0])

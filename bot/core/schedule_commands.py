@@ -13,6 +13,7 @@ from typing import Protocol
 
 from bot.core.commands import Command, UsageError, format_days, parse_days
 from bot.core.delivery import DailyPoster, NothingToPost
+from bot.core.markup import name
 from bot.core.messages import Reply
 from bot.core.ports import DeliveryError, ScheduleStore
 from bot.core.schedule import ChannelSchedule, ScheduleRule, next_occurrence, preview
@@ -201,7 +202,7 @@ class ScheduleCommands:
         found = await self.schedules.take_notices(ctx.member.group_id)
         return [
             Reply(
-                f"⚠️ Daily posts in {n.channel_name or n.channel} are paused: {n.reason}. "
+                f"⚠️ Daily posts in {name(n.channel_name or n.channel)} are paused: {n.reason}. "
                 "Give the bot access again, then run /study schedule resume in that channel.",
                 private=True,
             )

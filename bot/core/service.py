@@ -11,6 +11,7 @@ from datetime import date, datetime
 from bot.core import actions
 from bot.core.commands import SPECS, Command, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
 from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
@@ -282,7 +283,7 @@ class StudyService:
                 found = None
             if found is None:
                 shown = command.args["member"][:40]
-                return private(f'No member "{shown}" here yet — they appear once they use studybot.')
+                return private(f'No member "{name(shown)}" here yet — they appear once they use studybot.')
             target = found
         text = await self.progress_text(ctx, target)
         if not self.progress_attachments:
@@ -291,7 +292,8 @@ class StudyService:
         async def chart() -> list[Reply]:
             # Drawn after the text has gone out: nobody waits for a picture to read their numbers.
             files = [f for make in self.progress_attachments if (f := await make(ctx, target)) is not None]
-            return [Reply(f"📈 Progress chart — {target.display_name}", attachments=tuple(files))] if files else []
+            title = f"📈 Progress chart — {name(target.display_name)}"
+            return [Reply(title, attachments=tuple(files))] if files else []
 
         return [Reply(text, private=True, later=chart)]
 
@@ -303,7 +305,7 @@ class StudyService:
         streak = current_streak(stats.streak, local_day(ctx.now, m.zone), excused)
         step = current_step(done)
         lines = [
-            f"**Progress — {m.display_name}**",
+            f"**Progress — {name(m.display_name)}**",
             f"Answered {stats.answered} · correct {stats.correct} ({percent(stats.correct, stats.answered)})"
             f" · points {stats.points}",
             f"🔥 Streak {streak} day{'s' if streak != 1 else ''} (best {stats.streak.best})"
@@ -341,7 +343,7 @@ class StudyService:
         for i, r in enumerate(rows, 1):
             you = " (you)" if r.member_id == ctx.member.member_id else ""
             lines.append(
-                f"{medals.get(i, f'{i}.')} {r.display_name}{you} — {r.points} pt{'s' if r.points != 1 else ''}"
+                f"{medals.get(i, f'{i}.')} {name(r.display_name)}{you} — {r.points} pt{'s' if r.points != 1 else ''}"
             )
         lines.append("Points: correct first answers. Ties go to whoever got there first.")
         return [Reply("\n".join(lines), private=False)]
