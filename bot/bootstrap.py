@@ -77,14 +77,17 @@ async def _run_all(hooks: list[Callable[[], Awaitable[None]]], what: str) -> Non
             log.exception("error while %s", what)
 
 
-async def build_app(settings: Settings, *, db: Path | None = None, clock: Clock | None = None) -> App:
+async def build_app(
+    settings: Settings, *, db: Path | None = None, clock: Clock | None = None, exclusive: bool = False
+) -> App:
     """Open the database (applying migrations), load the content pack and build the service.
 
+    ``exclusive`` (`studybot run`): refuse to share the SQLite file with another running bot.
     Raises `StoreError` for database problems and `ContentInvalid` for a broken content pack."""
     clock = clock or SystemClock()
     library = ContentLibrary.load(settings.content)
     store = SqliteStore(db or settings.db, migrations_dir=settings.migrations)
-    applied = await store.start()
+    applied = await store.start(exclusive=exclusive)
     if applied:
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)

@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -112,8 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {err}", file=sys.stderr)
         return 1
     except StoreError as e:
-        print(f"studybot: database: {e}", file=sys.stderr)
-        return 1
+        print(f"studybot: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:  # found while reading, past the checks at opening
+        db = getattr(args, "db", None) or settings.db
+        print(f"studybot: database {db} cannot be read: {e} (restore a backup)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     parser.print_help()
@@ -150,7 +155,7 @@ def _backup(db: Path, target: Path) -> int:
         result = backup(db, target)
     except BackupError as e:
         print(f"studybot: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"backed up {db} to {result.path} ({result.size:,} bytes, schema version {result.schema_version})")
     return 0
 
@@ -237,10 +242,10 @@ def _invite_url(client_id: int | None) -> int:
 async def _run(settings: Settings) -> int:
     from bot.bootstrap import build_app, make_frontends, serve
 
+    app = await build_app(settings, exclusive=True)  # first: a refusal is the only line printed
     if not (settings.discord_enabled or settings.slack_enabled):
         print(
             "studybot: no DISCORD_TOKEN or SLACK_BOT_TOKEN set — starting the local console (see README to go live).",
             file=sys.stderr,
         )
-    app = await build_app(settings)
     return await serve(app, make_frontends(app, console_user=_default_user()))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.content import validate_pack
 from bot.core.ports import StoreError
+from bot.storage import dbfile
 from bot.storage.migrations import discover
 
 
@@ -20,12 +22,18 @@ class Health:
 
 
 def _schema_version(db: Path) -> int:
-    """The highest applied migration, read without writing; raises `sqlite3.Error`."""
+    """The highest applied migration, read without writing, after ``PRAGMA quick_check`` (every page
+    of the file is read: a damaged one fails here, not under a member's click). Raises `sqlite3.Error`,
+    `ValueError` naming the damage."""
     # mode=rw: never create a missing file; query_only: this check writes nothing, not even the
     # bookkeeping table that the migration runner would create.
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=rw", uri=True, timeout=5)
     try:
         conn.execute("PRAGMA query_only=ON")
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            found = "; ".join(p.replace("\n", "; ") for p in problems)
+            raise ValueError(f"is damaged ({found[:300]}): restore a backup")
         has_table = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
         ).fetchone()
@@ -40,11 +48,21 @@ def check(db: Path, migrations_dir: Path, content: Path) -> Health:
     """Check that the database opens, its schema matches the migrations exactly and the content pack
     loads. Does not raise: every problem becomes an unhealthy verdict naming the reason."""
     if not db.is_file():
+        trace = dbfile.traces_of_lost(db)
+        if trace is not None:
+            return Health(False, f"database {db} is missing, but {trace.name} beside it shows there was one")
         return Health(False, f"database {db} does not exist (start the bot once, or run `studybot db migrate`)")
+    running = dbfile.running_identity(db)
+    if running is not None and running != dbfile.identity(db):
+        return Health(False, f"the running studybot's database file {db} was deleted or replaced under it")
+    if not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)):
+        return Health(False, f"database {db} is read-only: studybot must be able to write it and its folder")
     try:
         have = _schema_version(db)
     except sqlite3.Error as e:
         return Health(False, f"database {db} cannot be read: {e}")
+    except ValueError as e:
+        return Health(False, f"database {db} {e}")
     try:
         known = discover(migrations_dir)
     except StoreError as e:

@@ -4,6 +4,12 @@ Every public method runs a whole unit of work in one hop to the connection's thr
 `SqliteStore._run`), because each await on aiosqlite costs a thread hop. Answers are group-committed:
 answers arriving together are written in one transaction and each caller is released only after
 that transaction has committed, so "recorded" is never said of an answer that is not on disk.
+
+Other processes may use the same file (the console beside a running bot, `studybot export`): the
+member and post caches are trusted only while no other connection has committed (`PRAGMA
+data_version`, see `SqliteStore._validate`). After every hop the file's identity is compared with
+the one opened: a database deleted or replaced under the bot stops every write and acknowledgement
+(`DatabaseLost`), and what the bot still holds is copied beside it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from bot.core.ports import (
     StreakFn,
     StreakState,
 )
-from bot.storage import migrations
+from bot.storage import dbfile, migrations
+from bot.storage.dbfile import DatabaseBusy, DatabaseLost
+
+__all__ = ["DatabaseBusy", "DatabaseLost", "SqliteStore"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,9 +134,17 @@ class SqliteStore:
         self._flusher: asyncio.Task[None] | None = None
         self.batches_committed = 0
         # Every command looks up its member and every click its post; caching both saves two hops to the
-        # DB thread per answer. Entries change only through this class (or `invalidate_caches`).
+        # DB thread per answer. This process changes entries only through this class (or
+        # `invalidate_caches`); other processes' commits are noticed by `_validate`.
         self._members: _LRU[tuple[str, str, str, str], MemberRef] = _LRU(CACHE_SIZE)
         self._posts: _LRU[int, PostRecord] = _LRU(CACHE_SIZE)
+        self._watch: sqlite3.Connection | None = None
+        self._watch_seen: int | None = None
+        self._main_seen: int | None = None
+        self._checking: tuple[int, asyncio.Future[None]] | None = None
+        self._lock: dbfile.RunLock | None = None
+        self._identity: dbfile.Identity | None = None
+        self._lost: str | None = None
 
     def forget_post(self, post_id: int) -> None:
         """Drop one post from the cache; call after changing it via `run_sync`."""
@@ -140,17 +157,38 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, *, migrate: bool = True) -> list[str]:
-        """Open the database (creating its folder) and apply pending migrations; returns their names."""
-        if str(self.path) != ":memory:":
+    async def start(self, *, migrate: bool = True, exclusive: bool = False) -> list[str]:
+        """Open the database (creating it and its folder) and apply pending migrations; returns their names.
+
+        ``exclusive`` (for `studybot run`): hold the database's lock file while open. Raises
+        `DatabaseBusy` when another process holds it, `DatabaseLost` when the file is missing but its
+        lock file or WAL shows that a database was there, `StoreError` (one line) for a file that is
+        not a database, is damaged or is read-only, and `SchemaTooNew`."""
+        memory = str(self.path) == ":memory:"
+        new = False
+        if not memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = dbfile.refuse_lost(self.path)
+            if exclusive:
+                self._lock = dbfile.RunLock(self.path)
+                self._lock.acquire()
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open database {self.path}: {e}") from e
-        try:
-            await self._run(self._configure)
-            return await self._run(migrations.migrate, self.migrations_dir) if migrate else []
+            try:
+                self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+                await self._run(self._configure)
+                applied = await self._run(migrations.migrate, self.migrations_dir) if migrate else []
+            except sqlite3.Error as e:
+                raise StoreError(_describe(self.path, e)) from e
+            if not memory:
+                self._identity = dbfile.identity(self.path)
+                if self._lock is not None and self._identity is not None:
+                    self._lock.record(self._identity)
+                else:
+                    dbfile.touch_marker(self.path)
+                self._watch = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            if new:
+                log.warning("created a new, empty database at %s", self.path)
+            return applied
         except BaseException:
             await self.close()
             raise
@@ -160,14 +198,33 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
+        # SQLite opens a write-protected file read-only without a word (and in WAL mode even lets a write
+        # transaction begin): write one header field, rolled back, to find out now and not at the first answer.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        finally:
+            conn.execute("ROLLBACK")
 
     async def close(self) -> None:
         """Finish pending answers, then close the connection. Safe to call twice."""
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self._watch is not None:
+            watch, self._watch = self._watch, None
+            watch.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
+
+    @property
+    def lost(self) -> str | None:
+        """Why the database can no longer be used (its file was deleted or replaced), or None."""
+        return self._lost
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the connection's own thread, as one hop.
@@ -176,9 +233,86 @@ class SqliteStore:
         own methods uses (stable since 0.17; `tests/test_storage.py` pins the behaviour)."""
         if self._db is None:
             raise StoreError("the store is not started (or already closed)")
+        if self._lost is not None:
+            raise DatabaseLost(self._lost)
         db = self._db
         result: T = await db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
+        if self._identity is not None and dbfile.identity(self.path) != self._identity:
+            # Whatever fn wrote went to a file nobody will open again: say so instead of returning.
+            await self._database_lost()
         return result
+
+    async def _database_lost(self) -> None:
+        """The file at our path is no longer the one we opened: stop, keep what we hold, say it loudly."""
+        now = dbfile.identity(self.path)
+        what = "deleted" if now is None else "replaced by another file"
+        self._lost = (
+            f"the database file {self.path} was {what} while studybot was running; nothing more is recorded"
+            " (restart studybot once the database is back)"
+        )
+        self._identity = None
+        rescue = self.path.with_name(f"{self.path.name}.rescued-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        db = self._db
+        try:
+            if db is None:
+                raise StoreError("closed")
+            await db._execute(_rescue, db._conn, rescue)  # type: ignore[no-untyped-call]
+        except Exception as e:  # the rescue is a bonus; the refusal below is what matters
+            log.critical("%s; copying what it held to %s failed: %s", self._lost, rescue, e)
+        else:
+            log.critical(
+                "%s. Everything it held is copied to %s: stop studybot and put that file back as %s",
+                self._lost,
+                rescue,
+                self.path,
+            )
+        raise DatabaseLost(self._lost)
+
+    # Caches and other processes. ``PRAGMA data_version`` on the watch connection (read on the event
+    # loop, about 10 us) changes after any commit by another connection, ours included; the main
+    # connection's value changes only after commits by *other* connections. So: while the watch value is
+    # the one last checked, nobody has committed and a cached row is served as is; otherwise the main
+    # connection is asked in a hop (one the lookup makes anyway on a cache miss, or one shared by the
+    # lookups arriving together) and any foreign commit empties the caches.
+
+    def _watch_version(self) -> int | None:
+        """The watch connection's data version (None: no other process can exist; -1: unknown)."""
+        if self._watch is None:
+            return None
+        try:
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return -1
+
+    def _trusted(self, seen: int | None) -> bool:
+        return seen is None or (seen != -1 and seen == self._watch_seen)
+
+    def _saw_main(self, main: int, seen: int | None) -> None:
+        """Record the main connection's data version, read in a hop after ``seen`` was read."""
+        if main != self._main_seen:
+            self._members.clear()
+            self._posts.clear()
+            self._main_seen = main
+        if seen is not None and seen != -1:
+            self._watch_seen = seen
+
+    async def _validate(self, seen: int | None) -> None:
+        """Empty the caches if another connection committed; lookups with the same ``seen`` share the hop."""
+        if self._checking is not None and self._checking[0] == seen and seen != -1:
+            await asyncio.shield(self._checking[1])
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._checking = (seen if seen is not None else -1, future)
+        try:
+            self._saw_main(await self._run(_data_version), seen)
+            future.set_result(None)
+        except BaseException as e:
+            future.set_exception(e if isinstance(e, Exception) else StoreError("cancelled"))
+            future.exception()  # retrieved here: the waiters re-raise it
+            raise
+        finally:
+            if self._checking is not None and self._checking[1] is future:
+                self._checking = None
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Public form of `_run` for other storage modules (scheduling, learning)."""
@@ -200,10 +334,15 @@ class SqliteStore:
     ) -> MemberRef:
         display_name = display_name[:80]
         key = (platform, group, channel, user)
+        seen = self._watch_version()
         cached = self._members.hit(key)
+        if cached is not None and cached.display_name == display_name and not self._trusted(seen):
+            await self._validate(seen)
+            cached = self._members.hit(key)
         if cached is not None and cached.display_name == display_name:
             return cached
-        ref = await self._run(
+        fetched: tuple[MemberRef, int] = await self._run(
+            _versioned,
             _ensure_member,
             platform,
             group,
@@ -214,7 +353,9 @@ class SqliteStore:
             channel_name[:100],
             ts(now),
         )
+        ref, main = fetched
         self._members.put(key, ref)
+        self._saw_main(main, seen)  # after the put: a foreign commit seen here drops this entry too
         return ref
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
@@ -313,7 +454,11 @@ class SqliteStore:
         return await self._run(create)
 
     async def get_post(self, post_id: int) -> PostRecord | None:
+        seen = self._watch_version()
         cached = self._posts.hit(post_id)
+        if cached is not None and not self._trusted(seen):
+            await self._validate(seen)
+            cached = self._posts.hit(post_id)
         if cached is not None:
             return cached
 
@@ -321,9 +466,11 @@ class SqliteStore:
             row = conn.execute(f"SELECT {_POST_COLS} FROM posts WHERE id = ?", (post_id,)).fetchone()
             return _post(row) if row else None
 
-        post = await self._run(get)
+        fetched: tuple[PostRecord | None, int] = await self._run(_versioned, get)
+        post, main = fetched
         if post is not None:
             self._posts.put(post_id, post)
+        self._saw_main(main, seen)
         return post
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
@@ -458,6 +605,36 @@ class SqliteStore:
 
 def _write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     return conn.execute(sql, params).rowcount
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _versioned(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> tuple[T, int]:
+    """``fn(conn, *args)`` and the connection's data version read just after it, in the same hop."""
+    return fn(conn, *args), _data_version(conn)
+
+
+def _rescue(conn: sqlite3.Connection, target: Path) -> None:
+    """Copy the open (deleted or replaced) database to ``target`` with SQLite's backup API."""
+    dst = sqlite3.connect(target)
+    try:
+        conn.backup(dst)
+    finally:
+        dst.close()
+
+
+def _describe(path: Path, e: sqlite3.Error) -> str:
+    """One line for a database that cannot be opened."""
+    text = str(e)
+    if "not a database" in text:
+        return f"{path} is not a studybot database (not SQLite, or its header is damaged): {text}"
+    if "malformed" in text or "corrupt" in text:
+        return f"database {path} is damaged ({text}): restore a backup (studybot db backup makes them)"
+    if "readonly" in text or "read-only" in text:
+        return f"database {path} is read-only ({text}): studybot must be able to write it and its folder"
+    return f"cannot open database {path}: {text}"
 
 
 def _ensure_member(
