@@ -82,12 +82,14 @@ async def build_app(
 ) -> App:
     """Open the database (applying migrations), load the content pack and build the service.
 
-    ``exclusive`` (`studybot run`): refuse to share the SQLite file with another running bot.
+    ``exclusive`` (`studybot run`): refuse to share the SQLite file with another running bot (other
+    than processes that run other Discord shards of this one).
     Raises `StoreError` for database problems and `ContentInvalid` for a broken content pack."""
     clock = clock or SystemClock()
     library = ContentLibrary.load(settings.content)
     store = SqliteStore(db or settings.db, migrations_dir=settings.migrations)
-    applied = await store.start(exclusive=exclusive)
+    shards = settings.discord_shard_id_list if settings.discord_enabled else None
+    applied = await store.start(exclusive=exclusive, shards=shards)
     if applied:
         log.info("database %s: applied %s", store.path, ", ".join(applied))
     service = StudyService(store, library, clock)

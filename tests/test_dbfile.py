@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from bot.storage import SqliteStore
-from bot.storage.dbfile import BUSY_TEXT
+from bot.storage.dbfile import BUSY_TEXT, DatabaseBusy, RunLock
 from bot.storage.migrations import migrate
-from tests.botproc import PACK, BotProcess, answered_users
+from tests.botproc import PACK, ROOT, BotProcess, answered_users
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -307,3 +307,36 @@ def test_a_fresh_start_creates_the_database_and_says_so(tmp_path: Path) -> None:
     for leftover in tmp_path.glob("new.db*"):
         leftover.unlink()
     assert studybot("db", "migrate", "--db", str(tmp_path / "new.db"), cwd=tmp_path).returncode == 0
+
+
+def test_processes_that_split_discord_shards_share_the_file_and_no_one_else(tmp_path: Path) -> None:
+    """`run` with STUDYBOT_DISCORD_SHARD_IDS locks only its shards (the full run over a fake Discord is
+    tests/test_discord_shards.py); another process wanting one of them, or everything, is refused."""
+    db = tmp_path / "s.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from bot.storage.dbfile import RunLock;"
+            f" lock = RunLock(Path({str(db)!r}), [1, 3]); lock.acquire(); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(DatabaseBusy, match="already serves Discord shard 3"):
+            RunLock(db, [0, 3]).acquire()
+        with pytest.raises(DatabaseBusy) as everything:
+            RunLock(db).acquire()
+        assert str(everything.value) == BUSY_TEXT
+        other = RunLock(db, [0, 2])
+        other.acquire()
+        other.release()
+    finally:
+        holder.communicate("", timeout=10)
+    alone = RunLock(db)
+    alone.acquire()  # the holder is gone, and its locks with it
+    alone.release()

@@ -4,8 +4,8 @@ Beside ``studybot.db`` lives ``studybot.db.lock``. It is created the first time 
 database and stays, so it also records that a database lived here: if ``studybot.db`` is later missing
 while the lock file (or SQLite's ``-wal``/``-shm``) is still there, the database was deleted or moved,
 and studybot refuses to start on a new empty one (``rm studybot.db*`` clears all of them, for a real
-fresh start). ``studybot run`` holds an exclusive `fcntl.flock` on it while it runs, so a second ``run``
-on the same file is refused, and writes into it the identity (device, inode) of the file it opened, so
+fresh start). ``studybot run`` holds an exclusive lock on it while it runs (`RunLock`), so a second
+``run`` on the same file is refused, and writes into it the identity (device, inode) of the file it opened, so
 that ``studybot health`` can tell when the running bot's file was deleted or replaced under it.
 """
 
@@ -68,38 +68,54 @@ def refuse_lost(db: Path) -> bool:
 
 
 class RunLock:
-    """The exclusive lock a running bot holds on ``<db>.lock``; released by `release` or process exit."""
+    """The locks a running bot holds on ``<db>.lock``; released by `release` or by the process's end.
 
-    def __init__(self, db: Path) -> None:
+    POSIX record locks: byte 1 + n stands for Discord shard n, and a bot that serves everything (no
+    `STUDYBOT_DISCORD_SHARD_IDS`) locks every byte from 1 on. So processes that split the shards of
+    one bot between them share the file, and any other second `run` is refused. (Record locks belong
+    to the process: nothing else in it may open and close the lock file while it runs.)"""
+
+    def __init__(self, db: Path, shards: list[int] | None = None) -> None:
         self.path = lock_path(db)
+        self.shards = shards
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock at once or raise `DatabaseBusy`."""
+        """Take the locks at once or raise `DatabaseBusy`."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatabaseBusy(BUSY_TEXT) from None
-        except OSError:
-            os.close(fd)
+            if self.shards is None:
+                self._lock(fd, 0, 1, BUSY_TEXT)
+            for shard in self.shards or ():
+                self._lock(
+                    fd,
+                    1,
+                    1 + shard,
+                    f"another studybot on this database already serves Discord shard {shard}: give each process"
+                    " its own STUDYBOT_DISCORD_SHARD_IDS (for several processes, PostgreSQL is the better home)",
+                )
+        except BaseException:
+            os.close(fd)  # drops any lock taken here
             raise
         self._fd = fd
 
+    @staticmethod
+    def _lock(fd: int, length: int, start: int, busy: str) -> None:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, length, start)
+        except (BlockingIOError, PermissionError):
+            raise DatabaseBusy(busy) from None
+
     def record(self, ident: Identity) -> None:
-        """Write the identity of the database file this process has open (read by `running_identity`)."""
-        if self._fd is None:
-            return
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{ident[0]} {ident[1]} {os.getpid()}\n".encode(), 0)
+        """Write the identity of the database file this process has open (read by `running_identity`);
+        processes sharing the file write the same line."""
+        if self._fd is not None:
+            os.pwrite(self._fd, f"{ident[0]} {ident[1]}".ljust(63).encode() + b"\n", 0)
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            os.close(fd)  # closing the last descriptor releases the flock
+            os.close(fd)  # closing releases the process's record locks
 
 
 def touch_marker(db: Path) -> None:
@@ -116,11 +132,11 @@ def running_identity(db: Path) -> Identity | None:
         return None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 0, 1)
+        except (BlockingIOError, PermissionError):
             pass  # held: a bot runs
         else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.lockf(fd, fcntl.LOCK_UN, 0, 1)
             return None
         words = os.pread(fd, 100, 0).split()
         if len(words) < 2:

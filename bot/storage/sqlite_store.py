@@ -157,10 +157,13 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, *, migrate: bool = True, exclusive: bool = False) -> list[str]:
+    async def start(
+        self, *, migrate: bool = True, exclusive: bool = False, shards: list[int] | None = None
+    ) -> list[str]:
         """Open the database (creating it and its folder) and apply pending migrations; returns their names.
 
-        ``exclusive`` (for `studybot run`): hold the database's lock file while open. Raises
+        ``exclusive`` (for `studybot run`): hold the database's lock file while open — for the Discord
+        ``shards`` given (processes serving other shards may share the file), else for everything. Raises
         `DatabaseBusy` when another process holds it, `DatabaseLost` when the file is missing but its
         lock file or WAL shows that a database was there, `StoreError` (one line) for a file that is
         not a database, is damaged or is read-only, and `SchemaTooNew`."""
@@ -170,7 +173,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = dbfile.refuse_lost(self.path)
             if exclusive:
-                self._lock = dbfile.RunLock(self.path)
+                self._lock = dbfile.RunLock(self.path, shards)
                 self._lock.acquire()
         try:
             try:
