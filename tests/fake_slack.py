@@ -70,6 +70,8 @@ class Workspace:
     bot_token: str
     bot_user_id: str
     installer: str
+    #: Token rotation on: tokens live ``expires_in`` seconds and come with a refresh token.
+    expires_in: int | None = None
 
 
 @dataclass
@@ -104,6 +106,7 @@ class FakeSlack:
         #: Every bot token Slack accepts now, and its workspace.
         self.tokens: dict[str, str] = {bot_token: team_id}
         self.revoked: set[str] = set()
+        self._refresh_tokens: dict[str, str] = {}
         self.team_id = team_id
         self.team_domain = team_domain
         self.bot_token = bot_token
@@ -190,9 +193,12 @@ class FakeSlack:
         ``Retry-After``; 5xx answers with a plain-text body unless ``body`` is given)."""
         self._failures.setdefault(method, []).append(Failure(status, retry_after, body, times))
 
-    def add_workspace(self, team_id: str, name: str, *, installer: str = "U0INSTALLER") -> Workspace:
-        """A workspace that can install the app (its bot token is issued at install time)."""
-        ws = Workspace(team_id, name, f"xoxb-{team_id.lower()}-fake-token", f"U0BOT{team_id}", installer)
+    def add_workspace(
+        self, team_id: str, name: str, *, installer: str = "U0INSTALLER", expires_in: int | None = None
+    ) -> Workspace:
+        """A workspace that can install the app (its bot token is issued at install time). With
+        ``expires_in`` its tokens rotate: each refresh (``grant_type=refresh_token``) ends the old token."""
+        ws = Workspace(team_id, name, f"xoxb-{team_id.lower()}-fake-token", f"U0BOT{team_id}", installer, expires_in)
         self.workspaces[team_id] = ws
         return ws
 
@@ -320,12 +326,15 @@ class FakeSlack:
         secret = secret or args.get("client_secret", "")
         if (client_id, secret) != (self.client_id, self.client_secret):
             return {"ok": False, "error": "invalid_client_id" if client_id != self.client_id else "bad_client_secret"}
+        if args.get("grant_type") == "refresh_token":
+            return self._refresh(str(args.get("refresh_token", "")))
         team_id = self._codes.pop(str(args.get("code", "")), None)  # a code works once
         if team_id is None:
             return {"ok": False, "error": "invalid_code"}
         ws = self.workspaces[team_id]
         self.tokens[ws.bot_token] = team_id
-        return {
+        rotation = self._new_refresh(ws) if ws.expires_in else {}
+        return rotation | {
             "ok": True,
             "app_id": "A0STUDY",
             "authed_user": {"id": ws.installer},
@@ -337,6 +346,24 @@ class FakeSlack:
             "enterprise": None,
             "is_enterprise_install": False,
         }
+
+    def _new_refresh(self, ws: Workspace) -> dict[str, Any]:
+        refresh = f"xoxe-1-{ws.team_id.lower()}-refresh-{next(self._ids)}"
+        self._refresh_tokens[refresh] = ws.team_id
+        return {"refresh_token": refresh, "expires_in": ws.expires_in}
+
+    def _refresh(self, refresh_token: str) -> dict[str, Any]:
+        team_id = self._refresh_tokens.pop(refresh_token, None)  # a refresh token works once
+        if team_id is None:
+            return {"ok": False, "error": "invalid_refresh_token"}
+        ws = self.workspaces[team_id]
+        self.revoked |= {t for t, team in self.tokens.items() if team == team_id}
+        self.tokens = {t: team for t, team in self.tokens.items() if team != team_id}
+        ws.bot_token = f"xoxe.xoxb-{team_id.lower()}-rotated-{next(self._ids)}"
+        self.tokens[ws.bot_token] = team_id
+        return {"ok": True, "token_type": "bot", "access_token": ws.bot_token, "team": {"id": team_id}} | (
+            self._new_refresh(ws)
+        )
 
     def _m_auth_test(self, args: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         team_id = self.tokens.get(token or "", self.team_id)

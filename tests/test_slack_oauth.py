@@ -411,3 +411,32 @@ async def test_the_install_store_keeps_one_installation_per_workspace(tmp_path: 
         assert await store.consume_oauth_state("s2", now) is False
     finally:
         await app.close()
+
+
+async def test_rotating_tokens_are_refreshed_through_our_api_url_and_kept(rig: Rig, fake: FakeSlack) -> None:
+    """With token rotation on, a token about to expire is refreshed (once per use here: it lives 60 s, less
+    than the 2 h margin) for commands and for scheduled posts, and the newest one is stored."""
+    fake.workspaces[ACME].expires_in = 60
+    await rig.install(ACME)
+    first = fake.workspaces[ACME].bot_token
+    stored = json.loads(await rig.store.find_installation("slack", ACME) or "{}")
+    assert stored["bot_token"] == first and stored["bot_refresh_token"].startswith("xoxe-1-")
+
+    reply = await rig.command(ACME, "schedule set 12:30 tz UTC")
+    assert "12:30" in reply["text"], reply
+    second = fake.workspaces[ACME].bot_token
+    assert second != first and first in fake.revoked
+    assert json.loads(await rig.store.find_installation("slack", ACME) or "{}")["bot_token"] == second
+
+    clock = rig.app.clock
+    assert isinstance(clock, FakeClock)
+    scheduler = Scheduler(
+        SqliteScheduleStore(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings
+    )
+    clock.advance(minutes=31)
+    assert len((await scheduler.run_due(clock.now())).sent) == 1
+    third = fake.workspaces[ACME].bot_token
+    assert [r.token for r in fake.delivered("chat.postMessage")] == [third] and third != second
+    assert json.loads(await rig.store.find_installation("slack", ACME) or "{}")["bot_token"] == third
+    refreshes = [r for r in fake.calls("oauth.v2.access") if r.args.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 2 and all(r.status == 200 for r in refreshes)
