@@ -1,33 +1,42 @@
-"""P1: interaction ack latency through the real discord.py and slack-bolt over loopback.
+"""P1: interaction ack latency through the real discord.py and slack-bolt over loopback, against the floor.
 
-This process is the bot and nothing else: the Discord front end or the Slack adapter wired by
-`bot.bootstrap.build_app` (core, learning engine, SQLite on a temporary database, the bundled content).
+This process is the bot and nothing else. For each platform it runs two bots, one after the other,
+against the same kind of platform process and the same load:
+
+- **the floor**: the smallest bot the library allows — a `discord.Client` whose ``on_interaction``
+  answers ``send_message("ok")``, or a slack-bolt `AsyncApp` whose listeners ``ack()`` and then
+  ``respond("ok")``. It does no work of its own: its latency is the library's and the machine's.
+- **studybot**: the Discord front end or the Slack adapter wired by `bot.bootstrap.build_app` (core,
+  learning engine, SQLite on a temporary database, the bundled content).
+
+Each figure is studybot's p99 divided by the floor's p99 in the same run, so a busy machine slows both.
 The platform — the loopback fake and 100 members acting — runs in a child process (`bench.p1_platform`),
 as Discord's and Slack's servers run on other machines than the bot; it measures the latencies on its
 own clock: for Discord from dispatching ``INTERACTION_CREATE`` to receiving the interaction callback,
 for Slack from sending the signed request to reading the HTTP 200.
 
-Members are known to the bot already (they joined on earlier days). Three rounds: each member clicks an
-answer button on a fresh daily post (posted by the bot through its gateway), then sends a command
-(quiz, progress, leaderboard or tip in turn), then clicks on the next fresh post. Two load shapes:
+Members are known to the bot already (they joined on earlier days). `ROUNDS` rounds per shape, taking
+turns: each member clicks an answer button on a fresh daily post (posted by the bot through its
+gateway), then each member sends a command (quiz, progress, leaderboard or tip in turn), and so on.
+Two load shapes:
 
 - burst (P1a Discord, P1b Slack; the goal): all 100 members in the same instant;
 - steady (P1c Discord, P1d Slack; informational): each member once, arrivals spread uniformly at random
   over one second.
 
-Every round waits until each member has the answer (deferred replies and chart uploads included) before
-the next starts. An unmeasured warm-up round (``help`` from everyone) opens the connections first.
-Goal: p99 <= 25 ms; the platforms' limit is 3,000 ms.
+Every round waits until the bot has finished all its work (follow-ups such as progress charts
+included) before the next starts. An unmeasured warm-up round (``help`` from everyone) opens the
+connections first.
 
-    python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady]
-                                   [-v] [--profile FILE] [--no-charts] [--defer-after S] [--stub-core]
-                                   [--no-gc-freeze]
+    python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady] [--rounds N]
+                                   [--bot floor|studybot] [-v] [--profile FILE] [--no-charts]
+                                   [--defer-after S] [--stub-core] [--no-gc-freeze]
 
 ``-v`` logs each round (with the CPU each process spent); ``--profile`` writes a cProfile of this (the
-bot's) process during the measured rounds. Experiments, for finding what the latency is made of:
+bot's) process during studybot's measured rounds. Experiments, for finding what the latency is made of:
 ``--no-charts`` (progress without the PNG), ``--defer-after 0`` (Discord acks first, then edits),
-``--stub-core`` (a core that answers "ok" at once: the discord.py/slack-bolt + adapter floor),
-``--no-gc-freeze`` (skip the ``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up).
+``--stub-core`` (our adapter over a core that answers "ok" at once), ``--no-gc-freeze`` (skip the
+``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up; the floor gets the same).
 """
 
 from __future__ import annotations
@@ -38,11 +47,12 @@ import cProfile
 import gc
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,14 +66,19 @@ from bot.core.service import answer_buttons, question_text
 
 log = logging.getLogger("bench.p1")
 
-GOAL_MS = 25.0
 SHAPES = ("burst", "steady")
+BOTS = ("floor", "studybot")
+#: Rounds per shape (clicks and commands taking turns): 10 rounds of 100 members = 1,000 samples.
+ROUNDS = 10
 FIGURE_IDS = {
     ("discord", "burst"): "P1a",
     ("slack", "burst"): "P1b",
     ("discord", "steady"): "P1c",
     ("slack", "steady"): "P1d",
 }
+#: studybot's p99 over the floor's p99, same run (the steady shapes are informational).
+GOALS = {"P1a": 1.5, "P1b": 1.2}
+FLOOR_NAMES = {"discord": "a minimal discord.py bot", "slack": "a minimal slack-bolt app"}
 
 
 class Clock:
@@ -124,6 +139,8 @@ class Platform:
 class Options:
     platforms: tuple[str, ...] = ("discord", "slack")
     shapes: tuple[str, ...] = SHAPES
+    bots: tuple[str, ...] = BOTS
+    rounds: int = ROUNDS
     profile: Path | None = None
     charts: bool = True
     defer_after: float | None = None
@@ -135,9 +152,18 @@ class Options:
 class Result:
     """Per shape: ack and answer latencies (seconds) and what each was (click or a command name)."""
 
-    ack: list[float]
-    answer: list[float]
-    what: list[str]
+    ack: list[float] = field(default_factory=list)
+    answer: list[float] = field(default_factory=list)
+    what: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Running:
+    """A bot under test, as the rounds see it: how to make today's post and how to wait for its work."""
+
+    post: Callable[[], Awaitable[tuple[int, str]]]
+    drain: Callable[[], Awaitable[None]]
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def daily_post(app: App, platform: str, group: str, channel: str, gateway: Any) -> tuple[int, str]:
@@ -151,34 +177,30 @@ async def daily_post(app: App, platform: str, group: str, channel: str, gateway:
 
 
 async def rounds(
-    child: Platform,
-    shapes: tuple[str, ...],
-    post: Callable[[], Awaitable[tuple[int, str]]],
-    extra: dict[str, Any],
-    after: Callable[[], Awaitable[None]],
-    profiler: cProfile.Profile | None,
+    child: Platform, bot: Running, opts: Options, label: str, profiler: cProfile.Profile | None
 ) -> dict[str, Result]:
-    await child.ask({"op": "round", "kind": "warm", "shape": "burst", **extra})
-    await after()
+    await child.ask({"op": "round", "kind": "warm", "shape": "burst", **bot.extra})
+    await bot.drain()
     out: dict[str, Result] = {}
-    for s, shape in enumerate(shapes):
-        res = Result([], [], [])
-        for rnd in range(3):
-            req: dict[str, Any] = {"op": "round", "shape": shape, "seed": 10 * s + rnd, **extra}
-            if rnd == 1:
+    for s, shape in enumerate(opts.shapes):
+        res = out[shape] = Result()
+        for rnd in range(opts.rounds):
+            req: dict[str, Any] = {"op": "round", "shape": shape, "seed": 100 * s + rnd, **bot.extra}
+            if rnd % 2:
                 req["kind"] = "command"
             else:
-                post_id, message_id = await post()
+                post_id, message_id = await bot.post()
                 req |= {"kind": "click", "post_id": post_id, "message_id": message_id}
             if profiler is not None:
                 profiler.enable()
             cpu = time.process_time()
             got = await child.ask(req)
-            await after()
+            await bot.drain()  # the round's follow-ups (charts) are part of its work
             if profiler is not None:
                 profiler.disable()
             log.info(
-                "%s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms",
+                "%s %s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms",
+                label,
                 shape,
                 rnd + 1,
                 req["kind"],
@@ -189,7 +211,6 @@ async def rounds(
             res.ack += got["ack"]
             res.answer += got["answer"]
             res.what += got["commands"]
-        out[shape] = res
     return out
 
 
@@ -201,7 +222,7 @@ def settings_for(tmp: Path, name: str, **extra: Any) -> Settings:
 
 class StubService:
     """Experiment (``--stub-core``): answers everything at once with one short private line, so the run
-    measures discord.py/slack-bolt and our adapter alone — the floor the core and SQLite add to."""
+    measures discord.py/slack-bolt and our adapter alone."""
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         return [Reply("ok", private=True)]
@@ -218,19 +239,90 @@ def service_of(app: App, opts: Options) -> Any:
     return StubService() if opts.stub_core else app.service
 
 
-async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> dict[str, Result]:
+def freeze(opts: Options) -> None:
+    if opts.gc_freeze:  # as bot.bootstrap.serve does once the bot is up
+        gc.collect()
+        gc.freeze()
+
+
+def thaw() -> None:
+    gc.unfreeze()
+    gc.collect()
+
+
+# ---------------------------------------------------------------------- Discord
+
+
+def point_discord_at(info: dict[str, Any]) -> None:
+    """What FakeDiscord.install() does, for a fake in another process."""
     import discord.gateway
     import discord.http
     import yarl
 
+    discord.http.Route.BASE = info["rest_base"]
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
+
+
+async def discord_floor(opts: Options, label: str, profiler: cProfile.Profile | None) -> dict[str, Result]:
+    """The floor on Discord: a `discord.Client` that answers every interaction with ``send_message``."""
+    import discord
+
+    class MinimalBot(discord.Client):
+        def __init__(self) -> None:
+            intents = discord.Intents.none()
+            intents.guilds = True
+            super().__init__(intents=intents, guild_ready_timeout=0.05)
+            self.ready_event = asyncio.Event()
+            self.inflight: set[asyncio.Task[Any]] = set()
+
+        async def on_ready(self) -> None:
+            self.ready_event.set()
+
+        async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)
+            await interaction.response.send_message("ok", ephemeral=True)
+
+    child = await Platform.start("discord")
+    try:
+        info = child.info
+        point_discord_at(info)
+        bot = MinimalBot()
+        runner = asyncio.create_task(bot.start(info["token"]))
+        await asyncio.wait_for(bot.ready_event.wait(), 30)
+        channel = bot.get_channel(int(info["channel"]))
+        assert isinstance(channel, discord.TextChannel)
+
+        async def post() -> tuple[int, str]:
+            message = await channel.send("Question of the day")
+            return 0, str(message.id)
+
+        async def drain() -> None:
+            while bot.inflight:
+                await asyncio.gather(*set(bot.inflight), return_exceptions=True)
+
+        try:
+            freeze(opts)
+            return await rounds(child, Running(post, drain), opts, label, profiler)
+        finally:
+            thaw()
+            await bot.close()
+            await asyncio.wait_for(runner, 10)
+    finally:
+        await child.close()
+
+
+async def discord_studybot(
+    tmp: Path, opts: Options, label: str, profiler: cProfile.Profile | None
+) -> dict[str, Result]:
     from bot.adapters.discord_adapter import DEFER_AFTER, DiscordFrontEnd
 
     child = await Platform.start("discord")
     try:
         info = child.info
-        # What FakeDiscord.install() does, for a fake in another process.
-        discord.http.Route.BASE = info["rest_base"]
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
+        point_discord_at(info)
         app = await bot_app(settings_for(tmp, "p1d"), opts)
         defer_after = DEFER_AFTER if opts.defer_after is None else opts.defer_after
         fe = DiscordFrontEnd(service_of(app, opts), info["token"], guild_ready_timeout=0.05, defer_after=defer_after)
@@ -243,14 +335,11 @@ async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | Non
         async def post() -> tuple[int, str]:
             return await daily_post(app, "discord", guild, channel, fe)
 
-        async def nothing() -> None:
-            return None
-
         try:
-            if opts.gc_freeze:
-                gc.freeze()
-            return await rounds(child, opts.shapes, post, {}, nothing, profiler)
+            freeze(opts)
+            return await rounds(child, Running(post, fe.drain), opts, label, profiler)
         finally:
+            thaw()
             await fe.close()
             await asyncio.wait_for(runner, 10)
             await app.close()
@@ -258,7 +347,58 @@ async def discord_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | Non
         await child.close()
 
 
-async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> dict[str, Result]:
+# ---------------------------------------------------------------------- Slack
+
+
+async def slack_floor(opts: Options, label: str, profiler: cProfile.Profile | None) -> dict[str, Result]:
+    """The floor on Slack: a bolt `AsyncApp` whose listeners ``ack()`` and then ``respond("ok")``.
+
+    It acks the way studybot does — inline (``process_before_response``) with the reply in a task —
+    because bolt's default runs the listener in a task and polls for the ack every 10 ms."""
+    from aiohttp import web
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    child = await Platform.start("slack")
+    try:
+        info = child.info
+        client = AsyncWebClient(token=info["bot_token"], base_url=info["api_url"])
+        app = AsyncApp(client=client, signing_secret=info["signing_secret"], process_before_response=True)
+        tasks: set[asyncio.Task[Any]] = set()
+
+        async def listener(ack: Any, respond: Any) -> None:
+            await ack()
+            task = asyncio.create_task(respond(text="ok", response_type="ephemeral"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        app.command("/study")(listener)
+        app.action(re.compile(".*"))(listener)
+        runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(runner.addresses[0][1])
+
+        async def post() -> tuple[int, str]:
+            return 0, "0"
+
+        async def drain() -> None:
+            while tasks:
+                await asyncio.gather(*set(tasks), return_exceptions=True)
+
+        extra = {"url": f"http://127.0.0.1:{port}/slack/events"}
+        try:
+            freeze(opts)
+            return await rounds(child, Running(post, drain, extra), opts, label, profiler)
+        finally:
+            thaw()
+            await runner.cleanup()
+    finally:
+        await child.close()
+
+
+async def slack_studybot(tmp: Path, opts: Options, label: str, profiler: cProfile.Profile | None) -> dict[str, Result]:
     from bot.adapters.slack_adapter import SlackAdapter
 
     child = await Platform.start("slack")
@@ -283,10 +423,10 @@ async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None)
 
         extra = {"url": f"http://127.0.0.1:{adapter.port}/slack/events"}
         try:
-            if opts.gc_freeze:
-                gc.freeze()
-            return await rounds(child, opts.shapes, post, extra, adapter.drain, profiler)
+            freeze(opts)
+            return await rounds(child, Running(post, adapter.drain, extra), opts, label, profiler)
         finally:
+            thaw()
             await adapter.close()
             await asyncio.wait_for(runner, 10)
             await app.close()
@@ -294,53 +434,95 @@ async def slack_bot(tmp: Path, opts: Options, profiler: cProfile.Profile | None)
         await child.close()
 
 
+# ---------------------------------------------------------------------- figures
+
+
 def summary(values_s: list[float]) -> str:
     ms = [v * 1000 for v in values_s]
     return f"p50 {percentile(ms, 50):.1f} / p99 {percentile(ms, 99):.1f} / max {max(ms):.1f} ms"
 
 
-def figure(platform: str, shape: str, res: Result) -> Figure:
-    ack_ms = [v * 1000 for v in res.ack]
-    p99 = percentile(ack_ms, 99)
+def p99_ms(values_s: list[float]) -> float:
+    return percentile([v * 1000 for v in values_s], 99)
+
+
+def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Figure:
+    fid = FIGURE_IDS[(platform, shape)]
     name = platform.capitalize()
-    if shape == "burst":
-        what = f"{name} ack latency, 100 members in the same instant (p99)"
-        context = "the goal's load: every member acts at once, three rounds (click, command, click)"
-    else:
-        what = f"{name} ack latency, 100 members spread over 1 s (p99, informational)"
-        context = "each member once per round, arrivals uniform at random over 1 s, three rounds"
+    crowd = "100 members in the same instant" if shape == "burst" else "100 members spread over 1 s"
     by_kind: dict[str, list[float]] = {}
-    for v, w in zip(res.ack, res.what, strict=True):
+    for v, w in zip(ours.ack, ours.what, strict=True):
         by_kind.setdefault(w, []).append(v)
-    kinds = "; ".join(f"{k} p99 {percentile([v * 1000 for v in vs], 99):.1f}" for k, vs in sorted(by_kind.items()))
-    note = (
-        f"ack {summary(res.ack)} over {len(ack_ms)} interactions ({kinds} ms); "
-        f"answer in hand {summary(res.answer)}; {context}; platform in its own process"
-    )
+    kinds = "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(by_kind.items()))
+    note = f"studybot ack {summary(ours.ack)} over {len(ours.ack)} interactions (p99 by kind: {kinds} ms)"
+    if floor is not None:
+        note += f"; {FLOOR_NAMES[platform]}: ack {summary(floor.ack)} over {len(floor.ack)}"
+    note += f"; studybot's answer in hand {summary(ours.answer)}"
+    goal = GOALS.get(fid)
+    if floor is None:  # only studybot ran (--bot studybot): the absolute figure
+        value, unit = round(p99_ms(ours.ack), 1), "ms"
+        return Figure(fid, f"{name} ack latency, {crowd} (p99)", value, unit, "(no floor run)", True, note)
+    ratio = p99_ms(ours.ack) / p99_ms(floor.ack)
+    what = f"{name} ack p99, {crowd}: studybot {p99_ms(ours.ack):.1f} ms / floor {p99_ms(floor.ack):.1f} ms"
+    if not goal:
+        what += " (informational)"
     return Figure(
-        FIGURE_IDS[(platform, shape)], what, round(p99, 1), "ms", "<= 25 ms (limit 3,000 ms)", p99 <= GOAL_MS, note
+        fid,
+        what,
+        round(ratio, 2),
+        "x floor",
+        f"<= {goal}x" if goal else "informational",
+        ratio <= goal if goal else True,
+        note,
     )
 
 
 async def measure(opts: Options) -> list[Figure]:
     profiler = cProfile.Profile() if opts.profile else None
-    results: dict[tuple[str, str], Result] = {}
+    results: dict[tuple[str, str, str], Result] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for platform in opts.platforms:
-            fn = discord_bot if platform == "discord" else slack_bot
-            for shape, res in (await fn(Path(tmp), opts, profiler)).items():
-                results[(platform, shape)] = res
+            for bot in opts.bots:
+                label = f"{platform}/{bot}"
+                if bot == "floor":
+                    fn = discord_floor if platform == "discord" else slack_floor
+                    got = await fn(opts, label, None)
+                else:
+                    fn2 = discord_studybot if platform == "discord" else slack_studybot
+                    got = await fn2(Path(tmp), opts, label, profiler)
+                for shape, res in got.items():
+                    results[(platform, shape, bot)] = res
     if profiler is not None and opts.profile is not None:
         profiler.dump_stats(str(opts.profile))
-    # Figures in id order: the goal (burst) first.
-    return [figure(p, s, results[(p, s)]) for s in opts.shapes for p in opts.platforms if (p, s) in results]
+    figures = []
+    for s in opts.shapes:  # the goal (burst) first
+        for p in opts.platforms:
+            ours = results.get((p, s, "studybot"))
+            if ours is not None:
+                figures.append(figure(p, s, ours, results.get((p, s, "floor"))))
+            elif (p, s, "floor") in results:
+                floor = results[(p, s, "floor")]
+                figures.append(
+                    Figure(
+                        FIGURE_IDS[(p, s)] + "0",
+                        f"{FLOOR_NAMES[p]}, {s} (p99)",
+                        round(p99_ms(floor.ack), 1),
+                        "ms",
+                        "the floor",
+                        True,
+                        f"ack {summary(floor.ack)} over {len(floor.ack)}",
+                    )
+                )
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.p1_ack_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--platform", choices=("discord", "slack"), action="append")
     parser.add_argument("--shape", choices=SHAPES, action="append")
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the bot process here")
+    parser.add_argument("--bot", choices=BOTS, action="append", help="run only the floor or only studybot")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per shape (default {ROUNDS})")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of studybot's rounds here")
     parser.add_argument("--no-charts", action="store_true", help="experiment: progress without the PNG chart")
     parser.add_argument("--defer-after", type=float, help="experiment: Discord defers replies not ready by then")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each round's figures to stderr")
@@ -354,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
     opts = Options(
         platforms=tuple(args.platform or ("discord", "slack")),
         shapes=tuple(args.shape or SHAPES),
+        bots=tuple(args.bot or BOTS),
+        rounds=args.rounds,
         profile=args.profile,
         charts=not args.no_charts,
         defer_after=args.defer_after,

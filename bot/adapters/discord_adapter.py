@@ -543,6 +543,11 @@ class DiscordFrontEnd:
                 log.warning("Discord: closing with %d interaction(s) still being answered", len(pending))
         await self.client.close()
 
+    async def drain(self) -> None:
+        """Wait until every interaction being answered (follow-ups such as charts included) has finished."""
+        while self._inflight:
+            await asyncio.gather(*set(self._inflight), return_exceptions=True)
+
     async def sync_commands(self) -> None:
         """Register `/study` globally, or in ``guild_id`` only (instant). Logs (does not raise) on failure:
         commands synced earlier keep working. With shards split over processes only the process that runs
