@@ -4,21 +4,32 @@
 
 The file is cached under bench/out/ and rebuilt only when missing or made with other parameters.
 Rows are written with the stdlib driver in large transactions (this is set-up, not a measurement);
-the members' totals, streaks and weekly points are computed to match the answers, as the bot would.
+the members' totals, streaks and weekly points are computed to match the answers, as the bot would,
+and every (member, question) answered has its FSRS review card, replayed from those answers with the
+bot's own scheduler and ratings (wrong → Again, right → Good).
+
+Benchmarks run this module as its own process (`ensure`), so that building the file never counts
+towards the measured process's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import OUT, progress
+from fsrs import Card
+
+from bench.common import OUT, ROOT, progress
 from bot.config import BUNDLED_CONTENT
 from bot.core.content import load_pack
+from bot.core.learning import card_id_for, make_scheduler, rating_for
 from bot.storage.migrations import migrate
 
 SEED = 20261123
@@ -29,8 +40,22 @@ def ts(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Bumped whenever the generated content changes, so a cached file of an older kind is not reused.
+VERSION = 2
+
+
 def default_path(members: int, answers: int) -> Path:
-    return OUT / f"large-{members}-{answers}-{SEED}.db"
+    return OUT / f"large-{members}-{answers}-{SEED}-v{VERSION}.db"
+
+
+def ensure(members: int = 100_000, answers: int = 1_000_000) -> Path:
+    """The cached database's path, generating it first in a separate process when it is missing.
+    Raises `subprocess.CalledProcessError` when generation fails."""
+    path = default_path(members, answers)
+    if not path.exists():
+        cmd = [sys.executable, "-m", "bench.gen_db", "--members", str(members), "--answers", str(answers)]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
+    return path
 
 
 def generate(path: Path, members: int = 100_000, answers: int = 1_000_000, channels: int = 10, days: int = 200) -> Path:
@@ -145,6 +170,7 @@ def generate(path: Path, members: int = 100_000, answers: int = 1_000_000, chann
         "INSERT INTO path_steps (member_id, step, done_at) VALUES (?, ?, ?)",
         [(m, s, ts(START)) for m in range(1, members + 1, 3) for s in range(1, 1 + (m % 4))],
     )
+    _write_cards(conn)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -159,6 +185,41 @@ def _write_answers(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> 
         "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+def _write_cards(conn: sqlite3.Connection) -> None:
+    """One FSRS card per (member, question) answered, replaying that member's answers to it in order."""
+    scheduler = make_scheduler()
+    rows = conn.execute(
+        "SELECT member_id, question_id, answered_at, correct FROM answers ORDER BY member_id, question_id, answered_at"
+    )
+    batch: list[tuple[int, str, str, str]] = []
+    key: tuple[int, str] | None = None
+    card: Card | None = None
+    written = 0
+
+    def flush_card() -> None:
+        nonlocal written
+        if key is not None and card is not None:
+            batch.append((key[0], key[1], json.dumps(card.to_dict(), separators=(",", ":")), ts(card.due)))
+            written += 1
+
+    for member_id, question_id, answered_at, correct in rows:
+        at = datetime.fromisoformat(answered_at)
+        if (member_id, question_id) != key:
+            flush_card()
+            key = (member_id, question_id)
+            card = Card(card_id=card_id_for(member_id, question_id), due=at)
+        assert card is not None
+        card, _ = scheduler.review_card(card, rating_for(bool(correct)), review_datetime=at)
+        if len(batch) >= 50_000:
+            conn.executemany("INSERT INTO cards (member_id, question_id, card, due) VALUES (?, ?, ?, ?)", batch)
+            batch.clear()
+            sys.stderr.write(f"\rcards {written:,}")
+            sys.stderr.flush()
+    flush_card()
+    conn.executemany("INSERT INTO cards (member_id, question_id, card, due) VALUES (?, ?, ?, ?)", batch)
+    sys.stderr.write(f"\rcards {written:,}\n")
 
 
 def main() -> None:

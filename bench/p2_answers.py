@@ -1,9 +1,16 @@
-"""P2: answers recorded per second when 10,000 members answer one post at once.
+"""P2: answers recorded per second when 10,000 members answer one post at once, against the same work
+done bare.
 
 Every answer goes through the core (`StudyService.handle` with the button's action id) and the real
 store, and each caller gets its reply only after its answer is committed (synchronous=FULL, WAL).
-The baseline, in the same run and on the same disk: the stdlib `sqlite3` inserting and committing one
-row at a time with the same pragmas — what "acknowledge after commit" costs without group commit.
+
+The ceiling, in the same run and on the same disk: the **same statements** the store runs for an
+answer — insert the answer (first try or not), read and update the member's totals and streak, the
+week's points, read and upsert the FSRS review card, with the same streak rule and FSRS update in
+Python — on the same schema, in a plain stdlib `sqlite3` loop on one thread, group-committed in
+batches of the store's `MAX_BATCH` with the same pragmas. The figure is the core's rate over that
+ceiling. Also printed: that SQL committing once per answer (what acknowledging after commit costs
+without group commit).
 """
 
 from __future__ import annotations
@@ -12,14 +19,21 @@ import asyncio
 import sqlite3
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bench.common import Figure
 from bot.bootstrap import build_app
 from bot.config import BUNDLED_CONTENT, Settings
 from bot.core import actions
+from bot.core.content import load_pack
+from bot.core.learning import make_scheduler, rating_for, review
 from bot.core.messages import Inbound
+from bot.core.ports import StreakState
+from bot.core.progress import advance_streak
+from bot.core.timezones import week_start
+from bot.storage.migrations import migrate
+from bot.storage.sqlite_store import MAX_BATCH, ts
 
 N = 10_000
 
@@ -61,19 +75,75 @@ async def core_rate(folder: Path) -> tuple[float, int]:
     return N / elapsed, batches
 
 
-def stdlib_rate(path: Path, synchronous: str = "FULL", rows: int = 3000) -> float:
+def ceiling_rate(path: Path, batch: int = MAX_BATCH, answers: int = N) -> float:
+    """The same statements as `SqliteStore.record_answer` for ``answers`` members on one post, committed
+    every ``batch`` answers, in a plain loop; returns answers per second."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    now = Clock().now()
+    at = ts(now)
     conn.execute(
-        "CREATE TABLE answers (member_id INTEGER, post_id INTEGER, choice TEXT, at TEXT, UNIQUE (member_id, post_id))"
+        "INSERT INTO groups (id, platform, external_id, name, created_at) VALUES (1, 'discord', 'G1', '', ?)", (at,)
     )
+    conn.execute("INSERT INTO channels (id, group_id, external_id, name) VALUES (1, 1, 'C1', '')")
+    conn.executemany(
+        "INSERT INTO members (id, group_id, user_id, display_name, joined_at) VALUES (?, 1, ?, ?, ?)",
+        [(i + 1, f"U{i}", f"m{i}", at) for i in range(answers)],
+    )
+    q = load_pack(BUNDLED_CONTENT).questions[0]
+    conn.execute(
+        "INSERT INTO posts (id, group_id, channel_id, member_id, kind, item_id, created_at) VALUES (1, 1, 1, NULL, 'question', ?, ?)",
+        (q.id, at),
+    )
+    scheduler = make_scheduler()
+    today = now.date()
+    week = week_start(now, "UTC").isoformat()
     t = time.perf_counter()
-    for i in range(rows):
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO answers VALUES (?, 1, 'A', ?)", (i, "2026-11-23T09:05:00Z"))
+    for first in range(0, answers, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        for i in range(first, min(answers, first + batch)):
+            mid, letter = i + 1, "ABCD"[i % 4]
+            correct = letter == q.answer
+            (first_try,) = conn.execute(
+                "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at)"
+                " VALUES (?, 1, 1, ?, ?, ?, NOT EXISTS (SELECT 1 FROM answers WHERE member_id = ? AND question_id = ?), ?)"
+                " ON CONFLICT (member_id, post_id) DO NOTHING RETURNING first_try",
+                (mid, q.id, letter, int(correct), mid, q.id, at),
+            ).fetchone()
+            streak, best, last, freezes = conn.execute(
+                "SELECT streak, best_streak, last_active_day, freezes FROM members WHERE id = ?", (mid,)
+            ).fetchone()
+            state = StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
+            new = advance_streak(state, today, frozenset())
+            point = int(correct and first_try)
+            conn.execute(
+                "UPDATE members SET answered = answered + 1, correct = correct + ?, points = points + ?,"
+                " last_point_at = CASE WHEN ? THEN ? ELSE last_point_at END,"
+                " streak = ?, best_streak = ?, last_active_day = ?, freezes = ? WHERE id = ?",
+                (int(correct), point, point, at, new.streak, new.best, today.isoformat(), new.freezes, mid),
+            )
+            if point:
+                conn.execute(
+                    "INSERT INTO weekly_points (member_id, week, group_id, points, last_point_at) VALUES (?, ?, 1, 1, ?)"
+                    " ON CONFLICT (member_id, week) DO UPDATE SET points = points + 1, last_point_at = excluded.last_point_at",
+                    (mid, week, at),
+                )
+            old = conn.execute("SELECT card FROM cards WHERE member_id = ? AND question_id = ?", (mid, q.id)).fetchone()
+            card, due = review(
+                scheduler, old[0] if old else None, member_id=mid, question_id=q.id, rating=rating_for(correct), at=now
+            )
+            conn.execute(
+                "INSERT INTO cards (member_id, question_id, card, due) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (member_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due",
+                (mid, q.id, card, ts(due)),
+            )
         conn.execute("COMMIT")
-    rate = rows / (time.perf_counter() - t)
+    rate = answers / (time.perf_counter() - t)
+    (cards,) = conn.execute("SELECT COUNT(*) FROM cards").fetchone()
+    assert cards == answers, f"{cards} cards for {answers} answers"
     conn.close()
     return rate
 
@@ -81,22 +151,24 @@ def stdlib_rate(path: Path, synchronous: str = "FULL", rows: int = 3000) -> floa
 def main() -> None:
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
         folder = Path(tmp)
-        base = stdlib_rate(folder / "b1.db")
+        # The ceiling on both sides of the core's run: the disk's speed drifts.
+        before = ceiling_rate(folder / "c1.db")
         ours, batches = asyncio.run(core_rate(folder))
-        base2 = stdlib_rate(folder / "b2.db")  # the baseline on both sides: the disk's speed drifts
-        normal = stdlib_rate(folder / "b3.db", "NORMAL", rows=20_000)
-    baseline = (base + base2) / 2
-    ratio = ours / baseline
+        after = ceiling_rate(folder / "c2.db")
+        single = ceiling_rate(folder / "c3.db", batch=1, answers=2000)
+    ceiling = (before + after) / 2
+    ratio = ours / ceiling
     Figure(
         "P2",
-        "answers/s through core+SQLite vs stdlib row-per-commit",
+        f"answers/s through core+SQLite: {ours:,.0f}/s / same SQL in a stdlib loop {ceiling:,.0f}/s",
         round(ratio, 2),
-        "x",
-        ">= 0.5",
-        ratio >= 0.5,
-        f"{ours:,.0f} answers/s ({N:,} at once, {batches} group commits) vs {baseline:,.0f} rows/s stdlib, "
-        "both WAL + synchronous=FULL (durable on power loss); for reference the stdlib loop with "
-        f"synchronous=NORMAL did {normal:,.0f} rows/s, ratio {ours / normal:.2f}",
+        "x ceiling",
+        ">= 0.6x",
+        ratio >= 0.6,
+        f"{N:,} members answer one post at once: core {ours:,.0f} answers/s in {batches} group commits; the same "
+        f"statements (+ streak rule and FSRS update) group-committed {MAX_BATCH:,} at a time in a plain sqlite3 loop "
+        f"{before:,.0f} and {after:,.0f}/s (before and after); that SQL committing once per answer: {single:,.0f}/s. "
+        "All WAL + synchronous=FULL (durable on power loss)",
     ).emit()
 
 
