@@ -30,7 +30,7 @@ from bench.common import OUT, ROOT, progress
 from bot.config import BUNDLED_CONTENT
 from bot.core.content import load_pack
 from bot.core.learning import card_id_for, make_scheduler, rating_for
-from bot.storage.migrations import migrate
+from bot.storage.migrations import discover, migrate
 
 SEED = 20261123
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)  # a Monday; 200 days of daily posts follow
@@ -45,7 +45,9 @@ VERSION = 2
 
 
 def default_path(members: int, answers: int) -> Path:
-    return OUT / f"large-{members}-{answers}-{SEED}-v{VERSION}.db"
+    """The cached file for these sizes, this generator and the current schema (the last migration)."""
+    schema = len(discover())
+    return OUT / f"large-{members}-{answers}-{SEED}-v{VERSION}-m{schema:04d}.db"
 
 
 def ensure(members: int = 100_000, answers: int = 1_000_000) -> Path:
@@ -53,6 +55,8 @@ def ensure(members: int = 100_000, answers: int = 1_000_000) -> Path:
     Raises `subprocess.CalledProcessError` when generation fails."""
     path = default_path(members, answers)
     if not path.exists():
+        for stale in OUT.glob(f"large-{members}-{answers}-*"):  # made by an older generator or schema
+            stale.unlink()
         cmd = [sys.executable, "-m", "bench.gen_db", "--members", str(members), "--answers", str(answers)]
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
     return path

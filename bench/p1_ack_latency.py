@@ -516,6 +516,21 @@ async def measure(opts: Options) -> list[Figure]:
     return figures
 
 
+def use_json(kind: str) -> None:
+    """Experiment: make discord.py encode and decode with ``kind`` ("orjson" or "stdlib"); it picks orjson
+    by itself when installed, looking the two functions up on `discord.utils` at every call."""
+    import discord.utils
+
+    if kind == "orjson":
+        import orjson
+
+        discord.utils._to_json = lambda obj: orjson.dumps(obj).decode("utf-8")
+        discord.utils._from_json = orjson.loads
+    else:
+        discord.utils._to_json = lambda obj: json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
+        discord.utils._from_json = json.loads
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.p1_ack_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--platform", choices=("discord", "slack"), action="append")
@@ -530,7 +545,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-gc-freeze", dest="gc_freeze", action="store_false", help="experiment: skip serve()'s gc.freeze()"
     )
+    parser.add_argument(
+        "--json", choices=("orjson", "stdlib"), help="experiment: discord.py's JSON (default: orjson when installed)"
+    )
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="experiment: the event loop")
+    parser.add_argument("--switch-interval", type=float, help="experiment: sys.setswitchinterval (seconds)")
     args = parser.parse_args(argv)
+    if args.json is not None:
+        use_json(args.json)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     opts = Options(
@@ -544,7 +568,13 @@ def main(argv: list[str] | None = None) -> None:
         stub_core=args.stub_core,
         gc_freeze=args.gc_freeze,
     )
-    for f in asyncio.run(measure(opts)):
+    if args.loop == "uvloop":
+        import uvloop
+
+        figures = uvloop.run(measure(opts))
+    else:
+        figures = asyncio.run(measure(opts))
+    for f in figures:
         f.emit()
 
 
