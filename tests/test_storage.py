@@ -213,6 +213,43 @@ async def test_answer_for_a_deleted_member_fails_alone(store: SqliteStore) -> No
     assert not isinstance(results[1], BaseException) and results[1].recorded
 
 
+async def test_a_burst_of_posts_shares_commits_and_every_post_is_on_disk_when_returned(
+    store: SqliteStore, db_path: Path
+) -> None:
+    members = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(40)]
+    gone = members.pop()
+    await store.forget_member(gone.member_id)
+    before = store.batches_committed
+    posts = await asyncio.gather(
+        *(store.create_post(m.group_id, m.channel_id, m.member_id, "question", "t-a", NOW) for m in members),
+        store.create_post(gone.group_id, gone.channel_id, gone.member_id, "question", "t-a", NOW),
+        return_exceptions=True,
+    )
+    assert isinstance(posts[-1], StoreError), "a post for a deleted member fails alone"
+    made = [p for p in posts[:-1] if not isinstance(p, BaseException)]
+    assert len({p.id for p in made}) == len(members) and all(p.member_id for p in made)
+    assert 1 <= store.batches_committed - before < 10, "posts made together should share group commits"
+    # Each was committed before its caller heard of it: another connection sees every one.
+    with sqlite3.connect(db_path) as other:
+        assert other.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == len(members)
+
+
+async def test_reads_made_together_each_get_their_own_answer_or_error(store: SqliteStore) -> None:
+    ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
+    await store.mark_step(ann.member_id, 2, NOW)
+    results = await asyncio.gather(
+        store.steps_done(ann.member_id),
+        store.member_stats(999_999),  # nobody: this one raises, the others are unaffected
+        store.member_stats(ann.member_id),
+        store.shown_counts(ann.member_id, "tip"),
+        return_exceptions=True,
+    )
+    assert results[0] == {2}
+    assert isinstance(results[1], StoreError)
+    assert not isinstance(results[2], BaseException) and results[2].answered == 0
+    assert results[3] == {}
+
+
 async def test_last_question_post_prefers_the_newest_visible(store: SqliteStore) -> None:
     ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
     bob = await store.ensure_member("console", "g", "c", "u2", "Bob", now=NOW)

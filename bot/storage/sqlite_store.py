@@ -1,9 +1,11 @@
 """The `Store` port on SQLite through aiosqlite: WAL, foreign keys, one connection, group commit.
 
 Every public method runs a whole unit of work in one hop to the connection's thread (see
-`SqliteStore._run`), because each await on aiosqlite costs a thread hop. Answers are group-committed:
-answers arriving together are written in one transaction and each caller is released only after
-that transaction has committed, so "recorded" is never said of an answer that is not on disk.
+`SqliteStore._run`), because each await on aiosqlite costs a thread hop; units of work that arrive
+while a hop is under way share the next hop (a burst of 100 commands makes a few hops, not 100).
+Answers and posts are group-committed: those arriving together are written in one transaction and
+each caller is released only after that transaction has committed, so "recorded" is never said of an
+answer that is not on disk, and no button ever names a post that is not.
 
 Other processes may use the same file (the console beside a running bot, `studybot export`): the
 member and post caches are trusted only while no other connection has committed (`PRAGMA
@@ -97,20 +99,26 @@ def _streak(row: tuple[Any, ...]) -> StreakState:
     return StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
 
 
-class _PendingAnswer:
-    __slots__ = ("answer", "card_fn", "future", "streak_fn")
+class _Pending:
+    """A write waiting for the next group commit: ``fn(conn, *args)`` runs inside the batch's transaction."""
 
-    def __init__(
-        self,
-        answer: AnswerIn,
-        streak_fn: StreakFn,
-        future: asyncio.Future[AnswerOutcome],
-        card_fn: CardFn | None = None,
-    ) -> None:
-        self.answer = answer
-        self.streak_fn = streak_fn
+    __slots__ = ("args", "fn", "future")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
         self.future = future
-        self.card_fn = card_fn
+
+
+class _Call:
+    """A unit of work waiting for the next hop to the connection's thread."""
+
+    __slots__ = ("args", "fn", "future")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
+        self.future = future
 
 
 class SqliteStore:
@@ -130,8 +138,10 @@ class SqliteStore:
         self.migrations_dir = migrations_dir
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
-        self._pending: list[_PendingAnswer] = []
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._calls: list[_Call] = []
+        self._hopper: asyncio.Task[None] | None = None
         self.batches_committed = 0
         # Every command looks up its member and every click its post; caching both saves two hops to the
         # DB thread per answer. This process changes entries only through this class (or
@@ -214,6 +224,8 @@ class SqliteStore:
         """Finish pending answers, then close the connection. Safe to call twice."""
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self._hopper is not None:
+            await asyncio.shield(self._hopper)
         if self._watch is not None:
             watch, self._watch = self._watch, None
             watch.close()
@@ -230,7 +242,43 @@ class SqliteStore:
         return self._lost
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` on the connection's own thread, as one hop.
+        """Run ``fn(conn, *args)`` on the connection's own thread, in the next hop there.
+
+        Calls made while a hop is under way wait for it and then go together, in order, in one hop: a
+        hop costs a thread switch each way (and, while the event loop is busy, a wait for the GIL), so
+        a burst shares a few of them. Each call is still its own unit of work with its own result or
+        exception."""
+        if self._db is None:
+            raise StoreError("the store is not started (or already closed)")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.append(_Call(fn, args, future))
+        if self._hopper is None or self._hopper.done():
+            self._hopper = loop.create_task(self._hop_loop())
+        return await future
+
+    async def _hop_loop(self) -> None:
+        while self._calls:
+            calls, self._calls = self._calls, []
+            try:
+                results = await self._hop(_run_calls, [(c.fn, c.args) for c in calls])
+            except BaseException as e:
+                for c in calls:
+                    if not c.future.done():
+                        c.future.set_exception(e if isinstance(e, Exception) else StoreError("cancelled"))
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            for c, (ok, value) in zip(calls, results, strict=True):
+                if c.future.done():  # the caller was cancelled; the work was done anyway
+                    continue
+                if ok:
+                    c.future.set_result(value)
+                else:
+                    c.future.set_exception(value)
+
+    async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
+        """One hop: ``fn(conn, *args)`` on the connection's thread.
 
         aiosqlite offers no public way to run a function on its thread; `_execute` is what each of its
         own methods uses (stable since 0.17; `tests/test_storage.py` pins the behaviour)."""
@@ -446,15 +494,8 @@ class SqliteStore:
     async def create_post(
         self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
     ) -> PostRecord:
-        def create(conn: sqlite3.Connection) -> PostRecord:
-            row = conn.execute(
-                "INSERT INTO posts (group_id, channel_id, member_id, kind, item_id, created_at)"
-                f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_POST_COLS}",
-                (group_id, channel_id, member_id, kind, item_id, ts(now)),
-            ).fetchone()
-            return _post(row)
-
-        return await self._run(create)
+        # Group-committed like answers: a quiz's buttons name the post, so it is on disk before the reply.
+        return await self._commit(_insert_post, group_id, channel_id, member_id, kind, item_id, ts(now))
 
     async def get_post(self, post_id: int) -> PostRecord | None:
         seen = self._watch_version()
@@ -521,20 +562,26 @@ class SqliteStore:
     async def record_answer(
         self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
     ) -> AnswerOutcome:
+        return await self._commit(_record_one, answer, streak_fn, card_fn)
+
+    async def _commit(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in the next group commit; returns its result once that has committed."""
+        if self._db is None:
+            raise StoreError("the store is not started (or already closed)")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[AnswerOutcome] = loop.create_future()
-        self._pending.append(_PendingAnswer(answer, streak_fn, future, card_fn))
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Pending(fn, args, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
         return await future
 
     async def _flush_loop(self) -> None:
-        # Answers that arrive while a batch is being committed wait for the next batch: under load the
-        # batches grow by themselves, and a lone answer is written at once.
+        # Writes that arrive while a batch is being committed wait for the next batch: under load the
+        # batches grow by themselves, and a lone write is committed at once.
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results = await self._run(_record_batch, [(p.answer, p.streak_fn, p.card_fn) for p in batch])
+                results = await self._run(_record_batch, [(p.fn, p.args) for p in batch])
             except BaseException as e:
                 for p in batch:
                     if not p.future.done():
@@ -762,23 +809,47 @@ def _record_one(
     return AnswerOutcome(True, a.choice, a.correct, first_try, new)
 
 
+def _insert_post(
+    conn: sqlite3.Connection, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, at: str
+) -> PostRecord:
+    row = conn.execute(
+        "INSERT INTO posts (group_id, channel_id, member_id, kind, item_id, created_at)"
+        f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_POST_COLS}",
+        (group_id, channel_id, member_id, kind, item_id, at),
+    ).fetchone()
+    return _post(row)
+
+
+def _run_calls(
+    conn: sqlite3.Connection, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[tuple[bool, Any]]:
+    """Run several units of work in order; each result is (True, value) or (False, the exception)."""
+    out: list[tuple[bool, Any]] = []
+    for fn, args in calls:
+        try:
+            out.append((True, fn(conn, *args)))
+        except Exception as e:
+            out.append((False, e))
+    return out
+
+
 def _record_batch(
-    conn: sqlite3.Connection, items: list[tuple[AnswerIn, StreakFn, CardFn | None]]
-) -> list[AnswerOutcome | Exception]:
-    """Write a batch of answers in one transaction; each in a savepoint so one bad answer (say, for a
-    member deleted meanwhile) fails alone. Commits before returning."""
-    results: list[AnswerOutcome | Exception] = []
+    conn: sqlite3.Connection, items: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[Any | Exception]:
+    """Run a batch of writes (answers, posts) in one transaction; each in a savepoint so one bad write
+    (say, for a member deleted meanwhile) fails alone. Commits before returning."""
+    results: list[Any | Exception] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for answer, streak_fn, card_fn in items:
+        for fn, args in items:
             conn.execute("SAVEPOINT one")
             try:
-                results.append(_record_one(conn, answer, streak_fn, card_fn))
+                results.append(fn(conn, *args))
                 conn.execute("RELEASE one")
             except (sqlite3.Error, StoreError) as e:
                 conn.execute("ROLLBACK TO one")
                 conn.execute("RELEASE one")
-                results.append(e if isinstance(e, StoreError) else StoreError(f"answer not recorded: {e}"))
+                results.append(e if isinstance(e, StoreError) else StoreError(f"not recorded: {e}"))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
