@@ -168,8 +168,10 @@ class LearningEngine:
         fallback = service.pick_question
 
         async def pick(member: MemberRef) -> Question | None:
-            due = await self.due_question(member)
-            return due if due is not None else await fallback(member)
+            # Both asked at once (one round trip where the store allows); the fallback is used only
+            # when no card is due.
+            due, other = await asyncio.gather(self.due_question(member), fallback(member))
+            return due if due is not None else other
 
         service.pick_question = pick
         service.card_fn_for = self.card_fn_for
@@ -226,8 +228,11 @@ class LearningEngine:
 
     async def review_command(self, ctx: Context, _: Command) -> list[Reply]:
         """`/study review`: the most overdue card as a private question, or when the next one is due."""
-        summary = await self.store.review_summary(ctx.member.member_id, ctx.now)
-        q = await self.due_question(ctx.member) if summary.due else None
+        # Both at once (one round trip where the store allows); the question counts only if one is due.
+        summary, due = await asyncio.gather(
+            self.store.review_summary(ctx.member.member_id, ctx.now), self.due_question(ctx.member)
+        )
+        q = due if summary.due else None
         if q is None:
             return private(self._nothing_due(ctx.member, summary, ctx.now))
         post = await self.main.create_post(

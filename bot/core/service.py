@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -237,11 +238,13 @@ class StudyService:
 
     async def _tip(self, ctx: Context, _: Command) -> list[Reply]:
         pack = self.library.pack
-        step = current_step(await self.store.steps_done(ctx.member.member_id))
+        done, shown = await asyncio.gather(  # one round trip where the store allows
+            self.store.steps_done(ctx.member.member_id), self.store.shown_counts(ctx.member.member_id, "tip")
+        )
+        step = current_step(done)
         tips = pack.tips_for_step(step) or list(pack.tips)
         if not tips:
             return private("The content pack has no tips yet.")
-        shown = await self.store.shown_counts(ctx.member.member_id, "tip")
         fewest = min(shown.get(t.id, 0) for t in tips)
         tip = self.rng.choice([t for t in tips if shown.get(t.id, 0) == fewest])
         await self.store.create_post(
@@ -298,10 +301,15 @@ class StudyService:
         return [Reply(text, private=True, later=chart)]
 
     async def progress_text(self, ctx: Context, m: MemberRef) -> str:
-        stats = await self.store.member_stats(m.member_id)
-        done = await self.store.steps_done(m.member_id)
+        # Asked all at once: a store that can (SQLite) answers them in one round trip.
+        stats, done, tallies, excused, extra_lines = await asyncio.gather(
+            self.store.member_stats(m.member_id),
+            self.store.steps_done(m.member_id),
+            self.store.question_tallies(m.member_id),
+            self._excused(m, ctx.now),
+            asyncio.gather(*(extra(ctx, m) for extra in self.progress_extras)),
+        )
         pack = self.library.pack
-        excused = await self.excused_days(m, ctx.now) if self.excused_days else frozenset()
         streak = current_streak(stats.streak, local_day(ctx.now, m.zone), excused)
         step = current_step(done)
         lines = [
@@ -312,7 +320,7 @@ class StudyService:
             f" · 🧊 freezes {stats.streak.freezes}",
             f"Career path: {len(done)} of 6 steps done — now on step {step}: {pack.step(step).title}",
         ]
-        topics = [t for t in mastery(pack, await self.store.question_tallies(m.member_id)) if t.answered]
+        topics = [t for t in mastery(pack, tallies) if t.answered]
         if topics:
             lines.append("Mastery by topic:")
             lines += [
@@ -320,11 +328,11 @@ class StudyService:
                 f"({t.questions_seen}/{t.questions_total} questions seen)"
                 for t in topics
             ]
-        for extra in self.progress_extras:
-            line = await extra(ctx, m)
-            if line:
-                lines.append(line)
+        lines += [line for line in extra_lines if line]
         return "\n".join(lines)
+
+    async def _excused(self, m: MemberRef, now: datetime) -> frozenset[date]:
+        return await self.excused_days(m, now) if self.excused_days else frozenset()
 
     async def _leaderboard(self, ctx: Context, command: Command) -> list[Reply]:
         scope = command.args["scope"]
