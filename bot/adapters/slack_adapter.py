@@ -39,6 +39,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
@@ -482,15 +484,27 @@ class SlackAdapter:
         workspaces), or the one bot token's."""
         return client if self.oauth else self.client
 
-    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
-        await ack()
-        api = self._request_api(client)
-        self._spawn(self._command(body, respond if body.get("response_url") else None, api), "command")
+    def _responder(self, url: object) -> Callable[..., Awaitable[WebhookResponse]] | None:
+        """``respond()`` for a request's ``response_url`` (None without one), through the adapter's one
+        HTTP session: bolt's own ``respond`` opens a new session, and a new connection, for every reply."""
+        if not isinstance(url, str) or not url:
+            return None
+        client = AsyncWebhookClient(url=url, session=self._session)
 
-    async def _on_action(self, ack: Any, body: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
+        async def respond(**message: Any) -> WebhookResponse:
+            return await client.send(**message)
+
+        return respond
+
+    async def _on_command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         api = self._request_api(client)
-        self._spawn(self._action(body, respond if body.get("response_url") else None, api), "action")
+        self._spawn(self._command(body, self._responder(body.get("response_url")), api), "command")
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        api = self._request_api(client)
+        self._spawn(self._action(body, self._responder(body.get("response_url")), api), "action")
 
     async def _command(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client
