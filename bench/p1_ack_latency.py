@@ -70,15 +70,23 @@ SHAPES = ("burst", "steady")
 BOTS = ("floor", "studybot")
 #: Rounds per shape (clicks and commands taking turns): 10 rounds of 100 members = 1,000 samples.
 ROUNDS = 10
+PLATFORMS = ("discord", "slack", "discord-http")
 FIGURE_IDS = {
     ("discord", "burst"): "P1a",
     ("slack", "burst"): "P1b",
     ("discord", "steady"): "P1c",
     ("slack", "steady"): "P1d",
+    ("discord-http", "burst"): "P1e",
+    ("discord-http", "steady"): "P1f",
 }
 #: studybot's p99 over the floor's p99, same run (the steady shapes are informational).
 GOALS = {"P1a": 1.5, "P1b": 1.2}
-FLOOR_NAMES = {"discord": "a minimal discord.py bot", "slack": "a minimal slack-bolt app"}
+FLOOR_NAMES = {
+    "discord": "a minimal discord.py bot",
+    "slack": "a minimal slack-bolt app",
+    "discord-http": "a minimal HTTP interactions endpoint",
+}
+PLATFORM_NAMES = {"discord": "Discord", "slack": "Slack", "discord-http": "Discord over HTTP interactions (prototype)"}
 
 
 class Clock:
@@ -137,7 +145,7 @@ class Platform:
 
 @dataclass
 class Options:
-    platforms: tuple[str, ...] = ("discord", "slack")
+    platforms: tuple[str, ...] = PLATFORMS
     shapes: tuple[str, ...] = SHAPES
     bots: tuple[str, ...] = BOTS
     rounds: int = ROUNDS
@@ -434,6 +442,56 @@ async def slack_studybot(tmp: Path, opts: Options, label: str, profiler: cProfil
         await child.close()
 
 
+# ---------------------------------------------------------------------- Discord over HTTP (prototype)
+
+
+async def discord_http(
+    tmp: Path, opts: Options, label: str, profiler: cProfile.Profile | None, *, floor: bool
+) -> dict[str, Result]:
+    """The prototype of `bench.discord_http`: the floor (verify, "ok") or the core behind it."""
+    from bench.discord_http import HttpInteractions, MinimalHttpInteractions
+
+    child = await Platform.start("discord-http")
+    try:
+        info = child.info
+        app: App | None = None
+        server: MinimalHttpInteractions
+        if floor:
+            server = MinimalHttpInteractions(info["public_key"])
+        else:
+            app = await bot_app(settings_for(tmp, "p1h"), opts)
+            server = HttpInteractions(service_of(app, opts), info["public_key"], info["rest_base"], info["app_id"])
+            for u in discord_members():
+                await app.store.ensure_member(
+                    "discord", info["guild"], info["channel"], str(u.id), u.name, now=Clock().now()
+                )
+        await server.start()
+
+        async def post() -> tuple[int, str]:
+            # The daily post's delivery is not what this measures: only its row, for the buttons.
+            if app is None:
+                return 0, "0"
+            m = await app.store.ensure_member(
+                "discord", info["guild"], info["channel"], "poster", "poster", now=Clock().now()
+            )
+            p = await app.store.create_post(
+                m.group_id, m.channel_id, None, "question", app.library.pack.questions[0].id, Clock().now()
+            )
+            return p.id, "1"
+
+        extra = {"url": f"http://127.0.0.1:{server.port}/interactions"}
+        try:
+            freeze(opts)
+            return await rounds(child, Running(post, server.drain, extra), opts, label, None if floor else profiler)
+        finally:
+            thaw()
+            await server.close()
+            if app is not None:
+                await app.close()
+    finally:
+        await child.close()
+
+
 # ---------------------------------------------------------------------- figures
 
 
@@ -448,7 +506,7 @@ def p99_ms(values_s: list[float]) -> float:
 
 def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Figure:
     fid = FIGURE_IDS[(platform, shape)]
-    name = platform.capitalize()
+    name = PLATFORM_NAMES[platform]
     crowd = "100 members in the same instant" if shape == "burst" else "100 members spread over 1 s"
     by_kind: dict[str, list[float]] = {}
     for v, w in zip(ours.ack, ours.what, strict=True):
@@ -484,7 +542,9 @@ async def measure(opts: Options) -> list[Figure]:
         for platform in opts.platforms:
             for bot in opts.bots:
                 label = f"{platform}/{bot}"
-                if bot == "floor":
+                if platform == "discord-http":
+                    got = await discord_http(Path(tmp), opts, label, profiler, floor=bot == "floor")
+                elif bot == "floor":
                     fn = discord_floor if platform == "discord" else slack_floor
                     got = await fn(opts, label, None)
                 else:
@@ -533,7 +593,7 @@ def use_json(kind: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.p1_ack_latency", description=__doc__.split("\n")[0])
-    parser.add_argument("--platform", choices=("discord", "slack"), action="append")
+    parser.add_argument("--platform", choices=PLATFORMS, action="append")
     parser.add_argument("--shape", choices=SHAPES, action="append")
     parser.add_argument("--bot", choices=BOTS, action="append", help="run only the floor or only studybot")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per shape (default {ROUNDS})")
@@ -558,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     opts = Options(
-        platforms=tuple(args.platform or ("discord", "slack")),
+        platforms=tuple(args.platform or PLATFORMS),
         shapes=tuple(args.shape or SHAPES),
         bots=tuple(args.bot or BOTS),
         rounds=args.rounds,

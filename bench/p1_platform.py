@@ -1,6 +1,6 @@
 """P1's platform side, run in its own process: the loopback fake Discord or Slack plus the load generator.
 
-    python -m bench.p1_platform discord|slack      (started by bench.p1_ack_latency, not by hand)
+    python -m bench.p1_platform discord|slack|discord-http      (started by bench.p1_ack_latency)
 
 On Discord and Slack the platform's servers do not share the bot's CPU, so neither do they here: the bot
 process runs only the adapter, the core and SQLite, and this process plays the platform and its members.
@@ -10,6 +10,8 @@ Both latencies are measured here, on this process's clock:
   (the ack); the answer is the callback itself (type 4) or, after a defer (type 5), the ``@original`` edit.
 - Slack: from sending the signed request to ``/slack/events`` to reading its HTTP 200 (the ack); the
   answer is the first post to the request's ``response_url``.
+- Discord over HTTP interactions (the prototype in `bench.discord_http`): from sending the signed POST
+  to reading its response, which is the answer.
 
 Control protocol: one JSON object per line. On start this process prints ``{"ready": …}`` with the URLs
 the bot needs; then it reads requests from stdin and answers each with one line on stdout:
@@ -176,6 +178,75 @@ class DiscordSide:
         }
 
 
+class DiscordHttpSide:
+    """Discord delivering interactions as Ed25519-signed HTTP POSTs to the bot (the prototype in
+    `bench.discord_http`); the FakeDiscord takes the webhook follow-ups. The ack is the HTTP response."""
+
+    def __init__(self) -> None:
+        import aiohttp
+        from nacl.signing import SigningKey
+
+        self.fake = FakeDiscord(install=False)
+        self.members = discord_members()
+        self.key = SigningKey.generate()
+        self._aiohttp = aiohttp
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> dict[str, Any]:
+        await self.fake.start()
+        self.session = self._aiohttp.ClientSession(connector=self._aiohttp.TCPConnector(limit=MEMBERS))
+        return {
+            "rest_base": self.fake.rest_base,
+            "app_id": str(self.fake.app_id),
+            "public_key": self.key.verify_key.encode().hex(),
+            "guild": str(self.fake.guild.id),
+            "channel": str(self.fake.channel_id),
+        }
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.fake.stop()
+
+    async def round(self, req: dict[str, Any]) -> dict[str, Any]:
+        assert self.session is not None
+        session, fake, url = self.session, self.fake, str(req["url"])
+        kind = req["kind"]
+        if kind == "click":
+            message = {"id": str(req["message_id"]), "channel_id": str(fake.channel_id)}
+            payloads = [
+                fake.click(actions.answer_action(int(req["post_id"]), "ABCD"[i % 4]), message, user=u)
+                for i, u in enumerate(self.members)
+            ]
+            names = ["click"] * len(payloads)
+        else:
+            names = [command_of(kind, i) for i in range(len(self.members))]
+            payloads = [fake.slash(n, user=u) for n, u in zip(names, self.members, strict=True)]
+        bodies = [json.dumps(p).encode() for p in payloads]
+        ack = [0.0] * len(bodies)
+        # Signed before the round starts, so that a burst really leaves at once.
+        stamp = str(int(time.time()))
+        headers = [
+            {
+                "Content-Type": "application/json",
+                "X-Signature-Timestamp": stamp,
+                "X-Signature-Ed25519": self.key.sign(stamp.encode() + body).signature.hex(),
+            }
+            for body in bodies
+        ]
+
+        async def act(i: int) -> None:
+            t = time.perf_counter()
+            async with session.post(url, data=bodies[i], headers=headers[i]) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"the bot answered {resp.status} to {names[i]}")
+            ack[i] = time.perf_counter() - t
+
+        await at_offsets(arrival_offsets(req["shape"], int(req.get("seed", 0))), act)
+        return {"ack": ack, "answer": ack, "commands": names}
+
+
 class SlackSide:
     """A FakeSlack for the bot's Web API calls and ``response_url`` posts, and signed requests to the bot."""
 
@@ -290,7 +361,12 @@ def say(obj: dict[str, Any]) -> None:
 
 
 async def serve(platform: str) -> None:
-    side: DiscordSide | SlackSide = DiscordSide() if platform == "discord" else SlackSide()
+    sides: dict[str, type[DiscordSide | SlackSide | DiscordHttpSide]] = {
+        "discord": DiscordSide,
+        "slack": SlackSide,
+        "discord-http": DiscordHttpSide,
+    }
+    side = sides[platform]()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -312,8 +388,8 @@ async def serve(platform: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("discord", "slack"):
-        print("usage: python -m bench.p1_platform discord|slack", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in ("discord", "slack", "discord-http"):
+        print("usage: python -m bench.p1_platform discord|slack|discord-http", file=sys.stderr)
         return 2
     asyncio.run(serve(argv[0]))
     return 0
