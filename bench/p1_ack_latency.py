@@ -24,19 +24,26 @@ Two load shapes:
 - steady (P1c Discord, P1d Slack; informational): each member once, arrivals spread uniformly at random
   over one second.
 
+P1e/P1f (informational) do the same through a prototype of Discord's HTTP interactions endpoint
+(`bench.discord_http`), against its own floor (verify the signature, answer "ok").
+
 Every round waits until the bot has finished all its work (follow-ups such as progress charts
 included) before the next starts. An unmeasured warm-up round (``help`` from everyone) opens the
 connections first.
 
-    python -m bench.p1_ack_latency [--platform discord|slack] [--shape burst|steady] [--rounds N]
-                                   [--bot floor|studybot] [-v] [--profile FILE] [--no-charts]
-                                   [--defer-after S] [--stub-core] [--no-gc-freeze]
+    python -m bench.p1_ack_latency [--platform discord|slack|discord-http] [--shape burst|steady]
+                                   [--rounds N] [--bot floor|studybot] [-v] [--profile FILE]
+                                   [--no-charts] [--defer-after S] [--stub-core] [--no-gc-freeze]
+                                   [--synchronous NORMAL] [--json stdlib|orjson] [--loop uvloop]
+                                   [--switch-interval S]
 
 ``-v`` logs each round (with the CPU each process spent); ``--profile`` writes a cProfile of this (the
 bot's) process during studybot's measured rounds. Experiments, for finding what the latency is made of:
 ``--no-charts`` (progress without the PNG), ``--defer-after 0`` (Discord acks first, then edits),
 ``--stub-core`` (our adapter over a core that answers "ok" at once), ``--no-gc-freeze`` (skip the
-``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up; the floor gets the same).
+``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up; the floor gets the same),
+``--synchronous NORMAL`` (commits without fsync), ``--json stdlib|orjson`` (discord.py's JSON),
+``--loop uvloop`` and ``--switch-interval S`` (the GIL's; both bots get them).
 """
 
 from __future__ import annotations
@@ -154,6 +161,7 @@ class Options:
     defer_after: float | None = None
     stub_core: bool = False
     gc_freeze: bool = True
+    synchronous: str | None = None
 
 
 @dataclass
@@ -172,6 +180,10 @@ class Running:
     post: Callable[[], Awaitable[tuple[int, str]]]
     drain: Callable[[], Awaitable[None]]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: studybot's group commits so far (logged per round with -v); None for the floors.
+    commits: Callable[[], int] | None = None
+    #: The load shapes this bot is measured with (the prototype: the burst only, to keep the run short).
+    shapes: tuple[str, ...] = SHAPES
 
 
 async def daily_post(app: App, platform: str, group: str, channel: str, gateway: Any) -> tuple[int, str]:
@@ -191,6 +203,8 @@ async def rounds(
     await bot.drain()
     out: dict[str, Result] = {}
     for s, shape in enumerate(opts.shapes):
+        if shape not in bot.shapes:
+            continue
         res = out[shape] = Result()
         for rnd in range(opts.rounds):
             req: dict[str, Any] = {"op": "round", "shape": shape, "seed": 100 * s + rnd, **bot.extra}
@@ -202,12 +216,13 @@ async def rounds(
             if profiler is not None:
                 profiler.enable()
             cpu = time.process_time()
+            commits = bot.commits() if bot.commits else 0
             got = await child.ask(req)
             await bot.drain()  # the round's follow-ups (charts) are part of its work
             if profiler is not None:
                 profiler.disable()
             log.info(
-                "%s %s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms",
+                "%s %s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms%s",
                 label,
                 shape,
                 rnd + 1,
@@ -215,6 +230,7 @@ async def rounds(
                 summary(got["ack"]),
                 (time.process_time() - cpu) * 1000,
                 got["cpu"] * 1000,
+                f"; {bot.commits() - commits} group commits" if bot.commits else "",
             )
             res.ack += got["ack"]
             res.answer += got["answer"]
@@ -240,6 +256,8 @@ async def bot_app(settings: Settings, opts: Options) -> App:
     app = await build_app(settings, clock=Clock())
     if not opts.charts:
         app.service.progress_attachments.clear()
+    if opts.synchronous is not None:
+        await app.store.run_sync(lambda conn: conn.execute(f"PRAGMA synchronous={opts.synchronous}"))
     return app
 
 
@@ -345,7 +363,8 @@ async def discord_studybot(
 
         try:
             freeze(opts)
-            return await rounds(child, Running(post, fe.drain), opts, label, profiler)
+            running = Running(post, fe.drain, commits=lambda: app.store.batches_committed)
+            return await rounds(child, running, opts, label, profiler)
         finally:
             thaw()
             await fe.close()
@@ -432,7 +451,8 @@ async def slack_studybot(tmp: Path, opts: Options, label: str, profiler: cProfil
         extra = {"url": f"http://127.0.0.1:{adapter.port}/slack/events"}
         try:
             freeze(opts)
-            return await rounds(child, Running(post, adapter.drain, extra), opts, label, profiler)
+            running = Running(post, adapter.drain, extra, commits=lambda: app.store.batches_committed)
+            return await rounds(child, running, opts, label, profiler)
         finally:
             thaw()
             await adapter.close()
@@ -482,7 +502,11 @@ async def discord_http(
         extra = {"url": f"http://127.0.0.1:{server.port}/interactions"}
         try:
             freeze(opts)
-            return await rounds(child, Running(post, server.drain, extra), opts, label, None if floor else profiler)
+            running = Running(post, server.drain, extra, shapes=("burst",) if opts.shapes == SHAPES else opts.shapes)
+            if isinstance(server, HttpInteractions) and app is not None:
+                store = app.store
+                running.commits = lambda: store.batches_committed
+            return await rounds(child, running, opts, label, None if floor else profiler)
         finally:
             thaw()
             await server.close()
@@ -609,6 +633,9 @@ def main(argv: list[str] | None = None) -> None:
         "--json", choices=("orjson", "stdlib"), help="experiment: discord.py's JSON (default: orjson when installed)"
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="experiment: the event loop")
+    parser.add_argument(
+        "--synchronous", choices=("FULL", "NORMAL", "OFF"), help="experiment: SQLite's synchronous (no fsync: NORMAL)"
+    )
     parser.add_argument("--switch-interval", type=float, help="experiment: sys.setswitchinterval (seconds)")
     args = parser.parse_args(argv)
     if args.json is not None:
@@ -627,6 +654,7 @@ def main(argv: list[str] | None = None) -> None:
         defer_after=args.defer_after,
         stub_core=args.stub_core,
         gc_freeze=args.gc_freeze,
+        synchronous=args.synchronous,
     )
     if args.loop == "uvloop":
         import uvloop
