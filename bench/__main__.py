@@ -23,6 +23,7 @@ BENCHES = {
     "P3": "bench.p3_fanout",
     "P4": "bench.p4_queries",
     "P5": "bench.p5_cold_start",
+    "P6": "bench.p6_content_burst",
 }
 
 

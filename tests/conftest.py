@@ -155,7 +155,13 @@ def service(store: SqliteStore, library: ContentLibrary, clock: FakeClock) -> St
 
 
 def inbound(
-    text: str = "", *, user: str = "alice", action: str | None = None, admin: bool = False, **kw: str
+    text: str = "",
+    *,
+    user: str = "alice",
+    action: str | None = None,
+    admin: bool = False,
+    operator: bool = False,
+    **kw: str,
 ) -> Inbound:
     """A console-style Inbound for tests."""
     return Inbound(
@@ -167,6 +173,7 @@ def inbound(
         text=text,
         action=action,
         is_admin=admin,
+        is_operator=operator,
     )
 
 

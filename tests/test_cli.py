@@ -97,3 +97,15 @@ def test_console_refuses_a_broken_pack_with_file_and_line(tmp_path: Path) -> Non
     (broken / "q.yaml").write_text("questions:\n  - id: x\n")
     run = studybot("console", "--db", str(tmp_path / "c.db"), env={"STUDYBOT_CONTENT": str(broken)})
     assert run.returncode == 1 and f"{broken / 'q.yaml'}:2:" in run.stderr
+
+
+def test_owners_are_platform_user_ids() -> None:
+    from bot.config import SettingsError, load_settings
+
+    settings = load_settings(_env_file=None, STUDYBOT_OWNERS=" discord:123456789012345678, slack:U0OPS ,W0PLAIN")
+    assert settings.owners_on("discord") == {"123456789012345678", "W0PLAIN"}
+    assert settings.owners_on("slack") == {"U0OPS", "W0PLAIN"}
+    assert load_settings(_env_file=None).owners_on("discord") == frozenset()
+    for bad in ("telegram:1", "discord:", "slack:U 1", "discord:12;drop"):
+        with pytest.raises(SettingsError, match=r"^STUDYBOT_OWNERS: must be comma-separated user ids"):
+            load_settings(_env_file=None, STUDYBOT_OWNERS=bad)

@@ -41,7 +41,8 @@ def svc(store: SqliteStore, pack_dir: Path, clock: FakeClock) -> StudyService:
 
 
 async def admin(service: StudyService, text: str, *, user: str = "root") -> Reply:
-    replies = await service.handle(inbound(text, user=user, admin=True))
+    """``text`` from the bot's operator (``STUDYBOT_OWNERS``; no admin of this group needed)."""
+    replies = await service.handle(inbound(text, user=user, operator=True))
     assert len(replies) == 1 and replies[0].private
     return replies[0]
 
@@ -54,8 +55,93 @@ def add_question(pack_dir: Path) -> None:
 async def test_members_who_are_not_admins_cannot_reload(svc: StudyService, pack_dir: Path) -> None:
     add_question(pack_dir)
     [reply] = await svc.handle(inbound("/study content load", user="bob"))
-    assert reply.text.startswith("Only admins")
+    assert reply.text.startswith("Only the bot's operator")
     assert len(svc.library.pack.questions) == 4
+
+
+async def test_a_server_admin_who_is_not_the_operator_cannot_touch_the_shipped_pack(
+    svc: StudyService, pack_dir: Path
+) -> None:
+    # Anyone can invite the bot to a server of their own and be its admin there.
+    add_question(pack_dir)
+    for text in ("content load", "content validate", "content list"):
+        [reply] = await svc.handle(inbound(f"/study {text}", user="mallory", admin=True, group="own-server"))
+        assert reply.private and reply.text.startswith("Only the bot's operator can use /study content"), text
+        assert "STUDYBOT_OWNERS" in reply.text
+    assert len(svc.library.pack.questions) == 4, "the edited pack did not go live"
+    reply = await admin(svc, "/study content load")
+    assert reply.text.startswith("✅ Loaded 5 questions")
+
+
+async def test_chat_never_shows_a_server_path(svc: StudyService, pack_dir: Path) -> None:
+    secret = str(pack_dir.parent)  # the server's folders above the pack
+    replies = [await admin(svc, "/study content list"), await admin(svc, "/study content validate")]
+    (pack_dir / "pack.yaml").write_text("questions: [oops")
+    (pack_dir / "sub").mkdir()
+    (pack_dir / "sub" / "more.yaml").write_text("tips: 3\n")
+    replies += [await admin(svc, "/study content validate"), await admin(svc, "/study content load")]
+    shutil.rmtree(pack_dir)
+    replies += [await admin(svc, "/study content validate"), await admin(svc, "/study content load")]
+    for reply in replies:
+        assert secret not in reply.text and "/tmp" not in reply.text, reply.text
+    assert "(pack/)" in replies[0].text and "pack.yaml:1: YAML syntax" in replies[2].text
+    assert "sub/more.yaml:1:" in replies[2].text
+    assert "pack:0: no such file or folder" in replies[4].text
+
+
+async def test_a_burst_of_validate_and_load_runs_one_check_at_a_time_off_the_event_loop(
+    svc: StudyService, pack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    import bot.core.content_commands as cc
+
+    loop_thread = threading.get_ident()
+    running, seen = [0], {"max": 0, "calls": 0, "on_loop": 0}
+    guard, release = threading.Lock(), threading.Event()
+    real = cc.validate_pack
+
+    def counting(root: Path):  # type: ignore[no-untyped-def]
+        with guard:
+            running[0] += 1
+            seen["calls"] += 1
+            seen["max"] = max(seen["max"], running[0])
+            seen["on_loop"] += threading.get_ident() == loop_thread
+        release.wait(30)  # the first check is held until every request has asked
+        try:
+            return real(root)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(cc, "validate_pack", counting)
+    commands = svc._handlers["content.validate"].__self__  # type: ignore[attr-defined]
+    asked, check = [0], commands.check
+
+    async def counted_check():  # type: ignore[no-untyped-def]
+        asked[0] += 1
+        return await check()
+
+    monkeypatch.setattr(commands, "check", counted_check)
+    add_question(pack_dir)
+    texts = ["/study content validate", "/study content load"] * 40
+    burst = asyncio.gather(*(admin(svc, t, user=f"op{i}") for i, t in enumerate(texts)))
+    for _ in range(3000):
+        if asked[0] == len(texts):
+            break
+        await asyncio.sleep(0.01)
+    release.set()
+    replies = await burst
+    assert asked[0] == 80 and all(r.text.startswith("✅") for r in replies)
+    assert seen["on_loop"] == 0, "parsing ran on the event loop"
+    # The first check began before the others asked; all 79 share the second. Never two at once.
+    assert seen["max"] == 1 and seen["calls"] == 2, seen
+    assert len(svc.library.pack.questions) == 5
+    # A check that starts after an edit sees the edit (a request never gets a result older than itself).
+    shutil.copy(FIXTURE_PACK / "pack.yaml", pack_dir / "pack.yaml")
+    reply = await admin(svc, "/study content load")
+    assert reply.text.startswith("✅ Loaded 4 questions") and seen["calls"] == 3
 
 
 async def test_list_shows_what_is_served(svc: StudyService) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 import sqlite3
 import statistics
 from collections.abc import AsyncIterator, Iterator
@@ -338,7 +339,8 @@ async def test_members_without_manage_server_are_refused_every_admin_command(
         else:
             content = cb.json["data"]["content"]
         assert cb.json["data"]["flags"] & EPHEMERAL, path
-        assert content.startswith("Only admins can use"), (path, content)
+        refusal = "Only the bot's operator can use" if path.startswith("content") else "Only admins can use"
+        assert content.startswith(refusal), (path, content)
     assert dump(app.store.path) == before
     assert fake.channel_messages(fake.channel_id) == []  # post-now posted nothing
 
@@ -355,7 +357,7 @@ async def test_admins_schedule_a_channel_post_now_and_export(app: App, live: Bot
     assert rows(db, "SELECT paused FROM schedules") == [(1,)]
     await reply_of(fake, "schedule resume", user=ADMIN)
     assert rows(db, "SELECT paused FROM schedules") == [(0,)]
-    for path in ("schedule show", "schedule preview", "schedule skip", "content list", "content validate"):
+    for path in ("schedule show", "schedule preview", "schedule skip"):
         shown = await reply_of(fake, path, user=ADMIN)
         assert shown["flags"] & EPHEMERAL and not shown["content"].startswith("Only admins"), (path, shown)
 
@@ -667,3 +669,39 @@ async def test_member_names_are_shown_as_text_never_as_links_markdown_or_mention
     assert f"Progress chart — {shown}" in chart.json["content"]
     # The core's own markdown is untouched: the heading is still bold.
     assert board["content"].startswith("**Leaderboard — all time**")
+
+
+# ---------------------------------------------------------------------------------------------- operator
+
+
+OPERATOR = FakeUser(830000000000000042, "ops")  # no Manage Server anywhere: STUDYBOT_OWNERS makes it
+
+
+async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins_do(
+    tmp_path: Path, fake: FakeDiscord
+) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(FIXTURE_PACK, pack)
+    settings = Settings(STUDYBOT_DB=tmp_path / "study.db", STUDYBOT_CONTENT=pack)  # type: ignore[call-arg]
+    app = await build_app(settings, clock=FakeClock())
+    bot = await start_bot(app.service, fake, owners=[str(OPERATOR.id)])
+    try:
+        # Someone invites the bot to their own server, where they are admin, and edits nothing but asks.
+        own = fake.add_guild(880000000000000001, "mallory's server", {880000000000000002: "general"})
+        mallory = FakeUser(830000000000000066, "mallory", ADMIN_PERMISSIONS)
+        (pack / "pack.yaml").write_text((pack / "pack.yaml").read_text().replace("test question", "edited question"))
+        for path in ("content load", "content validate", "content list"):
+            reply = await reply_of(fake, path, user=mallory, guild_id=own.id)
+            assert reply["content"].startswith("Only the bot's operator can use /study content"), reply["content"]
+        help_text = (await reply_of(fake, "help", user=mallory, guild_id=own.id))["content"]
+        assert "/study schedule set" in help_text and "/study content" not in help_text
+        assert all("edited" not in q.prompt for q in app.library.pack.questions), "the edit did not go live"
+        # The operator may, from any server, and chat shows no server path.
+        loaded = await reply_of(fake, "content load", user=OPERATOR)
+        assert loaded["content"].startswith("✅ Loaded 4 questions") and "from pack/ " in loaded["content"]
+        assert str(tmp_path) not in loaded["content"]
+        assert all("edited" in q.prompt for q in app.library.pack.questions)
+        assert "/study content load" in (await reply_of(fake, "help", user=OPERATOR))["content"]
+    finally:
+        await bot.stop()
+        await app.close()

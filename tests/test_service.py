@@ -218,3 +218,22 @@ async def test_a_revealed_question_no_longer_takes_answers(service: StudyService
     [typed] = await service.handle(inbound("answer B", user="alice"))
     assert "already been revealed" in typed.text
     assert await store.choice_counts(post.id) == {"B": 1}, "the late answers changed nothing"
+
+
+async def test_help_shows_each_person_only_what_they_can_use(service: StudyService) -> None:
+    [member] = await service.handle(inbound("help"))
+    assert "/study quiz" in member.text
+    assert "schedule" not in member.text and "content" not in member.text and "export" not in member.text
+    assert "Admins" not in member.text
+    [admin] = await service.handle(inbound("help", admin=True))
+    assert "/study schedule set" in admin.text and "/study export" in admin.text
+    assert "/study content" not in admin.text, "the shipped pack is the operator's, not a server admin's"
+    [operator] = await service.handle(inbound("help", operator=True))
+    assert "/study schedule set" in operator.text and "/study content load" in operator.text
+
+
+async def test_content_commands_are_the_operators_and_the_operator_has_admin_rights(service: StudyService) -> None:
+    [refused] = await service.handle(inbound("content list", admin=True))
+    assert refused.text.startswith("Only the bot's operator can use /study content list")
+    [schedule] = await service.handle(inbound("schedule show", operator=True))
+    assert not schedule.text.startswith("Only"), schedule.text

@@ -65,6 +65,9 @@ def slack_settings(fake: FakeSlack, tmp_path: Path, *, socket: bool = False, **e
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake.api_url,
         "STUDYBOT_SLACK_ADMINS": LISTED,
+        # The bot's operator (the content pack is theirs): a workspace admin here; a plain id on another
+        # platform must not make anyone an operator on Slack.
+        "STUDYBOT_OWNERS": f"slack:{ADMIN},discord:{BOB}",
     }
     if socket:
         values["SLACK_APP_TOKEN"] = fake.app_token
@@ -513,10 +516,11 @@ async def test_a_non_admin_is_refused_every_admin_subcommand_and_nothing_changes
     assert set(ADMIN_COMMANDS) == {name for name, spec in SPECS.items() if spec.admin}
     await rig.ask("help")  # the member exists; what follows must not add a row anywhere
     before = await rig.rows_written()
-    for text in ADMIN_COMMANDS.values():
+    for name, text in ADMIN_COMMANDS.items():
         reply = await rig.ask(text)
         assert reply["response_type"] == "ephemeral"
-        assert reply["text"].startswith("Only admins can use"), (text, reply["text"])
+        refusal = "Only the bot's operator can use" if SPECS[name].operator else "Only admins can use"
+        assert reply["text"].startswith(refusal), (text, reply["text"])
     await rig.adapter.drain()
     assert await rig.rows_written() == before
     assert await rig.scalar("SELECT COUNT(*) FROM schedules") == 0
@@ -527,10 +531,27 @@ async def test_a_non_admin_is_refused_every_admin_subcommand_and_nothing_changes
 
 async def test_workspace_admins_owners_and_listed_ids_are_admins(rig: Rig) -> None:
     for user in (ADMIN, OWNER, LISTED):
-        reply = await rig.ask("content list", user=user)
+        reply = await rig.ask("schedule show", user=user)
         assert not reply["text"].startswith("Only admins"), (user, reply["text"])
-    reply = await rig.ask("content list", user=BOB)
+    reply = await rig.ask("schedule show", user=BOB)
     assert reply["text"].startswith("Only admins")
+
+
+async def test_the_shipped_pack_is_the_operators_not_every_workspace_admins(rig: Rig) -> None:
+    # STUDYBOT_OWNERS names ADMIN on Slack (and BOB on Discord only).
+    for user in (OWNER, LISTED, BOB):
+        for text in ("content list", "content validate", "content load"):
+            reply = await rig.ask(text, user=user)
+            assert reply["text"].startswith("Only the bot's operator can use /study content"), (user, reply["text"])
+        help_text = (await rig.ask("help", user=user))["text"]
+        assert "/study content" not in help_text, user
+    loaded = await rig.ask("content load", user=ADMIN)
+    assert loaded["text"].startswith("✅ Loaded"), loaded["text"]
+    listed = await rig.ask("content list", user=ADMIN)
+    assert "(pack/)" in listed["text"] and str(FIXTURE_PACK.parent) not in listed["text"]
+    assert "/study content load" in (await rig.ask("help", user=ADMIN))["text"]
+    member_help = (await rig.ask("help", user=MEMBER))["text"]
+    assert "/study quiz" in member_help and "schedule" not in member_help and "export" not in member_help
 
 
 async def test_the_admin_answer_is_cached_for_a_while_then_asked_again(fake: FakeSlack, tmp_path: Path) -> None:
