@@ -27,6 +27,15 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+#: The platforms an entry of ``STUDYBOT_OWNERS`` may name (``discord:<id>``, ``slack:<id>``).
+OWNER_PLATFORMS = ("discord", "slack")
+_USER_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
+def _entries(value: str) -> list[str]:
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
 class Settings(BaseSettings):
     """Every setting, named by its environment variable. Secrets are `SecretStr` and never printed."""
 
@@ -64,6 +73,7 @@ class Settings(BaseSettings):
     slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
     slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
     slack_redirect_uri: str | None = Field(None, validation_alias=_env("SLACK_REDIRECT_URI"))
+    owners: str = Field("", validation_alias=_env("STUDYBOT_OWNERS"))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -148,6 +158,28 @@ class Settings(BaseSettings):
     def discord_shard_id_list(self) -> list[int] | None:
         """The shards this process runs; None: all of them (or no sharding)."""
         return [int(w) for w in self.discord_shard_ids.split(",")] if self.discord_shard_ids else None
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: str) -> str:
+        for entry in _entries(v):
+            platform, _, user = entry.rpartition(":")
+            if platform not in ("", *OWNER_PLATFORMS) or not _USER_ID.fullmatch(user):
+                raise ValueError(
+                    "must be comma-separated user ids, each as discord:<id> or slack:<id> "
+                    "(e.g. discord:123456789012345678,slack:U0123ABCD)"
+                )
+        return v
+
+    def owners_on(self, platform: str) -> frozenset[str]:
+        """The user ids ``STUDYBOT_OWNERS`` names on ``platform``: those given as ``platform:<id>``,
+        and plain ids (which count on every platform)."""
+        found = set()
+        for entry in _entries(self.owners):
+            prefix, _, user = entry.rpartition(":")
+            if prefix in ("", platform):
+                found.add(user)
+        return frozenset(found)
 
     @property
     def slack_admin_ids(self) -> frozenset[str]:

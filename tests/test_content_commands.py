@@ -36,7 +36,7 @@ def pack_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def svc(store: SqliteStore, pack_dir: Path, clock: FakeClock) -> StudyService:
     service = StudyService(store, ContentLibrary.load(pack_dir), clock, rng=random.Random(3))
-    ContentCommands(service.library).register(service)
+    ContentCommands(service.library, in_process=True).register(service)  # checks in a thread: quick
     return service
 
 
@@ -227,3 +227,17 @@ async def test_the_running_app_has_the_content_commands(tmp_path: Path, pack_dir
         assert app.library.pack.question("t-e") is not None
     finally:
         await app.close()
+
+
+async def test_by_default_the_pack_is_checked_in_a_worker_process(
+    store: SqliteStore, pack_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = StudyService(store, ContentLibrary.load(pack_dir), clock)
+    ContentCommands(service.library).register(service)
+    add_question(pack_dir)
+    ok = await admin(service, "/study content load")
+    assert ok.text.startswith("✅ Loaded 5 questions") and service.library.pack.question("t-e") is not None
+    (pack_dir / "pack.yaml").write_text("questions: [oops")
+    bad = await admin(service, "/study content validate")
+    assert bad.text.startswith("❌") and "pack.yaml:1: YAML syntax" in bad.text
+    assert "checking in a thread" not in caplog.text  # the worker process did the work

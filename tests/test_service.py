@@ -174,9 +174,11 @@ async def test_forget_me_asks_then_deletes(service: StudyService, db_path: Path)
 
 
 async def test_admin_commands_are_refused_to_members(service: StudyService) -> None:
-    for text in ("schedule show", "schedule set 09:00", "content load", "export"):
+    for text in ("schedule show", "schedule set 09:00", "export"):
         [r] = await service.handle(inbound(text, admin=False))
         assert r.private and r.text.startswith("Only admins can use /study"), text
+    [r] = await service.handle(inbound("content load", admin=False))
+    assert r.private and r.text.startswith("Only the bot's operator can use /study content load")
 
 
 async def test_bad_input_never_raises(service: StudyService) -> None:

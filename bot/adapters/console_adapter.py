@@ -82,6 +82,7 @@ class ConsoleAdapter:
             user_name=user,
             text=line,
             is_admin=True,  # the console is the local operator's own
+            is_operator=True,
             group_name="console",
             channel_name=CHANNEL,
         )

@@ -17,7 +17,7 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import available_timezones
@@ -466,9 +466,12 @@ class DiscordFrontEnd:
         posts_per_second: float | None = POSTS_PER_SECOND,
         shard_count: int | Literal["auto"] | None = None,
         shard_ids: Sequence[int] | None = None,
+        owners: Collection[str] = (),
         **client_options: Any,
     ) -> None:
         self.service = service
+        #: Discord user ids of the bot's operators (``STUDYBOT_OWNERS``), as strings.
+        self.owners = frozenset(owners)
         self._token = token
         self.guild_id = guild_id
         self.defer_after = defer_after
@@ -498,6 +501,7 @@ class DiscordFrontEnd:
             guild_id=settings.discord_guild,
             shard_count=settings.discord_shards,
             shard_ids=settings.discord_shard_id_list,
+            owners=settings.owners_on("discord"),
             **client_options,
         )
 
@@ -578,7 +582,8 @@ class DiscordFrontEnd:
     # -------------------------------------------------------------------------------- interactions
 
     def inbound(self, interaction: discord.Interaction[Any], *, text: str = "", action: str | None = None) -> Inbound:
-        """The core's view of an interaction. ``is_admin`` is Manage Server (or Administrator) in that channel."""
+        """The core's view of an interaction. ``is_admin`` is Manage Server (or Administrator) in that channel;
+        ``is_operator``, the user being one of ``STUDYBOT_OWNERS`` (whatever the server)."""
         perms = interaction.permissions
         user = interaction.user
         return Inbound(
@@ -590,6 +595,7 @@ class DiscordFrontEnd:
             text=text,
             action=action,
             is_admin=bool(perms.manage_guild or perms.administrator),
+            is_operator=str(user.id) in self.owners,
             group_name=interaction.guild.name if interaction.guild and interaction.guild.name else "",
             channel_name=getattr(interaction.channel, "name", None) or "",
         )

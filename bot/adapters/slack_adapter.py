@@ -286,6 +286,8 @@ class SlackAdapter:
         self.http_host = http_host if http_host is not None else settings.http_host
         self.http_port = http_port if http_port is not None else settings.http_port
         self.admin_ids = settings.slack_admin_ids
+        #: Slack user ids of the bot's operators (``STUDYBOT_OWNERS``).
+        self.owner_ids = settings.owners_on("slack")
         self.admin_ttl = admin_ttl
         #: How long `close` lets acknowledged requests finish before cancelling them.
         self.drain_timeout = 10.0
@@ -519,6 +521,7 @@ class SlackAdapter:
             user_name=name,
             text=str(body.get("text", "")),
             is_admin=admin,
+            is_operator=user in self.owner_ids,
             group_name=str(body.get("team_domain", "")),
             channel_name=str(body.get("channel_name", "")),
         )
@@ -547,6 +550,7 @@ class SlackAdapter:
             user_name=name,
             action=action_id,
             is_admin=admin,
+            is_operator=user in self.owner_ids,
             group_name=str(team.get("domain", "")),
             channel_name=str(channel.get("name", "")),
         )

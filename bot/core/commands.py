@@ -29,6 +29,8 @@ class Spec:
     usage: str
     summary: str
     admin: bool = False
+    #: Only the bot's operator (``STUDYBOT_OWNERS``, the console user): it affects every group.
+    operator: bool = False
 
 
 #: Every command, in the order `help` lists them.
@@ -56,9 +58,13 @@ SPECS: dict[str, Spec] = {
     "schedule.resume": Spec("/study schedule resume", "start posting here again", admin=True),
     "schedule.skip": Spec("/study schedule skip", "skip the next scheduled post", admin=True),
     "schedule.post-now": Spec("/study schedule post-now", "post the next item here now", admin=True),
-    "content.list": Spec("/study content list", "what the loaded content pack holds", admin=True),
-    "content.validate": Spec("/study content validate", "check the content folder without loading it", admin=True),
-    "content.load": Spec("/study content load", "reload the content pack (keeps the old one on errors)", admin=True),
+    "content.list": Spec("/study content list", "what the loaded content pack holds", admin=True, operator=True),
+    "content.validate": Spec(
+        "/study content validate", "check the content folder without loading it", admin=True, operator=True
+    ),
+    "content.load": Spec(
+        "/study content load", "reload the content pack for every group (keeps the old one on errors)", True, True
+    ),
     "export": Spec("/study export", "CSV of members' progress and per-question analytics", admin=True),
 }
 

@@ -21,7 +21,9 @@ class Inbound:
     """One thing a member did: a `/study …` command (``text``) or a button click (``action``).
 
     ``group``, ``channel`` and ``user`` are the platform's own ids (guild/team, channel, user).
-    ``is_admin`` is decided by the adapter from the platform's permissions.
+    ``is_admin`` is decided by the adapter from the platform's permissions (a group admin);
+    ``is_operator`` means the person running this bot (``STUDYBOT_OWNERS``, the console user), who
+    may also do what affects every group, such as reloading the shipped content pack.
     """
 
     platform: Platform
@@ -34,6 +36,12 @@ class Inbound:
     is_admin: bool = False
     group_name: str = ""
     channel_name: str = ""
+    is_operator: bool = False
+
+    @property
+    def can_admin(self) -> bool:
+        """Group admin rights: a group admin, or the operator (who has every admin right)."""
+        return self.is_admin or self.is_operator
 
 
 @dataclass(frozen=True, slots=True)

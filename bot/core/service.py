@@ -108,17 +108,20 @@ class StudyService:
             except UsageError as e:
                 return private(str(e))
             spec = SPECS[command.name]
-            if spec.admin and not inbound.is_admin:
+            shown = spec.usage.split(" <")[0].split(" [")[0]
+            if spec.operator and not inbound.is_operator:
                 return private(
-                    f"Only admins can use {spec.usage.split(' <')[0].split(' [')[0]} "
-                    "(on Discord: Manage Server; on Slack: workspace admins)."
+                    f"Only the bot's operator can use {shown}: the content pack serves every group "
+                    "(operators are listed in STUDYBOT_OWNERS)."
                 )
+            if spec.admin and not inbound.can_admin:
+                return private(f"Only admins can use {shown} (on Discord: Manage Server; on Slack: workspace admins).")
             handler = self._handlers.get(command.name)
             if handler is None:
                 return private(f"{spec.usage} is not available on this front end.")
             ctx = await self._context(inbound)
             replies = await handler(ctx, command)
-            if inbound.is_admin and self.admin_notices is not None:
+            if inbound.can_admin and self.admin_notices is not None:
                 replies = [*replies, *await self.admin_notices(ctx)]
             return replies
         except Exception:
@@ -153,10 +156,15 @@ class StudyService:
     # ------------------------------------------------------------------ commands
 
     async def _help(self, ctx: Context, _: Command) -> list[Reply]:
+        # Each person sees only the commands they may use.
         lines = ["**studybot** — learn the path into technical project management together.", ""]
         lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if not s.admin]
-        admin = [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.admin]
-        lines += ["", "**Admins:**" if ctx.inbound.is_admin else "**Admins only:**", *admin]
+        if ctx.inbound.can_admin:
+            lines += ["", "**Admins:**"]
+            lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.admin and not s.operator]
+        if ctx.inbound.is_operator:
+            lines += ["", "**Operator** (every group):"]
+            lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.operator]
         return private("\n".join(lines))
 
     async def _pick_unseen(self, member: MemberRef) -> Question | None:
@@ -280,7 +288,7 @@ class StudyService:
             if (
                 found is not None
                 and found.member_id != ctx.member.member_id
-                and not ctx.inbound.is_admin
+                and not ctx.inbound.can_admin
                 and (await self.store.member_stats(found.member_id)).hidden
             ):
                 found = None
