@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import shutil
@@ -242,6 +243,28 @@ async def test_quiz_buttons_record_one_answer_and_a_second_click_changes_nothing
     assert rows(app.store.path, "SELECT answered, correct, points FROM members WHERE user_id = ?", str(ALICE.id)) == [
         (1, 1, 1)
     ]
+
+
+async def test_malformed_answer_button_ids_are_answered_as_invalid_not_left_hanging(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    _, cb = await command(fake, "quiz", user=ALICE)
+    question = fake.message_of(cb)
+    for custom_id in ("sb:ans:²:A", "sb:ans:①:B", "sb:ans:٣:A", f"sb:ans:{2**64}:C", "sb:ans:1:E"):
+        # Discord only sends clicks on buttons a message carries: a message carrying this one.
+        forged = copy.deepcopy(question)
+        forged["components"][0]["components"][0]["custom_id"] = custom_id
+        iid = await fake.dispatch_interaction(fake.click(custom_id, forged, user=ALICE))
+        reply = (await fake.callback(iid)).json
+        assert reply["type"] == 4 and reply["data"]["flags"] & EPHEMERAL, custom_id
+        assert "no longer valid" in reply["data"]["content"], (custom_id, reply["data"]["content"])
+    assert rows(app.store.path, "SELECT COUNT(*) FROM answers") == [(0,)]
+    # A well-formed click is still answered exactly once (the templates do not overlap).
+    post_id = int(custom_ids(question)[0].split(":")[2])
+    iid = await fake.dispatch_interaction(fake.click(f"sb:ans:{post_id}:A", question, user=ALICE))
+    assert (await fake.callback(iid)).json["data"]["content"].startswith(("✅", "❌"))
+    await asyncio.sleep(0.2)
+    assert len(fake.find("POST", rf"/interactions/{iid}/[^/]+/callback")) == 1
 
 
 async def test_member_commands_reach_the_core_and_change_the_database(app: App, live: Bot, fake: FakeDiscord) -> None:

@@ -194,6 +194,12 @@ class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>[0-9]{1,18}):(?P<lett
     """An answer button on a question: ``sb:ans:<post id>:<letter>``."""
 
 
+class _MalformedAnswerButton(_CoreButton, template=r"sb:ans:(?![0-9]{1,18}:[ABCD]$).*"):
+    """A click on an ``sb:ans:`` id that is not one we make (``sb:ans:²:A``, a 20-digit post): handed to
+    the core, which says the button is no longer valid, instead of the click going unanswered. The
+    template never overlaps `AnswerButton`'s (discord.py calls every dynamic item that matches)."""
+
+
 def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
     if not buttons:
         return None
@@ -409,7 +415,7 @@ class StudyClient(discord.Client):
 
     async def setup_hook(self) -> None:
         # Registered before the gateway connects, so clicks on old messages work from the first event.
-        self.add_dynamic_items(AnswerButton, _CoreButton)
+        self.add_dynamic_items(AnswerButton, _CoreButton, _MalformedAnswerButton)
         await self.frontend.sync_commands()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
