@@ -20,9 +20,16 @@ What it does (see /work/shared/platform-testing.md for why each detail matters):
   shard that owns the guild, ``(guild_id >> 22) % count`` (`Session` records who got what).
 - Every REST request is recorded (`requests`), with JSON or ``payload_json`` bodies and uploaded files.
 - Faults: `fail` queues responses (429 with ``Via`` + ``retry_after``, 403 Missing Access, 5xx) for matching
-  requests; `forbid` denies a channel for good; ``rate_limit_per_s`` answers requests past that many per
+  requests, before the request takes effect or (``after=True``) after it did — a 500 on a message that was in
+  fact created; `forbid` denies a channel for good; `post_delay` makes every channel post slow (the message
+  exists at once, the answer comes after the delay); ``rate_limit_per_s`` answers requests past that many per
   second with a global 429 (with ``Via``), the way Discord's 50 req/s limit does. Interaction callbacks and
   webhooks are exempt from the rate limit, as on Discord.
+- Idempotent sends as on Discord: a channel post with ``nonce`` and ``enforce_nonce`` whose nonce was used in
+  that channel within `nonce_window` seconds returns the earlier message instead of creating another
+  (`expire_nonces` lets a test make that window pass). ``GET /channels/{id}/messages`` (``limit``, ``after``,
+  ``before``) lists a channel's messages newest first; `deny_history` answers it with 403, as for a bot
+  without Read Message History. Message ids are snowflakes of the current time.
 - Ack latency: the time from dispatching an ``INTERACTION_CREATE`` to receiving its callback
   (`ack_latencies`).
 
@@ -115,6 +122,7 @@ class Fault:
     via: bool = True
     code: int = 0
     message: str = ""
+    after: bool = False  # the request took effect before the error was answered
 
 
 @dataclass
@@ -163,6 +171,7 @@ class FakeDiscord:
         recommended_shards: int = 1,
         session_starts: int = 1000,
         max_concurrency: int = 1,
+        nonce_window: float = 300.0,
     ) -> None:
         self.token = token
         self.app_id = app_id
@@ -175,6 +184,13 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # synced commands by guild (None: global)
         self.faults: list[Fault] = []
         self.forbidden_channels: set[int] = set()
+        self.history_denied: set[int] = set()
+        #: Seconds a channel post takes to be answered (the message is created on arrival).
+        self.post_delay = 0.0
+        self.nonce_window = nonce_window
+        self.nonce_hits = 0  # posts answered with an earlier message because of their nonce
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        self._last_snowflake = 0
         self.rate_limited = 0  # how many 429s the rate limiter gave
         self.identifies: list[dict[str, Any]] = []
         self.recommended_shards = recommended_shards
@@ -227,12 +243,22 @@ class FakeDiscord:
         via: bool = True,
         code: int = 0,
         message: str = "",
+        after: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests whose path (without ``/api/v10``) fully matches the regex
-        ``path`` with ``status``. A 429 carries ``retry_after`` (and a ``Via`` header unless ``via=False``)."""
-        f = Fault(method.upper(), re.compile(path), status, times, retry_after, via, code, message)
+        ``path`` with ``status``. A 429 carries ``retry_after`` (and a ``Via`` header unless ``via=False``).
+        ``after``: the request takes effect first (a channel post is created), then the error is answered."""
+        f = Fault(method.upper(), re.compile(path), status, times, retry_after, via, code, message, after)
         self.faults.append(f)
         return f
+
+    def deny_history(self, channel_id: int) -> None:
+        """Reading this channel's messages answers 403 Missing Access (no Read Message History)."""
+        self.history_denied.add(channel_id)
+
+    def expire_nonces(self) -> None:
+        """Let the nonce window pass: later posts with a nonce used before create new messages."""
+        self._nonces.clear()
 
     def forbid(self, channel_id: int) -> None:
         """Posting to (or fetching) this channel answers 403 Missing Access from now on."""
@@ -566,8 +592,14 @@ class FakeDiscord:
             "joined_at": "2026-01-01T00:00:00+00:00",
         }
 
+    def _snowflake(self) -> int:
+        """A message id as Discord makes them: milliseconds since 2015 in the high bits, so ``after=`` works."""
+        ms = int(time.time() * 1000) - 1420070400000
+        self._last_snowflake = max(self._last_snowflake + 1, ms << 22)
+        return self._last_snowflake
+
     def _new_message(self, channel_id: int, body: dict[str, Any], files: list[tuple[str, bytes]], via: str) -> dict:
-        mid = next(self._ids)
+        mid = self._snowflake() if via == "channel" else next(self._ids)
         gid = self._guild_of(channel_id)
         msg: dict[str, Any] = {
             "id": str(mid),
@@ -723,6 +755,8 @@ class FakeDiscord:
             resp = self._route(request, rec)
         except Exception as e:  # a bug in the fake must show up, not hang the client
             resp = self._error(500, f"fake discord error: {e!r}")
+        if self.post_delay and rec.method == "POST" and re.fullmatch(r"/channels/\d+/messages", path):
+            await asyncio.sleep(self.post_delay)
         rec.status = resp.status
         rec.headers = {k.lower(): v for k, v in resp.headers.items()}
         self.requests.append(rec)
@@ -741,9 +775,9 @@ class FakeDiscord:
         self._window.append(now)
         return None
 
-    def _fault(self, rec: Recorded) -> web.Response | None:
+    def _fault(self, rec: Recorded, *, after: bool = False) -> web.Response | None:
         for f in self.faults:
-            if f.times > 0 and f.method == rec.method and f.path.fullmatch(rec.path):
+            if f.times > 0 and f.after == after and f.method == rec.method and f.path.fullmatch(rec.path):
                 f.times -= 1
                 if f.status == 429:
                     return self._429(f.retry_after, is_global=False, via=f.via)
@@ -812,9 +846,12 @@ class FakeDiscord:
                 return self._error(404, "Unknown Channel", 10003)
             if ch.group(2) is None and m == "GET":
                 return self._json(self._channel_obj(gid, cid))
+            if ch.group(2) is not None and ch.group(3) is None and m == "GET":
+                if cid in self.history_denied:
+                    return self._error(403, "Missing Access", 50001)
+                return self._json(self._history(cid, rec.query))
             if ch.group(3) is None and m == "POST":
-                msg = self._new_message(cid, body, rec.files, "channel")
-                return self._json(self._public(msg), headers={"X-Fake-Message-Id": msg["id"]})
+                return self._create(cid, body, rec)
             if ch.group(3) is not None and m == "PATCH":
                 found = self.messages.get(int(ch.group(3)))
                 if found is None or found["channel_id"] != str(cid):
@@ -828,6 +865,39 @@ class FakeDiscord:
         if wh:
             return self._webhook(wh.group(1), wh.group(2), m, body, rec)
         return self._error(404, "404: Not Found")
+
+    def _create(self, cid: int, body: dict[str, Any], rec: Recorded) -> web.Response:
+        nonce = str(body["nonce"]) if body.get("nonce") is not None and body.get("enforce_nonce") else None
+        now = time.monotonic()
+        earlier = self._nonces.get((cid, nonce)) if nonce is not None else None
+        if earlier is not None and now - earlier[1] <= self.nonce_window and earlier[0] in self.messages:
+            self.nonce_hits += 1
+            msg = self.messages[earlier[0]]
+        else:
+            msg = self._new_message(cid, body, rec.files, "channel")
+            if nonce is not None:
+                self._nonces[(cid, nonce)] = (int(msg["id"]), now)
+        failed = self._fault(rec, after=True)
+        if failed is not None:
+            return failed
+        out = self._public(msg)
+        if nonce is not None:
+            out["nonce"] = nonce  # only in the answer to the create, as on Discord
+        return self._json(out, headers={"X-Fake-Message-Id": msg["id"]})
+
+    def _history(self, cid: int, query: dict[str, str]) -> list[dict[str, Any]]:
+        limit = max(1, min(100, int(query.get("limit", "50"))))
+        found = sorted(
+            (m for m in self.messages.values() if m["channel_id"] == str(cid) and m["_via"] == "channel"),
+            key=lambda m: int(m["id"]),
+        )
+        if "after" in query:
+            found = [m for m in found if int(m["id"]) > int(query["after"])][:limit]
+        elif "before" in query:
+            found = [m for m in found if int(m["id"]) < int(query["before"])][-limit:]
+        else:
+            found = found[-limit:]
+        return [self._public(m) for m in reversed(found)]
 
     def _interaction_callback(self, iid: int, body: dict[str, Any], rec: Recorded) -> web.Response:
         self._acked.setdefault(iid, rec.at)

@@ -3,8 +3,9 @@
 One aiohttp server on 127.0.0.1 serves:
 
 - the Web API under ``/api/<method>`` (``auth.test``, ``chat.postMessage``, ``chat.update``,
-  ``chat.postEphemeral``, ``users.info``, ``conversations.open``, ``files.getUploadURLExternal``,
-  ``files.completeUploadExternal``, ``apps.connections.open``), checking the bearer token;
+  ``chat.postEphemeral``, ``users.info``, ``conversations.open``, ``conversations.history``,
+  ``files.getUploadURLExternal``, ``files.completeUploadExternal``, ``apps.connections.open``), checking
+  the bearer token;
 - the file upload URLs that ``files.getUploadURLExternal`` hands out (``/upload/<file id>``);
 - ``response_url`` endpoints (``/respond/<key>``) that record what ``respond()`` sent;
 - a Socket Mode websocket (``/link``): it says hello, sends envelopes and collects the acks;
@@ -15,7 +16,11 @@ One aiohttp server on 127.0.0.1 serves:
   `event` builds the ``event_callback`` bodies Slack sends (``app_uninstalled``, ``tokens_revoked``).
 
 Every request is recorded. Failures can be injected on any Web API method (e.g. a 429 with
-``Retry-After`` or a 500 on ``chat.postMessage``). Nothing here is studybot-specific, so the
+``Retry-After`` or a 500 on ``chat.postMessage``), before the call takes effect or after it did
+(``after=True``: the message is posted, the answer is a 500). Messages keep their ``metadata``
+(``event_type``/``event_payload``), and ``conversations.history`` returns it when asked
+(``include_all_metadata``), newest first, from ``oldest`` on; message ``ts`` are real times.
+`post_delay` makes ``chat.postMessage`` slow (posted at once, answered after the delay). Nothing here is studybot-specific, so the
 benchmarks reuse it::
 
     fake = FakeSlack()
@@ -59,6 +64,7 @@ class Failure:
     retry_after: int | None
     body: dict[str, Any] | None
     times: int
+    after: bool = False
 
 
 @dataclass
@@ -115,6 +121,11 @@ class FakeSlack:
         self.users: dict[str, User] = {}
         #: Channel id -> Slack error code for posts there (e.g. ``"not_in_channel"``).
         self.channel_errors: dict[str, str] = {}
+        #: Channel id -> Slack error code for reading its history (e.g. ``"missing_scope"``).
+        self.history_errors: dict[str, str] = {}
+        #: Seconds ``chat.postMessage`` takes to answer (the message exists on arrival).
+        self.post_delay = 0.0
+        self._last_ts = 0.0
         #: response_url keys that answer 404 ``expired_url``, as Slack does after 30 minutes or 5 uses.
         self.expired_response_urls: set[str] = set()
         #: Every request, in arrival order.
@@ -188,10 +199,12 @@ class FakeSlack:
         retry_after: int | None = 1,
         times: int = 1,
         body: dict[str, Any] | None = None,
+        after: bool = False,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail with ``status`` (429 carries
-        ``Retry-After``; 5xx answers with a plain-text body unless ``body`` is given)."""
-        self._failures.setdefault(method, []).append(Failure(status, retry_after, body, times))
+        ``Retry-After``; 5xx answers with a plain-text body unless ``body`` is given). ``after``: the call
+        takes effect first (the message is posted), then the failure is answered."""
+        self._failures.setdefault(method, []).append(Failure(status, retry_after, body, times, after))
 
     def add_workspace(
         self, team_id: str, name: str, *, installer: str = "U0INSTALLER", expires_in: int | None = None
@@ -281,17 +294,21 @@ class FakeSlack:
         rec = Recorded("api", method, args, token)
         self.requests.append(rec)
         try:
-            response = self._inject(method)
+            response = self._inject(method, after=False)
             if response is None:
                 response = self._dispatch(method, args, token)
+                if response.status == 200:
+                    response = self._inject(method, after=True) or response
             rec.status = response.status
+            if method == "chat.postMessage" and self.post_delay:
+                await asyncio.sleep(self.post_delay)
             return response
         finally:
             await self._notify()
 
-    def _inject(self, method: str) -> web.Response | None:
+    def _inject(self, method: str, *, after: bool) -> web.Response | None:
         queue = self._failures.get(method)
-        if not queue:
+        if not queue or queue[0].after != after:
             return None
         failure = queue[0]
         failure.times -= 1
@@ -397,9 +414,49 @@ class FakeSlack:
         error = self._channel_error(channel)
         if error:
             return error
-        ts = f"{1700000000 + next(self._ts)}.000100"
-        self.messages[(channel, ts)] = {"text": args.get("text", ""), "blocks": self._blocks(args), "edits": 0}
+        ts = self._new_ts()
+        metadata = args.get("metadata")
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        self.messages[(channel, ts)] = {
+            "text": args.get("text", ""),
+            "blocks": self._blocks(args),
+            "edits": 0,
+            "metadata": metadata,
+        }
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text", ""), "ts": ts}}
+
+    def _new_ts(self) -> str:
+        """A message ``ts`` as Slack makes them: the posting time, unique within the fake."""
+        self._last_ts = max(self._last_ts + 0.000001, time.time())
+        return f"{self._last_ts:.6f}"
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        if channel in self.history_errors:
+            return {"ok": False, "error": self.history_errors[channel], "needed": "channels:history"}
+        oldest = float(args.get("oldest") or 0)
+        limit = max(1, min(999, int(args.get("limit") or 100)))
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = sorted((ts, m) for (ch, ts), m in self.messages.items() if ch == channel and float(ts) > oldest)[
+            -limit:
+        ]
+        out = []
+        for ts, m in reversed(found):
+            msg: dict[str, Any] = {
+                "type": "message",
+                "ts": ts,
+                "text": m["text"],
+                "blocks": m["blocks"],
+                "user": self.bot_user_id,
+                "bot_id": "B0BOT",
+            }
+            if with_metadata and m.get("metadata"):
+                msg["metadata"] = m["metadata"]
+            out.append(msg)
+        return {"ok": True, "messages": out, "has_more": False}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))

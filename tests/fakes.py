@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.core.messages import Button, Post, SentMessage
 from bot.core.ports import DeliveryError
@@ -22,38 +23,60 @@ class Edit:
 @dataclass
 class FakeChatGateway:
     """A `ChatGateway` that records posts and edits. Queue failures with `fail_next` (each queued
-    `DeliveryError` is raised by one `post`, in order) or set `forbidden` to refuse everything."""
+    `DeliveryError` is raised by one `post`, in order; ``after_create``: the post is made, then the error
+    raised, like a 500 on a message that was in fact created) or set `forbidden` to refuse everything.
+    `find` looks through what was posted by key, as a platform's channel history would."""
 
     platform: str = "console"
     posts: list[Post] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)
-    failures: list[DeliveryError] = field(default_factory=list)
+    failures: list[tuple[DeliveryError, bool]] = field(default_factory=list)
+    #: Message id of each posted key (what `find` sees).
+    sent_keys: dict[str, str] = field(default_factory=dict)
+    finds: int = 0
     attempts: int = 0
     forbidden: bool = False
     #: Set whenever a post succeeds (for the one real-time test).
     posted: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def fail_next(self, n: int, *, status: int = 500, retry_after: float | None = None) -> None:
-        """Queue ``n`` failures: 429 (rate limited), 403 (no access) or a 5xx (nothing was created)."""
+    def fail_next(
+        self, n: int, *, status: int = 500, retry_after: float | None = None, after_create: bool = False
+    ) -> None:
+        """Queue ``n`` failures: 429 (rate limited), 403 (no access) or a 5xx (nothing was created, unless
+        ``after_create``)."""
         for _ in range(n):
             if status == 403:
                 err = DeliveryError("HTTP 403 Missing Access", retryable=False, forbidden=True)
             else:
                 err = DeliveryError(
-                    f"HTTP {status}", retryable=True, retry_after=retry_after, rate_limited=status == 429
+                    f"HTTP {status}",
+                    retryable=True,
+                    retry_after=retry_after,
+                    rate_limited=status == 429,
+                    maybe_sent=status >= 500 and after_create,
                 )
-            self.failures.append(err)
+            self.failures.append((err, after_create))
 
     async def post(self, post: Post) -> SentMessage:
         self.attempts += 1
         if self.forbidden:
             raise DeliveryError("403 Missing Access", retryable=False, forbidden=True)
-        if self.failures:
-            raise self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None and not failure[1]:
+            raise failure[0]
         self.posts.append(post)
+        message_id = f"m{next(self._ids)}"
+        if post.key is not None:
+            self.sent_keys[post.key] = message_id
         self.posted.set()
-        return SentMessage(post.channel, f"m{next(self._ids)}")
+        if failure is not None:
+            raise failure[0]
+        return SentMessage(post.channel, message_id)
+
+    async def find(self, post: Post, since: datetime) -> str | None:
+        self.finds += 1
+        return self.sent_keys.get(post.key) if post.key is not None else None
 
     async def edit(
         self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""

@@ -642,9 +642,10 @@ def test_invite_url_lists_only_the_permissions_used(
         f"&permissions={BOT_PERMISSIONS.value}"
     )
     perms = discord.Permissions(BOT_PERMISSIONS.value)
-    assert perms.value == 1024 + 2048 + 32768  # View Channel, Send Messages, Attach Files
-    assert perms.view_channel and perms.send_messages and perms.attach_files
-    assert not (perms.embed_links or perms.read_message_history or perms.manage_messages or perms.administrator)
+    # View Channel, Send Messages, Attach Files, Read Message History (to find its own post after a crash)
+    assert perms.value == 1024 + 2048 + 32768 + 65536
+    assert perms.view_channel and perms.send_messages and perms.attach_files and perms.read_message_history
+    assert not (perms.embed_links or perms.manage_messages or perms.administrator)
     monkeypatch.setenv("DISCORD_APPLICATION_ID", "777")
     assert main(["invite-url"]) == 0
     assert "client_id=777&" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -654,11 +655,27 @@ async def test_a_scheduled_post_survives_a_429_and_is_delivered_exactly_once(rig
     assert list(rig.fake.messages) == [(CHANNEL, sent.message_id)]
 
 
-async def test_a_500_on_a_post_is_retried_and_delivered_once(rig: Rig) -> None:
-    rig.fake.fail("chat.postMessage", 500)
-    await rig.adapter.post(Post(CHANNEL, "once"))
-    assert [a.status for a in rig.fake.calls("chat.postMessage")] == [500, 200]
-    assert len(rig.fake.messages) == 1
+async def test_a_500_on_a_post_is_not_sent_again_blindly_and_the_post_can_be_found(rig: Rig) -> None:
+    """After a 5xx the message may exist: the client does not repeat it (the core looks first, see
+    test_exactly_once.py); the post's key travels in the message metadata, where `find` sees it."""
+    rig.fake.fail("chat.postMessage", 500, after=True)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    post = Post(CHANNEL, "once", key="studybot-post-7")
+    with pytest.raises(DeliveryError) as err:
+        await rig.adapter.post(post)
+    assert err.value.retryable and err.value.maybe_sent
+    assert [a.status for a in rig.fake.calls("chat.postMessage")] == [500]
+    ((channel, ts),) = rig.fake.messages
+    assert rig.fake.messages[(channel, ts)]["metadata"] == {
+        "event_type": "studybot_post",
+        "event_payload": {"key": "studybot-post-7"},
+    }
+    assert await rig.adapter.find(post, since) == ts
+    assert await rig.adapter.find(Post(CHANNEL, "once", key="studybot-post-8"), since) is None
+    assert await rig.adapter.find(post, datetime.now(UTC) + timedelta(seconds=5)) is None  # only after `since`
+    rig.fake.history_errors[CHANNEL] = "missing_scope"
+    with pytest.raises(DeliveryError):
+        await rig.adapter.find(post, since)
 
 
 async def test_rate_limits_and_5xx_beyond_the_retries_are_retryable_delivery_errors(
@@ -847,6 +864,7 @@ SCOPES_BY_METHOD = {
     "users_info": {"users:read"},
     "files_upload_v2": {"files:write"},
     "conversations_open": {"im:write"},
+    "conversations_history": {"channels:history", "groups:history"},
 }
 
 

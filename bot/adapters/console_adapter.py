@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -154,6 +155,10 @@ class ConsoleAdapter:
     async def post(self, post: Post) -> SentMessage:
         self._print("📣 " + render(post))
         return SentMessage(post.channel, f"console-{next(self._ids)}")
+
+    async def find(self, post: Post, since: datetime) -> str | None:
+        """The console cannot read back what it printed: nothing is ever found."""
+        return None
 
     async def edit(
         self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""

@@ -18,6 +18,7 @@ import io
 import logging
 import re
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import available_timezones
@@ -49,10 +50,15 @@ DRAIN_SECONDS = 10.0
 #: do not count against that limit, so 48/s leaves room for the few other REST calls (P3 in bench/).
 POSTS_PER_SECOND = 48.0
 #: Everything the bot does in a channel: see it, post scheduled questions/tips (with buttons, which need
-#: no extra permission) and attach files (charts). Interaction replies need no channel permission at all,
-#: and editing its own messages needs none beyond these. No Embed Links (no embeds), no Read Message
-#: History (the bot never reads messages).
-BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, attach_files=True)
+#: no extra permission), attach files (charts) and read the channel's recent messages — only to look for
+#: its own post before sending one again after a crash or a failed answer (Read Message History; without
+#: it only the message nonce guards against a repeat, for a few minutes). Interaction replies need no
+#: channel permission at all, and editing its own messages needs none beyond these. No Embed Links.
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, attach_files=True, read_message_history=True
+)
+#: How many of a channel's messages after the post's creation `find` looks through.
+FIND_LIMIT = 100
 NOT_IN_SERVER = "studybot works inside a server: use /study in one of its channels."
 
 _STYLES = {
@@ -692,13 +698,15 @@ class DiscordFrontEnd:
             raise DeliveryError("the Discord client is closed", retryable=True)
 
     async def post(self, post: Post) -> SentMessage:
-        """Post to a channel (``post.channel`` is its id) with the buttons and files. Raises `DeliveryError`:
+        """Post to a channel (``post.channel`` is its id) with the buttons and files. ``post.key`` goes out as
+        the message nonce with ``enforce_nonce``: Discord answers a repeat within a few minutes with the
+        earlier message, so discord.py's own retries after a 5xx never post twice. Raises `DeliveryError`:
         ``forbidden`` for Missing Access or an unknown channel, ``retryable`` for 5xx and network errors.
         429s are waited out by discord.py."""
         cid = _channel_id(post.channel)
         await self._connected()
         rendered = render(post.text)
-        text = rendered if len(rendered) <= MAX_CONTENT else rendered[: MAX_CONTENT - 1] + "…"
+        text = _fit(rendered)
         if text != rendered:
             log.warning("Discord: post to channel %s cut to %d characters", cid, MAX_CONTENT)
         try:
@@ -709,6 +717,8 @@ class DiscordFrontEnd:
             view = _view(post.buttons)
             if view is not None:
                 extra["view"] = view
+            if post.key is not None:
+                extra["nonce"] = post.key
             await self.pacer.wait()
             message = await channel.send(text, files=_files(post.attachments), **extra)
         except DeliveryError:
@@ -716,6 +726,30 @@ class DiscordFrontEnd:
         except Exception as e:
             raise _delivery_error(e, f"post to channel {cid}") from e
         return SentMessage(post.channel, str(message.id))
+
+    async def find(self, post: Post, since: datetime) -> str | None:
+        """The id of the bot's own message in ``post.channel`` after ``since`` that is ``post``: one carrying
+        any of its buttons' ids (answer buttons name the post), or for a post without buttons the same text
+        (``GET /channels/{id}/messages``; needs Read Message History). Raises `DeliveryError`."""
+        cid = _channel_id(post.channel)
+        await self._connected()
+        me = self.client.user.id if self.client.user else None
+        wanted = {b.action_id for b in post.buttons}
+        text = _fit(render(post.text))
+        try:
+            await self.pacer.wait()
+            found: list[Any] = await self.client.http.logs_from(
+                cid, FIND_LIMIT, after=discord.utils.time_snowflake(since)
+            )
+        except Exception as e:
+            raise _delivery_error(e, f"read the messages of channel {cid}") from e
+        for message in found:
+            if me is not None and str(message.get("author", {}).get("id")) != str(me):
+                continue
+            ids = {c.get("custom_id") for row in message.get("components") or [] for c in row.get("components") or []}
+            if (wanted and wanted & ids) or (not wanted and not ids and message.get("content") == text):
+                return str(message["id"])
+        return None
 
     async def edit(
         self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""
@@ -733,6 +767,11 @@ class DiscordFrontEnd:
             await message.edit(content=text, view=_view(buttons))
         except Exception as e:
             raise _delivery_error(e, f"edit message {message_id} in channel {cid}") from e
+
+
+def _fit(text: str) -> str:
+    """``text`` as posted: cut to Discord's limit."""
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
 
 
 def _channel_id(channel: str) -> int:

@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -63,6 +64,10 @@ ACTION_PATTERN = re.compile(r"^sb:")
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 ADMIN_TTL = 600.0
+#: The metadata event type of our channel posts; its payload carries the post's key (see `Post.key`).
+POST_EVENT = "studybot_post"
+#: How many of a channel's messages after a post's creation `find` looks through.
+FIND_LIMIT = 200
 #: What Slack sends as ``X-Slack-Request-Timestamp``: Unix seconds in ASCII digits. slack-sdk's verifier
 #: calls ``int()`` on the header, so anything else would surface as a 500 with a traceback.
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -210,6 +215,19 @@ def delivery_error(e: Exception, what: str) -> DeliveryError:
         return DeliveryError(f"{what}: {code or f'HTTP {status}'}", retryable=False)
     # Connection trouble and timeouts: the next attempt may well work.
     return DeliveryError(f"{what}: {type(e).__name__}: {e}", retryable=True, maybe_sent=True)
+
+
+def _retrying_429s_only(api: AsyncWebClient) -> AsyncWebClient:
+    """``api`` for channel posts: it retries only what surely did not post (429). After a 5xx or a dropped
+    connection the message may exist, and the core looks for it (`SlackAdapter.find`) before any second
+    try, instead of the SDK sending it again blindly."""
+    return AsyncWebClient(
+        token=api.token,
+        base_url=api.base_url,
+        session=api.session,
+        team_id=api.default_params.get("team_id"),
+        retry_handlers=[h for h in api.retry_handlers if isinstance(h, AsyncRateLimitErrorRetryHandler)],
+    )
 
 
 # ---------------------------------------------------------------- the adapter
@@ -690,14 +708,18 @@ class SlackAdapter:
 
     async def post(self, post: Post) -> SentMessage:
         """Post to a channel (``chat.postMessage`` with Block Kit buttons); files follow as uploads.
-        The message id is Slack's ``ts``. Raises `DeliveryError` (rate limits and 5xx only after the
-        client's retries; ``forbidden`` when the bot is not in the channel or lacks a scope, or not
-        installed in the post's workspace)."""
+        ``post.key`` goes in the message's metadata, where `find` recognises it. The message id is Slack's
+        ``ts``. Raises `DeliveryError` (rate limits after the client's retries; a 5xx at once, with
+        ``maybe_sent``; ``forbidden`` when the bot is not in the channel or lacks a scope, or not installed
+        in the post's workspace)."""
         api = await self.api_for(post.group)
         text = mrkdwn(post.text)
+        extra: dict[str, Any] = {}
+        if post.key is not None:
+            extra["metadata"] = {"event_type": POST_EVENT, "event_payload": {"key": post.key}}
         try:
-            result = await api.chat_postMessage(
-                channel=post.channel, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False
+            result = await _retrying_429s_only(api).chat_postMessage(
+                channel=post.channel, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False, **extra
             )
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
             raise delivery_error(e, f"post to {post.channel}") from e
@@ -709,6 +731,32 @@ class SlackAdapter:
             except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
                 log.warning("slack: %s", delivery_error(e, f"upload {attachment.filename} to {post.channel}"))
         return SentMessage(post.channel, ts)
+
+    async def find(self, post: Post, since: datetime) -> str | None:
+        """The ``ts`` of the bot's own message in ``post.channel`` after ``since`` that is ``post``: its key in
+        the metadata, any of its buttons, or (a post without either) the same text
+        (``conversations.history``; needs ``channels:history``/``groups:history``). Raises `DeliveryError`."""
+        wanted = {b.action_id for b in post.buttons}
+        text = mrkdwn(post.text)
+        api = await self.api_for(post.group)
+        try:
+            result = await api.conversations_history(
+                channel=post.channel, oldest=f"{since.timestamp():.6f}", limit=FIND_LIMIT, include_all_metadata=True
+            )
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, f"read the history of {post.channel}") from e
+        for message in result.get("messages") or []:
+            if self.bot_user_id and not self.oauth and message.get("user") != self.bot_user_id:
+                continue
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            ids = {el.get("action_id") for block in message.get("blocks") or [] for el in block.get("elements") or []}
+            if (
+                (post.key is not None and payload.get("key") == post.key)
+                or (wanted and wanted & ids)
+                or (post.key is None and not wanted and message.get("text") == text)
+            ):
+                return str(message["ts"])
+        return None
 
     async def edit(
         self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""

@@ -5,11 +5,22 @@ Platform-free: it talks to `ScheduleStore`, `Store` and `ChatGateway` ports only
 with a fake clock).
 
 Exactly-once: before sending, an occurrence is claimed by inserting its (channel, UTC instant) row;
-only the claimer sends, so two loops on one database post once. The platform's message id is recorded
-after the send. A retryable failure (429/5xx) is retried with backoff until the catch-up window closes;
-a forbidden channel pauses its schedule and queues a notice for the next admin. The one window not
-covered is a crash between the platform accepting a post and the message id being written: that
-claim is retried after `CLAIM_LEASE` (at-least-once for that instant, never a silent miss).
+only the claimer sends, so two loops on one database post once. The post's row (whose id the answer
+buttons carry) is made under the claim before the first send, and the platform's message id is recorded
+after it. A retryable failure (429/5xx) is retried with backoff until the catch-up window closes; a
+forbidden channel pauses its schedule and queues a notice for the next admin.
+
+The window between the platform taking a post and its message id being written (a crash, a 500 on a
+message that was in fact created, a lost answer) is closed with the platforms' own means:
+
+* every post carries a key derived from its claimed row (`post_key`): Discord drops a repeat with the same
+  message nonce for a few minutes, Slack stores it in the message's metadata;
+* before a claimed post is sent again (a retry, a claim abandoned by a dead process and taken over after
+  `CLAIM_LEASE`), and after any failure that may have created the message, the channel's recent messages
+  are searched for it (`ChatGateway.find`): found means recorded, not sent again.
+
+`stop()` (on SIGTERM) lets the sends in flight finish and be recorded, and starts no new ones: what was
+not begun is released for the next run instead of waiting out the lease.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: A claim older than this without an outcome belongs to a process that died mid-send.
 CLAIM_LEASE = timedelta(minutes=10)
+#: Search a channel for a post from this long before its row was made (clocks differ a little).
+LOOK_BACK = timedelta(minutes=2)
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 12
@@ -55,6 +68,11 @@ class RunReport:
     skipped: list[tuple[int, datetime]] = field(default_factory=list)
     failed: list[tuple[int, datetime]] = field(default_factory=list)
     revealed: list[int] = field(default_factory=list)
+
+
+def post_key(post_id: int, kind: str = "post") -> str:
+    """The idempotency key of a channel post (or of its reveal): the same on every attempt."""
+    return f"studybot-{kind}-{post_id}"[:25]
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
@@ -90,6 +108,12 @@ class DailyPoster:
         self.catchup = catchup
         self.name = name or f"poster-{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
+        #: Set by `stop`: sends in flight finish, no new ones start.
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Start no new sends (the process is stopping); those in flight finish and are recorded."""
+        self.stopping = True
 
     # ------------------------------------------------------------------ the unit of work
 
@@ -105,10 +129,16 @@ class DailyPoster:
 
         async def one(s: ChannelSchedule) -> None:
             async with gate:
-                await self._new_occurrences(s, now, report)
+                if not self.stopping:  # unclaimed occurrences wait for the next run (catch-up)
+                    await self._new_occurrences(s, now, report)
 
         await asyncio.gather(*(one(s) for s in scheds.values() if not s.paused and s.platform in self.gateways))
+        if self.stopping:
+            return report
         for d in await self.schedules.reclaim_due(now, self.name, now - CLAIM_LEASE):
+            if self.stopping:  # claimed but not begun: free it for the next run at once
+                await self.schedules.mark_failed(d.id, "the bot stopped before sending; retrying", now)
+                continue
             owner = scheds.get(d.channel_id)
             if owner is None or owner.paused or owner.platform not in self.gateways:
                 await self.schedules.mark_failed(d.id, "schedule removed, paused or front end not running", None)
@@ -120,7 +150,7 @@ class DailyPoster:
                 continue
             await self._deliver(owner, d, now, report)
         for s in scheds.values():
-            if s.rule.reveal_hours and not s.paused and s.platform in self.gateways:
+            if s.rule.reveal_hours and not s.paused and s.platform in self.gateways and not self.stopping:
                 for post in await self.schedules.unrevealed_questions(
                     s.channel_id, now - timedelta(hours=s.rule.reveal_hours)
                 ):
@@ -171,7 +201,10 @@ class DailyPoster:
                 if found is None:
                     raise NothingToPost("the prepared post was deleted")
                 post = found
-            message_id = await self._send(s.platform, s.channel, post, gateway, now, s.group)
+            # A post prepared by an earlier attempt may have gone out (a crash or a lost answer): look first.
+            message_id = await self._send(
+                s.platform, s.channel, post, gateway, now, s.group, may_exist=d.post_id is not None
+            )
         except NothingToPost as e:
             await self.schedules.mark_failed(d.id, str(e), None)
             report.failed.append((s.channel_id, d.scheduled_for))
@@ -206,10 +239,18 @@ class DailyPoster:
         return pick
 
     async def _send(
-        self, platform: str, channel: str, post: PostRecord, gateway: ChatGateway, now: datetime, group: str
+        self,
+        platform: str,
+        channel: str,
+        post: PostRecord,
+        gateway: ChatGateway,
+        now: datetime,
+        group: str,
+        *,
+        may_exist: bool,
     ) -> str:
-        """Reveal earlier questions, then post ``post``; returns the platform's message id. ``group`` is the
-        platform's group id (see `Post.group`).
+        """Reveal earlier questions, then post ``post`` once (`_post_once`); returns the platform's message id.
+        ``group`` is the platform's group id (see `Post.group`).
 
         Raises `DeliveryError`, `NothingToPost` (the item left the pack)."""
         for old in await self.schedules.unrevealed_questions(post.channel_id, now):
@@ -221,14 +262,55 @@ class DailyPoster:
             item = pack.question(post.item_id)
             if item is None:
                 raise NothingToPost(f"question {post.item_id} is no longer in the content pack")
-            out = Post(channel, question_text(item, heading=HEADING), answer_buttons(post.id), group=group)
+            out = Post(
+                channel,
+                question_text(item, heading=HEADING),
+                answer_buttons(post.id),
+                key=post_key(post.id),
+                group=group,
+            )
         else:
             item = pack.tip(post.item_id)
             if item is None:
                 raise NothingToPost(f"tip {post.item_id} is no longer in the content pack")
-            out = Post(channel, tip_post_text(pack, item), group=group)
-        sent = await gateway.post(out)
-        return sent.message_id
+            out = Post(channel, tip_post_text(pack, item), key=post_key(post.id), group=group)
+        return await self._post_once(gateway, out, post.created_at - LOOK_BACK, may_exist=may_exist)
+
+    async def _post_once(self, gateway: ChatGateway, out: Post, since: datetime, *, may_exist: bool) -> str:
+        """Post ``out`` unless it is already in the channel; returns its message id. ``may_exist``: an earlier
+        attempt may have reached the platform, so look before sending. A failure after which the message may
+        exist anyway (5xx, lost connection) is checked the same way: found counts as sent. Raises `DeliveryError`."""
+        if may_exist:
+            found = await self._look(gateway, out, since)
+            if found is not None:
+                log.info(
+                    "post %s was already in channel %s (message %s): recorded, not sent again",
+                    out.key,
+                    out.channel,
+                    found,
+                )
+                return found
+        try:
+            return (await gateway.post(out)).message_id
+        except DeliveryError as e:
+            if not e.maybe_sent:
+                raise
+            found = await self._look(gateway, out, since)
+            if found is None:
+                raise
+            log.info("post %s: the platform answered %s, but the message is there (%s): recorded", out.key, e, found)
+            return found
+
+    @staticmethod
+    async def _look(gateway: ChatGateway, out: Post, since: datetime) -> str | None:
+        try:
+            return await gateway.find(out, since)
+        except DeliveryError as e:
+            # Without the history permission/scope only the platform's own dedup (Discord's nonce) is left.
+            log.warning(
+                "could not look for post %s in channel %s (%s); sending it may repeat it", out.key, out.channel, e
+            )
+            return None
 
     async def _reveal(self, platform: str, channel: str, post: PostRecord, now: datetime, group: str) -> bool:
         """Reveal one channel question once (across instances). Failures are logged and retried later."""
@@ -240,7 +322,7 @@ class DailyPoster:
             return False
         counts = await self.store.choice_counts(post.id)
         try:
-            await gateway.post(Post(channel, reveal_text(q, counts), group=group))
+            await gateway.post(Post(channel, reveal_text(q, counts), key=post_key(post.id, "reveal"), group=group))
         except DeliveryError as e:
             await self.schedules.unclaim_reveal(post.id)
             log.warning("reveal of post %s failed: %s", post.id, e)
@@ -271,7 +353,7 @@ class DailyPoster:
         # count) until the message id is recorded, and a failed send deletes it.
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
         try:
-            message_id = await self._send(platform, channel, post, gateway, now, group)
+            message_id = await self._send(platform, channel, post, gateway, now, group, may_exist=False)
         except BaseException:
             await asyncio.shield(self.store.discard_post(post.id))
             raise

@@ -97,13 +97,18 @@ class Post:
     """A message the core posts to a channel on its own (the daily question, a reveal).
 
     ``group`` is the platform's id of the channel's group (guild, workspace): a gateway that serves many
-    workspaces picks its credentials by it. Empty when not known."""
+    workspaces picks its credentials by it. Empty when not known.
+
+    ``key`` names the post the same way on every attempt (at most 25 characters): a gateway hands it to
+    the platform's own means of idempotency (Discord's message nonce, Slack's message metadata) so that a
+    repeat is dropped or the message can be recognised later (`ChatGateway.find`)."""
 
     channel: str
     text: str
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = field(default=())
     group: str = ""
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,13 @@ class ChatGateway(Protocol):
         """Replace a posted message's text and buttons; ``group`` as in `Post.group`."""
         ...
 
+    async def find(self, post: Post, since: datetime) -> str | None:
+        """The message id of ``post`` if the bot already posted it in ``post.channel`` after ``since`` (found
+        among the channel's recent messages by its ``key``, its buttons or, lacking both, its text); None
+        when it is not there. A gateway that cannot read a channel back returns None. Raises
+        `DeliveryError` (e.g. the bot may not read the channel's history)."""
+        ...
+
 
 class InstallStore(Protocol):
     """Installations of a chat app in many workspaces (Slack OAuth), one per workspace (``team_id``), and

@@ -85,6 +85,7 @@ class Scheduler:
     async def start(self) -> None:
         """Catch up on what is due (posting once within the grace window), then arm the timers."""
         self._closed = False
+        self.poster.stopping = False
         aps = AsyncIOScheduler(timezone=UTC)
         aps.start()
         self._aps = aps
@@ -100,8 +101,10 @@ class Scheduler:
         await self.tick()
 
     async def close(self) -> None:
-        """Let a run in progress finish (bounded), then stop the timers. Safe to call twice."""
+        """Let a run in progress finish its posts in flight (bounded by `CLOSE_TIMEOUT`), recording them,
+        then stop the timers. No new post starts once this is called. Safe to call twice."""
         self._closed = True
+        self.poster.stop()
         aps, self._aps = self._aps, None
         try:
             await asyncio.wait_for(self._lock.acquire(), CLOSE_TIMEOUT)
