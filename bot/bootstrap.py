@@ -135,6 +135,11 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
     return frontends
 
 
+async def _start_all(hooks: list[Callable[[], Awaitable[None]]]) -> None:
+    for hook in hooks:
+        await hook()
+
+
 async def serve(app: App, frontends: list[FrontEnd]) -> int:
     """Run the front ends until one ends by itself or SIGTERM/SIGINT arrives, then shut down cleanly:
     in-flight work finishes, front ends close, the database closes. Returns the exit status."""
@@ -147,10 +152,16 @@ async def serve(app: App, frontends: list[FrontEnd]) -> int:
         app.gateways[fe.platform] = fe
     tasks = {asyncio.create_task(fe.run(), name=f"frontend-{fe.platform}"): fe for fe in frontends}
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    # The scheduler's start-up catch-up may be a long fan-out: a signal during it must stop it (the posts
+    # in flight finish, no new ones start), not wait for the whole fan-out.
+    starting = asyncio.create_task(_start_all(app.on_start), name="start-background")
     status = 0
     try:
-        for hook in app.on_start:
-            await hook()
+        await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("shutting down")
+            return status
+        starting.result()  # a start-up failure propagates
         # Everything loaded so far (libraries, content, settings) lives as long as the process. Moving it
         # out of the collector's reach spares every later full collection from walking it: a 64 ms pause
         # in the middle of a burst of button clicks was measured before this (bench P1).
@@ -172,6 +183,9 @@ async def serve(app: App, frontends: list[FrontEnd]) -> int:
         # Background parts (the scheduler) stop first, while the front ends can still deliver what they
         # are posting; then the front ends; the database closes last.
         await app.stop_background()
+        if not starting.done():  # stop_background let its posts in flight finish; nothing more to wait for
+            starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
         for fe in frontends:
             try:
                 await fe.close()
