@@ -1,39 +1,24 @@
-"""`python -m tests.fault_bot` is `studybot run`, pointed at a loopback fake Discord (the fault tests).
-
-discord.py's REST base and gateway URL are class attributes, so a bot in its own process must set them
-itself (from ``FAKE_DISCORD_REST`` / ``FAKE_DISCORD_GATEWAY``); it also waits 0.05 s rather than 2 s for
-guilds after READY. Slack needs nothing of the kind (``SLACK_API_URL``). Everything else is the shipped
-bot: settings, wiring, scheduler, adapters.
+"""`python -m tests.fault_bot REST_BASE GATEWAY_URL ARGS…` is `tests.discord_proc` (`studybot ARGS` with
+discord.py pointed at a fake Discord) that also waits 0.05 s rather than discord.py's 2 s for guilds after
+READY, since the fault tests start the bot many times. Everything else is the shipped bot.
 """
 
 from __future__ import annotations
 
-import os
+import sys
 from typing import Any
 
-import discord.gateway
-import discord.http
-import yarl
-
 from bot.adapters.discord_adapter import DiscordFrontEnd
-from bot.cli import main
+from tests.discord_proc import main
+
+_shipped = DiscordFrontEnd.from_settings.__func__  # type: ignore[attr-defined]
 
 
-def point_discord_at_the_fake() -> None:
-    rest = os.environ.get("FAKE_DISCORD_REST")
-    if not rest:
-        return
-    discord.http.Route.BASE = rest
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
-    shipped = DiscordFrontEnd.from_settings.__func__  # type: ignore[attr-defined]
-
-    def from_settings(cls: type[DiscordFrontEnd], *args: Any, **options: Any) -> DiscordFrontEnd:
-        options.setdefault("guild_ready_timeout", 0.05)
-        return shipped(cls, *args, **options)  # type: ignore[no-any-return]
-
-    DiscordFrontEnd.from_settings = classmethod(from_settings)  # type: ignore[method-assign, assignment]
+def _from_settings(cls: type[DiscordFrontEnd], *args: Any, **options: Any) -> DiscordFrontEnd:
+    options.setdefault("guild_ready_timeout", 0.05)
+    return _shipped(cls, *args, **options)  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":
-    point_discord_at_the_fake()
-    raise SystemExit(main(["run"]))
+    DiscordFrontEnd.from_settings = classmethod(_from_settings)  # type: ignore[method-assign, assignment]
+    sys.exit(main(sys.argv[1:]))

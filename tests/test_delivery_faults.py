@@ -78,6 +78,9 @@ class Platform:
     def env(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def start_bot(self, db: Path) -> BotProcess:
+        return BotProcess(db, "run", env=self.env())
+
     def posts_per_channel(self) -> Counter[str]:
         raise NotImplementedError
 
@@ -114,11 +117,11 @@ class DiscordPlatform(Platform):
         await self.fake.stop()
 
     def env(self) -> dict[str, str]:
-        return {
-            "DISCORD_TOKEN": self.fake.token,
-            "FAKE_DISCORD_REST": self.fake.rest_base,
-            "FAKE_DISCORD_GATEWAY": self.fake.gateway_url,
-        }
+        return {"DISCORD_TOKEN": self.fake.token}
+
+    def start_bot(self, db: Path) -> BotProcess:
+        args = (self.fake.rest_base, self.fake.gateway_url, "run")
+        return BotProcess(db, *args, module="tests.fault_bot", env=self.env())
 
     def message_ids(self) -> dict[str, set[str]]:
         def read() -> dict[str, set[str]]:
@@ -243,7 +246,7 @@ def let_the_lease_pass(db: Path, p: Platform) -> None:
 
 
 def start_bot(db: Path, p: Platform) -> BotProcess:
-    return BotProcess(db, module="tests.fault_bot", env=p.env())
+    return p.start_bot(db)
 
 
 def wait(until: Callable[[], bool], within: float, what: str, bot: BotProcess | None = None) -> None:
