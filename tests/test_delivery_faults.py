@@ -270,6 +270,8 @@ def settle(db: Path, p: Platform) -> list[str]:
             "every post recorded",
             bot,
         )
+        # (All may have been recorded before this start: then let it come up, so the signal meets its handler.)
+        wait(lambda: any(" connected " in line for line in bot.err), 60, "the bot to connect", bot)
         bot.proc.send_signal(signal.SIGTERM)
         assert bot.wait(30) == 0, bot.err[-10:]
     finally:

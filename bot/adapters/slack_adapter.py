@@ -56,7 +56,7 @@ EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 #: The bot scopes an OAuth install asks for: exactly those in slack-manifest.yaml.
-SCOPES = ("commands", "chat:write", "users:read", "files:write", "im:write")
+SCOPES = ("commands", "chat:write", "users:read", "files:write", "im:write", "channels:history", "groups:history")
 COMMAND = "/study"
 #: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
 ACTION_PATTERN = re.compile(r"^sb:")
