@@ -368,3 +368,27 @@ def test_ids_migration_keeps_rows_ids_and_foreign_keys(tmp_path: Path) -> None:
 
 
 _ALL_TABLES = ("groups", "channels", "members", "posts", "answers", "cards", "schedules", "deliveries")
+
+
+def test_a_rebuild_that_would_orphan_rows_is_rolled_back(tmp_path: Path) -> None:
+    """Migrations run with foreign keys off (so a rebuilt parent does not cascade), and a migration that
+    drops a table is checked before it commits: losing a parent row rolls it back."""
+    folder = tmp_path / "migs"
+    folder.mkdir()
+    (folder / "0001_init.sql").write_text(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);\n"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p (id) ON DELETE CASCADE);\n"
+        "INSERT INTO p VALUES (1), (2);\nINSERT INTO c VALUES (10, 1), (20, 2);"
+    )
+    (folder / "0002_rebuild.sql").write_text(
+        "CREATE TABLE p_new (id INTEGER PRIMARY KEY AUTOINCREMENT);\n"
+        "INSERT INTO p_new SELECT id FROM p WHERE id = 1;\nDROP TABLE p;\nALTER TABLE p_new RENAME TO p;"
+    )
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    with pytest.raises(StoreError, match="0002_rebuild left a c row"):
+        migrate(conn, folder)
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT id FROM p ORDER BY id").fetchall() == [(1,), (2,)]
+    assert conn.execute("SELECT COUNT(*) FROM c").fetchone()[0] == 2, "nothing cascaded"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
