@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     #: runs (empty: all of them). Several processes with disjoint ids split the guilds between them.
     discord_shards: int | Literal["auto"] | None = Field(None, validation_alias=_env("STUDYBOT_DISCORD_SHARDS"))
     discord_shard_ids: str = Field("", validation_alias=_env("STUDYBOT_DISCORD_SHARD_IDS"))
+    #: Channel posts per second by this process; Discord allows 50 REST requests/s per bot in all, so
+    #: processes that post for one bot token split 48 between them (README "Scaling out").
+    discord_posts_per_second: float = Field(
+        48.0, gt=0, le=50, validation_alias=_env("STUDYBOT_DISCORD_POSTS_PER_SECOND")
+    )
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))

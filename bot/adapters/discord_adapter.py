@@ -514,6 +514,7 @@ class DiscordFrontEnd:
             shard_count=settings.discord_shards,
             shard_ids=settings.discord_shard_id_list,
             owners=settings.owners_on("discord"),
+            posts_per_second=settings.discord_posts_per_second,
             **client_options,
         )
 
