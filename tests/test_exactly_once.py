@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from bot.adapters.slack_adapter import SlackAdapter
 from bot.bootstrap import App, build_app
 from bot.config import Settings
 from bot.core.delivery import CLAIM_LEASE, DailyPoster
-from bot.core.messages import Button, Post, SentMessage
+from bot.core.messages import Button, Inbound, Post, SentMessage
 from bot.core.ports import ChatGateway
 from bot.core.schedule import ScheduleRule
 from bot.storage.schedule_store import SqliteScheduleStore
@@ -49,6 +50,7 @@ class Rig:
     fail_after_create: Callable[[], None]  # the next post is made, then a server error is answered
     let_nonces_expire: Callable[[], None]
     clock: FakeClock
+    fake: Any = None
 
     def poster(self, gateway: ChatGateway | None = None, name: str = "a") -> DailyPoster:
         gw = gateway or self.gateway
@@ -102,6 +104,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
                     lambda: fake.fail("POST", rf"/channels/{cid}/messages", 503, after=True) and None,
                     fake.expire_nonces,
                     clock,
+                    fake,
                 )
             finally:
                 await fe.close()
@@ -130,6 +133,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
                 lambda: fake_slack.fail("chat.postMessage", 500, after=True),
                 lambda: None,  # Slack has no nonce
                 clock,
+                fake_slack,
             )
         finally:
             await adapter.close()
@@ -220,3 +224,46 @@ async def test_without_read_message_history_discord_still_drops_the_repeat_by_it
             await fe.close()
             await asyncio.wait_for(task, 5)
             await app.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("429", "is rate-limiting the bot right now"),
+        ("5xx", "had a problem on its side"),
+        ("403", "Check the bot's permissions in this channel"),
+    ],
+)
+async def test_post_now_on_the_platform_tells_the_admin_what_happened_and_keeps_nothing(
+    rig: Rig, fault: str, expected: str
+) -> None:
+    """Item 4 through the real client libraries: the admin reads the platform's real problem, and the
+    question that could not be posted is not kept (nothing to reveal or count later)."""
+    rig.app.gateways[rig.platform] = rig.gateway
+    if rig.platform == "discord":
+        fake_d: FakeDiscord = rig.fake
+        path = rf"/channels/{rig.channel}/messages"
+        if fault == "429":  # more than discord.py's five tries
+            fake_d.fail("POST", path, 429, times=5, retry_after=0.05)
+        elif fault == "5xx":
+            fake_d.fail("POST", path, 503)
+        else:
+            fake_d.forbid(int(rig.channel))
+    else:
+        fake_s: FakeSlack = rig.fake
+        if fault == "429":  # more than the client's three retries
+            fake_s.fail("chat.postMessage", 429, retry_after=0, times=4)
+        elif fault == "5xx":
+            fake_s.fail("chat.postMessage", 500)
+        else:
+            fake_s.channel_errors[rig.channel] = "not_in_channel"
+    (reply,) = await rig.app.service.handle(
+        Inbound(rig.platform, rig.group, rig.channel, "U0ADMIN", "admin", "schedule post-now", is_admin=True)  # type: ignore[arg-type]
+    )
+    print(f"{rig.platform} {fault}: {reply.text}")
+    assert reply.private and expected in reply.text, reply.text
+    if fault != "403":
+        assert "permissions" not in reply.text
+    assert rig.messages() == []
+    with sqlite3.connect(rig.app.store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM posts").fetchone() == (0,)

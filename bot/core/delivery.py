@@ -370,7 +370,7 @@ class DailyPoster:
                 "Check the bot's permissions in this channel."
             )
         if e.rate_limited:
-            wait = f"{max(1, math.ceil(e.retry_after))} s" if e.retry_after else "a minute"
+            wait = f"{max(1, math.ceil(e.retry_after))} s" if e.retry_after is not None else "a minute"
             return f"{where} is rate-limiting the bot right now ({e}); nothing was posted. Try again in {wait}."
         if e.retryable:
             return f"{where} had a problem on its side ({e}); nothing was posted. Try again in a minute."
