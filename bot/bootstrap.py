@@ -17,10 +17,9 @@ from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
 from bot.core.learning import LearningEngine
-from bot.core.ports import ChatGateway, Clock
+from bot.core.ports import ChatGateway, Clock, ScheduleStore
 from bot.core.service import StudyService
-from bot.storage import SqliteStore
-from bot.storage.learning_store import LearningStore
+from bot.storage import ManagedStore, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,11 @@ class App:
     """The wired-up bot. `build_app` opens the store and loads content; `close()` releases them."""
 
     settings: Settings
-    store: SqliteStore
+    store: ManagedStore
     library: ContentLibrary
     service: StudyService
     clock: Clock
+    schedules: ScheduleStore
     #: One gateway per platform, filled as front ends start; the scheduler posts through these.
     gateways: dict[str, ChatGateway] = field(default_factory=dict)
     #: Background parts (the scheduler) started after the front ends and closed before them.
@@ -80,23 +80,25 @@ async def _run_all(hooks: list[Callable[[], Awaitable[None]]], what: str) -> Non
 async def build_app(
     settings: Settings, *, db: Path | None = None, clock: Clock | None = None, exclusive: bool = False
 ) -> App:
-    """Open the database (applying migrations), load the content pack and build the service.
+    """Open the database (applying migrations), load the content pack and build the service. The
+    database is ``db`` (a SQLite file) when given, else the settings' (`Settings.database`).
 
     ``exclusive`` (`studybot run`): refuse to share the SQLite file with another running bot (other
     than processes that run other Discord shards of this one).
     Raises `StoreError` for database problems and `ContentInvalid` for a broken content pack."""
     clock = clock or SystemClock()
     library = ContentLibrary.load(settings.content)
-    store = SqliteStore(db or settings.db, migrations_dir=settings.migrations)
+    storage = open_storage(settings.database(db), settings.migrations)
+    store = storage.store
     shards = settings.discord_shard_id_list if settings.discord_enabled else None
     applied = await store.start(exclusive=exclusive, shards=shards)
     if applied:
-        log.info("database %s: applied %s", store.path, ", ".join(applied))
+        log.info("database %s: applied %s", storage.where, ", ".join(applied))
     service = StudyService(store, library, clock)
     ContentCommands(library).register(service)
-    learning = LearningEngine(LearningStore(store), store, library, clock)
+    learning = LearningEngine(storage.learning, store, library, clock)
     learning.install(service)
-    app = App(settings, store, library, service, clock)
+    app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     wire_scheduling(app)
     return app
@@ -105,9 +107,8 @@ async def build_app(
 def wire_scheduling(app: App) -> None:
     """Daily posts: register the schedule commands; the scheduler starts after the front ends."""
     from bot.scheduling import Scheduler
-    from bot.storage.schedule_store import SqliteScheduleStore
 
-    scheduler = Scheduler(SqliteScheduleStore(app.store), app.service, app.gateways, app.clock, app.settings)
+    scheduler = Scheduler(app.schedules, app.service, app.gateways, app.clock, app.settings)
     scheduler.install_commands()
     app.on_start.append(scheduler.start)
     app.on_close.append(scheduler.close)
@@ -124,9 +125,9 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
         frontends.append(DiscordFrontEnd.from_settings(app.service, app.settings))
     if app.settings.slack_enabled:
         from bot.adapters.slack_adapter import SlackAdapter
-        from bot.storage.install_store import SqliteInstallStore
+        from bot.storage import installs_for
 
-        installations = SqliteInstallStore(app.store) if app.settings.slack_oauth else None
+        installations = installs_for(app.store) if app.settings.slack_oauth else None  # type: ignore[arg-type]
         frontends.append(SlackAdapter(app.service, app.settings, installations=installations))
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter

@@ -85,14 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _content(args, settings.content)
         if args.cmd == "db":
             if args.db_cmd == "backup":
+                if not settings.database(args.db).startswith("sqlite:"):
+                    print("studybot: db backup copies a SQLite file; back up PostgreSQL with pg_dump", file=sys.stderr)
+                    return 2
                 return _backup(args.db or settings.db, args.path)
             if args.db_cmd != "migrate":
                 parser.parse_args(["db", "--help"])
-            return asyncio.run(_migrate(args.db or settings.db, settings.migrations))
+            return asyncio.run(_migrate(settings, args.db))
         if args.cmd == "health":
             from bot.health import check
 
-            health = check(args.db or settings.db, settings.migrations, settings.content)
+            health = check(settings.database(args.db), settings.migrations, settings.content)
             message = RedactingFilter(settings.secrets()).scrub(health.message)  # it names paths
             print(
                 message if health.ok else f"unhealthy: {message}",
@@ -100,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0 if health.ok else 1
         if args.cmd == "export":
-            return _export(settings, args.db or settings.db, args.out)
+            return _export(settings, args.db, args.out)
         if args.cmd == "console":
             return asyncio.run(_console(settings, args.user or _default_user(), args.db))
         if args.cmd == "run":
@@ -160,21 +163,24 @@ def _backup(db: Path, target: Path) -> int:
     return 0
 
 
-async def _migrate(db: Path, migrations_dir: Path) -> int:
-    from bot.storage import SqliteStore
+async def _migrate(settings: Settings, db: Path | None) -> int:
+    from bot.storage import open_storage
 
-    store = SqliteStore(db, migrations_dir=migrations_dir)
-    applied = await store.start()
-    await store.close()
-    print(f"{db}: applied {', '.join(applied)}" if applied else f"{db}: up to date")
+    storage = open_storage(settings.database(db), settings.migrations)
+    applied = await storage.store.start()
+    await storage.store.close()
+    print(f"{storage.where}: applied {', '.join(applied)}" if applied else f"{storage.where}: up to date")
     return 0
 
 
-def _export(settings: Settings, db: Path, out: Path) -> int:
-    if not db.is_file():
-        print(f"studybot: no database at {db}", file=sys.stderr)
+def _export(settings: Settings, db: Path | None, out: Path) -> int:
+    from bot.storage.urls import sqlite_path
+
+    url = settings.database(db)
+    if url.startswith("sqlite:") and not sqlite_path(url).is_file():
+        print(f"studybot: no database at {sqlite_path(url)}", file=sys.stderr)
         return 1
-    files = asyncio.run(_export_files(settings, db))
+    files = asyncio.run(_export_files(settings, url))
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         write_new_file(out, name, text)
@@ -200,21 +206,20 @@ def write_new_file(folder: Path, name: str, text: str) -> None:
         raise
 
 
-async def _export_files(settings: Settings, db: Path) -> dict[str, str]:
+async def _export_files(settings: Settings, url: str) -> dict[str, str]:
     from bot.core.clock import SystemClock
     from bot.core.content import ContentLibrary
     from bot.core.learning import LearningEngine
-    from bot.storage import SqliteStore
-    from bot.storage.learning_store import LearningStore
+    from bot.storage import open_storage
 
     library = ContentLibrary.load(settings.content)
-    store = SqliteStore(db, migrations_dir=settings.migrations)
-    await store.start()
+    storage = open_storage(url, settings.migrations)
+    await storage.store.start()
     try:
         clock = SystemClock()
-        return await LearningEngine(LearningStore(store), store, library, clock).export_files(None, clock.now())
+        return await LearningEngine(storage.learning, storage.store, library, clock).export_files(None, clock.now())
     finally:
-        await store.close()
+        await storage.store.close()
 
 
 async def _console(settings: Settings, user: str, db: Path | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -48,6 +49,8 @@ class Settings(BaseSettings):
     )
 
     db: Path = Field(Path("data/studybot.db"), validation_alias=_env("STUDYBOT_DB"))
+    #: sqlite:///path or postgresql://user:pass@host:port/db; unset means sqlite:/// + STUDYBOT_DB.
+    database_url: SecretStr | None = Field(None, validation_alias=_env("STUDYBOT_DATABASE_URL"))
     content: Path = Field(BUNDLED_CONTENT, validation_alias=_env("STUDYBOT_CONTENT"))
     migrations: Path = Field(BUNDLED_MIGRATIONS, validation_alias=_env("STUDYBOT_MIGRATIONS"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("STUDYBOT_LOG_LEVEL"))
@@ -186,6 +189,28 @@ class Settings(BaseSettings):
                 found.add(user)
         return frozenset(found)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        from bot.storage.urls import UrlError, check_url  # loaded only when the setting is used
+
+        try:
+            check_url(v.get_secret_value().strip())
+        except UrlError as e:
+            raise ValueError(str(e)) from None
+        return SecretStr(v.get_secret_value().strip())
+
+    def database(self, db: Path | None = None) -> str:
+        """The database URL in force: ``db`` (a SQLite file named on the command line), else
+        ``STUDYBOT_DATABASE_URL``, else the SQLite file ``STUDYBOT_DB``."""
+        if db is not None:
+            return f"sqlite:///{db}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.db}"
+
     @property
     def slack_admin_ids(self) -> frozenset[str]:
         return frozenset(x.strip() for x in self.slack_admins.split(",") if x.strip())
@@ -215,7 +240,12 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.slack_client_secret,
         ]
-        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
+        return values
 
 
 class SettingsError(Exception):
@@ -241,6 +271,7 @@ SECRET_SETTINGS = frozenset(
         "SLACK_API_URL",
         "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI",
+        "STUDYBOT_DATABASE_URL",
     }
 )
 #: A wrong value is shown only when it is this short: every valid value of the other settings (a

@@ -10,7 +10,8 @@ from pathlib import Path
 from bot.core.content import validate_pack
 from bot.core.ports import StoreError
 from bot.storage import dbfile
-from bot.storage.migrations import discover
+from bot.storage.migrations import discover, folder_for
+from bot.storage.urls import SQLITE_PREFIX, redact, sqlite_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +45,56 @@ def _schema_version(db: Path) -> int:
         conn.close()
 
 
-def check(db: Path, migrations_dir: Path, content: Path) -> Health:
+def _pg_schema_version(url: str) -> int:
+    """The highest applied migration of a PostgreSQL database, read in a read-only transaction."""
+    import asyncio
+
+    import asyncpg
+
+    async def read() -> int:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            async with conn.transaction(readonly=True):
+                if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+                    return 0
+                return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def check(db: Path | str, migrations_root: Path, content: Path) -> Health:
     """Check that the database opens, its schema matches the migrations exactly and the content pack
-    loads. Does not raise: every problem becomes an unhealthy verdict naming the reason."""
-    if not db.is_file():
-        trace = dbfile.traces_of_lost(db)
-        if trace is not None:
-            return Health(False, f"database {db} is missing, but {trace.name} beside it shows there was one")
-        return Health(False, f"database {db} does not exist (start the bot once, or run `studybot db migrate`)")
-    running = dbfile.running_identity(db)
-    if running is not None and running != dbfile.identity(db):
-        return Health(False, f"the running studybot's database file {db} was deleted or replaced under it")
-    if not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)):
-        return Health(False, f"database {db} is read-only: studybot must be able to write it and its folder")
-    try:
-        have = _schema_version(db)
-    except sqlite3.Error as e:
-        return Health(False, f"database {db} cannot be read: {e}")
-    except ValueError as e:
-        return Health(False, f"database {db} {e}")
+    loads. ``db`` is a SQLite file or a database URL; ``migrations_root`` holds ``sqlite/`` and
+    ``postgres/``. Does not raise: every problem becomes an unhealthy verdict naming the reason."""
+    if isinstance(db, str) and db.startswith(SQLITE_PREFIX):
+        db = sqlite_path(db)
+    if isinstance(db, Path):
+        dialect = "sqlite"
+        if not db.is_file():
+            trace = dbfile.traces_of_lost(db)
+            if trace is not None:
+                return Health(False, f"database {db} is missing, but {trace.name} beside it shows there was one")
+            return Health(False, f"database {db} does not exist (start the bot once, or run `studybot db migrate`)")
+        running = dbfile.running_identity(db)
+        if running is not None and running != dbfile.identity(db):
+            return Health(False, f"the running studybot's database file {db} was deleted or replaced under it")
+        if not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)):
+            return Health(False, f"database {db} is read-only: studybot must be able to write it and its folder")
+        try:
+            have = _schema_version(db)
+        except sqlite3.Error as e:
+            return Health(False, f"database {db} cannot be read: {e}")
+        except ValueError as e:
+            return Health(False, f"database {db} {e}")
+    else:
+        dialect, url, db = "postgres", db, redact(db)
+        try:
+            have = _pg_schema_version(url)
+        except Exception as e:  # refused, wrong password, timeout: all mean "not ready"
+            return Health(False, f"database {db} cannot be read: {str(e).strip() or type(e).__name__}")
+    migrations_dir = folder_for(migrations_root, dialect)
     try:
         known = discover(migrations_dir)
     except StoreError as e:

@@ -200,7 +200,7 @@ def schema_version(db: Path) -> int:
         return int(conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
 
 
-async def migrated(db: Path, migrations: Path = MIGRATIONS) -> None:
+async def migrated(db: Path, migrations: Path = MIGRATIONS / "sqlite") -> None:
     store = SqliteStore(db, migrations_dir=migrations)
     await store.start()
     await store.close()
@@ -240,7 +240,7 @@ async def test_health_reports_pending_migrations_and_applies_none(tmp_path: Path
     before = schema_version(db)
     newer = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, newer)
-    (newer / f"{before + 1:04d}_later.sql").write_text("CREATE TABLE later (id INTEGER PRIMARY KEY);\n")
+    (newer / "sqlite" / f"{before + 1:04d}_later.sql").write_text("CREATE TABLE later (id INTEGER PRIMARY KEY);\n")
     verdict = check(db, newer, PACK)
     assert not verdict.ok and f"pending {before + 1:04d}_later" in verdict.message
     assert schema_version(db) == before, "health only checks"

@@ -11,43 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 from bot.core.export import MemberRow, QuestionRow
 from bot.core.learning import EXCUSED_LOOKBACK, ReviewSummary
-from bot.core.ports import StreakState
-from bot.storage.sqlite_store import SqliteStore, from_ts, ts
+from bot.storage import rows, sql
+from bot.storage.rows import from_ts, ts
+from bot.storage.sql import ANSWER_TIMES, DUE_CARDS, MISSED, REVIEW_SUMMARY
+from bot.storage.sqlite_store import SqliteStore
 
-#: SQL of the queries on hot paths, named so a test can check each one's plan.
-DUE_CARDS = "SELECT question_id, due FROM cards WHERE member_id = ? AND due <= ? ORDER BY due LIMIT ?"
-REVIEW_SUMMARY = (
-    "SELECT (SELECT COUNT(*) FROM cards WHERE member_id = ? AND due <= ?),"
-    " (SELECT MIN(due) FROM cards WHERE member_id = ? AND due > ?)"
-)
-MISSED = (
-    "SELECT d.scheduled_for FROM channels c JOIN deliveries d ON d.channel_id = c.id"
-    " WHERE c.group_id = ? AND d.scheduled_for >= ? AND d.status IN ('missed', 'failed')"
-)
-ANSWER_TIMES = "SELECT answered_at FROM answers WHERE member_id = ? AND answered_at >= ?"
-
-_EXPORT_MEMBERS = (
-    "SELECT g.platform || ':' || g.external_id, g.name, m.user_id, m.display_name, m.joined_at, m.answered,"
-    " m.correct, m.points, m.streak, m.best_streak, m.last_active_day, m.freezes, m.tz, g.tz,"
-    " m.leaderboard_hidden, (SELECT COUNT(*) FROM path_steps p WHERE p.member_id = m.id),"
-    " (SELECT COUNT(*) FROM cards k WHERE k.member_id = m.id),"
-    " (SELECT COUNT(*) FROM cards k WHERE k.member_id = m.id AND k.due <= ?)"
-    " FROM members m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ? ORDER BY m.id"
-)
-_EXPORT_ASKED = (
-    "SELECT p.item_id, COUNT(*) FROM channels c JOIN posts p ON p.channel_id = c.id"
-    " WHERE c.group_id = ? AND p.kind = 'question' AND (p.member_id IS NOT NULL OR p.message_id IS NOT NULL)"
-    " GROUP BY p.item_id"
-)
-_EXPORT_ANSWERS = (
-    "SELECT question_id, choice, COUNT(*), SUM(correct), SUM(first_try), SUM(first_try AND correct)"
-    " FROM answers WHERE group_id = ? GROUP BY question_id, choice"
-)
+__all__ = ["ANSWER_TIMES", "DUE_CARDS", "MISSED", "REVIEW_SUMMARY", "LearningStore"]
 
 
 class LearningStore:
@@ -103,53 +76,16 @@ class LearningStore:
 
 
 def _export(conn: sqlite3.Connection, group_id: int | None, now: datetime) -> tuple[list[MemberRow], list[QuestionRow]]:
-    all_groups = "SELECT id FROM groups ORDER BY id"
-    groups = [r[0] for r in conn.execute(all_groups)] if group_id is None else [group_id]
+    groups = [r[0] for r in conn.execute(sql.EXPORT_GROUPS)] if group_id is None else [group_id]
     members: list[MemberRow] = []
     questions: list[QuestionRow] = []
     since = ts(now - EXCUSED_LOOKBACK)
     for gid in groups:
         missed = [datetime.fromisoformat(r[0]) for r in conn.execute(MISSED, (gid, since))]
-        key_row = conn.execute("SELECT platform || ':' || external_id FROM groups WHERE id = ?", (gid,)).fetchone()
+        key_row = conn.execute(sql.EXPORT_GROUP_KEY, (gid,)).fetchone()
         if key_row is None:
             continue
-        members += [_member(row, missed) for row in conn.execute(_EXPORT_MEMBERS, (ts(now), gid))]
-        asked = dict(conn.execute(_EXPORT_ASKED, (gid,)).fetchall())
-        tallies: dict[str, list[Any]] = {}
-        for qid, choice, n, correct, first, first_correct in conn.execute(_EXPORT_ANSWERS, (gid,)):
-            t = tallies.setdefault(qid, [0, 0, 0, 0, {}])
-            t[0] += n
-            t[1] += correct
-            t[2] += first
-            t[3] += first_correct
-            t[4][choice] = n
-        for qid in sorted(set(asked) | set(tallies)):
-            n, correct, first, first_correct, picks = tallies.get(qid, [0, 0, 0, 0, {}])
-            questions.append(QuestionRow(key_row[0], qid, asked.get(qid, 0), n, correct, first, first_correct, picks))
+        members += [rows.export_member(row, missed) for row in conn.execute(sql.EXPORT_MEMBERS, (ts(now), gid))]
+        asked = dict(conn.execute(sql.EXPORT_ASKED, (gid,)).fetchall())
+        questions += rows.export_questions(key_row[0], asked, conn.execute(sql.EXPORT_ANSWERS, (gid,)).fetchall())
     return members, questions
-
-
-def _member(row: tuple[Any, ...], missed: list[datetime]) -> MemberRow:
-    (group, gname, user, name, joined, answered, correct, points, streak, best, last, freezes, tz, gtz, hidden) = row[
-        :15
-    ]
-    steps, cards, due = row[15:]
-    state = StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
-    return MemberRow(
-        group,
-        gname,
-        user,
-        name,
-        datetime.fromisoformat(joined),
-        answered,
-        correct,
-        points,
-        state,
-        tz or gtz,
-        tz is not None,
-        bool(hidden),
-        steps,
-        cards,
-        due,
-        missed,
-    )

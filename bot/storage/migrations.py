@@ -1,4 +1,11 @@
-"""Plain-SQL migrations: ``migrations/NNNN_name.sql``, applied in order, each in one transaction."""
+"""Plain-SQL migrations, applied in order, each in one transaction.
+
+One folder per dialect under the migrations root: ``migrations/sqlite/NNNN_name.sql`` and
+``migrations/postgres/NNNN_name.sql``, the same numbers with the same meaning (a test checks the twins).
+Both stores use this runner: the same discovery, the same bookkeeping table and the same refusal of a
+schema newer than the code. On PostgreSQL the run holds an advisory lock, so processes starting together
+migrate one after the other instead of racing.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,20 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.core.ports import SchemaTooNew, StoreError
 
+if TYPE_CHECKING:
+    import asyncpg
+
 log = logging.getLogger(__name__)
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: The migrations root (``STUDYBOT_MIGRATIONS`` points at one like it in an installed package).
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "migrations"
+#: The SQLite migrations (the default store's).
+DEFAULT_DIR = DEFAULT_ROOT / "sqlite"
+DIALECTS = ("sqlite", "postgres")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _DROPS = re.compile(r"\bDROP\s+TABLE\b", re.IGNORECASE)
 
@@ -41,6 +56,28 @@ def discover(folder: Path = DEFAULT_DIR) -> list[Migration]:
     return found
 
 
+def folder_for(root: Path, dialect: str) -> Path:
+    """The migrations folder of ``dialect`` ("sqlite" or "postgres") under ``root``."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    return root / dialect
+
+
+def pending(migrations: list[Migration], have: int) -> list[Migration]:
+    """The migrations still to apply to a database at version ``have``; raises `SchemaTooNew`."""
+    known = migrations[-1].version if migrations else 0
+    if have > known:
+        raise SchemaTooNew(
+            f"the database is at schema version {have}, but this studybot only knows up to {known}: "
+            "upgrade studybot (or restore a backup) instead of running an older version on it"
+        )
+    return migrations[have:]
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -55,16 +92,9 @@ def migrate(conn: sqlite3.Connection, folder: Path = DEFAULT_DIR) -> list[str]:
 
     ``conn`` must be in autocommit mode (``isolation_level=None``). Raises `SchemaTooNew` for a
     database written by a newer studybot, `StoreError` when a migration fails (it is rolled back)."""
-    migrations = discover(folder)
-    have = current_version(conn)
-    known = migrations[-1].version if migrations else 0
-    if have > known:
-        raise SchemaTooNew(
-            f"the database is at schema version {have}, but this studybot only knows up to {known}: "
-            "upgrade studybot (or restore a backup) instead of running an older version on it"
-        )
+    todo = pending(discover(folder), current_version(conn))
     applied: list[str] = []
-    if have >= known:
+    if not todo:
         return applied
     # A migration may rebuild a table (SQLite's way to change a column): with foreign keys on, dropping
     # the old parent table would cascade-delete its children. So migrations run with foreign keys off
@@ -72,7 +102,7 @@ def migrate(conn: sqlite3.Connection, folder: Path = DEFAULT_DIR) -> list[str]:
     fk_on = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
     conn.execute("PRAGMA foreign_keys=OFF")
     try:
-        for mig in migrations[have:]:
+        for mig in todo:
             _apply(conn, mig)
             log.info("applied migration %s", mig.name)
             applied.append(mig.name)
@@ -84,7 +114,7 @@ def migrate(conn: sqlite3.Connection, folder: Path = DEFAULT_DIR) -> list[str]:
 def _apply(conn: sqlite3.Connection, mig: Migration) -> None:
     """Apply one migration in one transaction; roll back and raise `StoreError` if it fails or leaves a
     row whose parent is missing."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = _stamp()
     try:
         conn.execute("BEGIN IMMEDIATE")
         # executescript would COMMIT first; run the statements one by one inside our transaction.
@@ -110,6 +140,50 @@ def _apply(conn: sqlite3.Connection, mig: Migration) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+async def migrate_postgres(conn: asyncpg.Connection, folder: Path) -> list[str]:
+    """`migrate` for PostgreSQL, on an asyncpg connection outside any transaction.
+
+    Holds a session advisory lock for the whole run: a second process starting at the same moment waits,
+    then finds nothing left to apply. Raises `SchemaTooNew` and `StoreError` like `migrate`."""
+    import asyncpg
+
+    from bot.storage.dialect import MIGRATION_LOCK
+
+    migrations = discover(folder)
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        have = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+        applied: list[str] = []
+        for mig in pending(migrations, have):
+            try:
+                async with conn.transaction():
+                    # A script of several statements runs as one simple query, inside our transaction.
+                    if _has_sql(mig.sql):
+                        await conn.execute(mig.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                        mig.version,
+                        mig.name,
+                        _stamp(),
+                    )
+            except asyncpg.PostgresError as e:
+                raise StoreError(f"migration {mig.name} failed and was rolled back: {e}") from e
+            log.info("applied migration %s", mig.name)
+            applied.append(mig.name)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+def _has_sql(sql: str) -> bool:
+    """Whether a script holds more than comments (a twin may be a comment only: nothing to do here)."""
+    return any(ln.strip() and not ln.strip().startswith("--") for ln in sql.splitlines())
 
 
 def _statements(sql: str) -> list[str]:

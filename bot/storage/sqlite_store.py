@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,67 +37,18 @@ from bot.core.ports import (
     QuestionTally,
     StoreError,
     StreakFn,
-    StreakState,
 )
-from bot.storage import dbfile, migrations
+from bot.storage import dbfile, migrations, rows, sql
 from bot.storage.dbfile import DatabaseBusy, DatabaseLost
+from bot.storage.dialect import NAME_EQUALS
+from bot.storage.rows import CACHE_SIZE, LRU, MAX_BATCH, QUIET_TURNS, from_ts, ts
 
-__all__ = ["DatabaseBusy", "DatabaseLost", "SqliteStore"]
+__all__ = ["MAX_BATCH", "QUIET_TURNS", "DatabaseBusy", "DatabaseLost", "SqliteStore", "from_ts", "ts"]
+
+_FIND_BY_NAME = sql.find_member_by_name(NAME_EQUALS["sqlite"])
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: The most answers written in one group commit.
-MAX_BATCH = 2000
-#: Event-loop turns without a new write after which a group commit starts (see `_flush_loop`).
-QUIET_TURNS = 3
-#: Entries kept in the member and post caches (a few MB at most).
-CACHE_SIZE = 20_000
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _LRU(OrderedDict[K, V]):
-    """A small least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def hit(self, key: K) -> V | None:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        if len(self) > self.size:
-            self.popitem(last=False)
-
-
-def ts(dt: datetime) -> str:
-    """UTC ISO text that sorts in time order."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def from_ts(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _post(row: sqlite3.Row | tuple[Any, ...]) -> PostRecord:
-    pid, gid, cid, mid, kind, item, created, msg, revealed = row
-    return PostRecord(pid, gid, cid, mid, kind, item, datetime.fromisoformat(created), msg, from_ts(revealed))
-
-
-_POST_COLS = "id, group_id, channel_id, member_id, kind, item_id, created_at, message_id, revealed_at"
-
-
-def _streak(row: tuple[Any, ...]) -> StreakState:
-    streak, best, last, freezes = row
-    return StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
 
 
 class _Pending:
@@ -148,8 +98,8 @@ class SqliteStore:
         # Every command looks up its member and every click its post; caching both saves two hops to the
         # DB thread per answer. This process changes entries only through this class (or
         # `invalidate_caches`); other processes' commits are noticed by `_validate`.
-        self._members: _LRU[tuple[str, str, str, str], MemberRef] = _LRU(CACHE_SIZE)
-        self._posts: _LRU[int, PostRecord] = _LRU(CACHE_SIZE)
+        self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
+        self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
         self._watch: sqlite3.Connection | None = None
         self._watch_seen: int | None = None
         self._main_seen: int | None = None
@@ -157,6 +107,11 @@ class SqliteStore:
         self._lock: dbfile.RunLock | None = None
         self._identity: dbfile.Identity | None = None
         self._lost: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The database file (for logs)."""
+        return str(self.path)
 
     def forget_post(self, post_id: int) -> None:
         """Drop one post from the cache; call after changing it via `run_sync`."""
@@ -419,16 +374,8 @@ class SqliteStore:
 
         def find(conn: sqlite3.Connection) -> MemberRef | None:
             row = (
-                conn.execute(
-                    "SELECT m.id, m.user_id, m.display_name, m.tz, g.tz FROM members m JOIN groups g ON g.id = m.group_id"
-                    " WHERE m.group_id = ? AND m.user_id = ?",
-                    (group_id, q),
-                ).fetchone()
-                or conn.execute(
-                    "SELECT m.id, m.user_id, m.display_name, m.tz, g.tz FROM members m JOIN groups g ON g.id = m.group_id"
-                    " WHERE m.group_id = ? AND m.display_name = ? COLLATE NOCASE ORDER BY m.id LIMIT 1",
-                    (group_id, q),
-                ).fetchone()
+                conn.execute(sql.FIND_MEMBER_BY_ID, (group_id, q)).fetchone()
+                or conn.execute(_FIND_BY_NAME, (group_id, q)).fetchone()
             )
             if row is None:
                 return None
@@ -437,26 +384,22 @@ class SqliteStore:
         return await self._run(find)
 
     async def set_member_tz(self, member_id: int, tz: str | None) -> None:
-        await self._run(_write, "UPDATE members SET tz = ? WHERE id = ?", (tz, member_id))
+        await self._run(_write, sql.SET_MEMBER_TZ, (tz, member_id))
         self._members.clear()
 
     async def set_leaderboard_hidden(self, member_id: int, hidden: bool) -> None:
-        await self._run(_write, "UPDATE members SET leaderboard_hidden = ? WHERE id = ?", (int(hidden), member_id))
+        await self._run(_write, sql.SET_LEADERBOARD_HIDDEN, (int(hidden), member_id))
 
     async def member_stats(self, member_id: int) -> MemberStats:
         def read(conn: sqlite3.Connection) -> MemberStats:
-            row = conn.execute(
-                "SELECT answered, correct, points, streak, best_streak, last_active_day, freezes, tz,"
-                " leaderboard_hidden, joined_at FROM members WHERE id = ?",
-                (member_id,),
-            ).fetchone()
+            row = conn.execute(sql.MEMBER_STATS, (member_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no member {member_id}")
             return MemberStats(
                 row[0],
                 row[1],
                 row[2],
-                _streak(row[3:7]),
+                rows.streak(row[3:7]),
                 row[7],
                 bool(row[8]),
                 datetime.fromisoformat(row[9]),
@@ -468,18 +411,9 @@ class SqliteStore:
         def forget(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                counted = 0
-                for table, col in (
-                    ("answers", "member_id"),
-                    ("cards", "member_id"),
-                    ("path_steps", "member_id"),
-                    ("weekly_points", "member_id"),
-                    ("posts", "member_id"),
-                    ("members", "id"),
-                ):
-                    counted += conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {col} = ?", (member_id,)).fetchone()[0]
+                (counted,) = conn.execute(sql.COUNT_MEMBER_ROWS, (member_id,) * len(sql.MEMBER_TABLES)).fetchone()
                 # ON DELETE CASCADE removes every row that refers to the member.
-                conn.execute("DELETE FROM members WHERE id = ?", (member_id,))
+                conn.execute(sql.DELETE_MEMBER, (member_id,))
                 conn.execute("COMMIT")
                 return int(counted)
             except BaseException:
@@ -509,8 +443,8 @@ class SqliteStore:
             return cached
 
         def get(conn: sqlite3.Connection) -> PostRecord | None:
-            row = conn.execute(f"SELECT {_POST_COLS} FROM posts WHERE id = ?", (post_id,)).fetchone()
-            return _post(row) if row else None
+            row = conn.execute(sql.GET_POST, (post_id,)).fetchone()
+            return rows.post(row) if row else None
 
         fetched: tuple[PostRecord | None, int] = await self._run(_versioned, get)
         post, main = fetched
@@ -521,41 +455,29 @@ class SqliteStore:
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
         def last(conn: sqlite3.Connection) -> PostRecord | None:
-            row = conn.execute(
-                f"SELECT {_POST_COLS} FROM posts WHERE id = (SELECT MAX(id) FROM ("
-                " SELECT MAX(id) AS id FROM posts WHERE channel_id = ? AND member_id = ? AND kind = 'question'"
-                " UNION ALL"
-                " SELECT MAX(id) FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question'"
-                " AND message_id IS NOT NULL))",
-                (channel_id, member_id, channel_id),
-            ).fetchone()
-            return _post(row) if row else None
+            row = conn.execute(sql.LAST_QUESTION_POST, (channel_id, member_id, channel_id)).fetchone()
+            return rows.post(row) if row else None
 
         return await self._run(last)
 
     async def set_post_message(self, post_id: int, message_id: str) -> None:
-        await self._run(_write, "UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+        await self._run(_write, sql.SET_POST_MESSAGE, (message_id, post_id))
         self._posts.pop(post_id, None)
 
     async def discard_post(self, post_id: int) -> bool:
-        deleted = await self._run(_write, "DELETE FROM posts WHERE id = ? AND message_id IS NULL", (post_id,))
+        deleted = await self._run(_write, sql.DISCARD_POST, (post_id,))
         self._posts.pop(post_id, None)
         return bool(deleted)
 
     async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
         def counts(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute(
-                "SELECT item_id, COUNT(*) FROM posts WHERE member_id = ? AND kind = ? GROUP BY item_id",
-                (member_id, kind),
-            )
-            return {item: n for item, n in rows}
+            return {item: n for item, n in conn.execute(sql.SHOWN_COUNTS, (member_id, kind))}
 
         return await self._run(counts)
 
     async def choice_counts(self, post_id: int) -> dict[str, int]:
         def counts(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute("SELECT choice, COUNT(*) FROM answers WHERE post_id = ? GROUP BY choice", (post_id,))
-            return {c: n for c, n in rows}
+            return {c: n for c, n in conn.execute(sql.CHOICE_COUNTS, (post_id,))}
 
         return await self._run(counts)
 
@@ -610,11 +532,7 @@ class SqliteStore:
 
     async def question_tallies(self, member_id: int) -> list[QuestionTally]:
         def tallies(conn: sqlite3.Connection) -> list[QuestionTally]:
-            rows = conn.execute(
-                "SELECT question_id, COUNT(*), SUM(correct) FROM answers WHERE member_id = ? GROUP BY question_id",
-                (member_id,),
-            )
-            return [QuestionTally(q, n, c) for q, n, c in rows]
+            return [QuestionTally(q, n, c) for q, n, c in conn.execute(sql.QUESTION_TALLIES, (member_id,))]
 
         return await self._run(tallies)
 
@@ -622,17 +540,13 @@ class SqliteStore:
 
     async def steps_done(self, member_id: int) -> set[int]:
         def done(conn: sqlite3.Connection) -> set[int]:
-            return {r[0] for r in conn.execute("SELECT step FROM path_steps WHERE member_id = ?", (member_id,))}
+            return {r[0] for r in conn.execute(sql.STEPS_DONE, (member_id,))}
 
         return await self._run(done)
 
     async def mark_step(self, member_id: int, step: int, now: datetime) -> bool:
         def mark(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO path_steps (member_id, step, done_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (member_id, step, ts(now)),
-            )
-            return cur.rowcount == 1
+            return conn.execute(sql.MARK_STEP, (member_id, step, ts(now))).rowcount == 1
 
         return await self._run(mark)
 
@@ -641,21 +555,10 @@ class SqliteStore:
     async def leaderboard(self, group_id: int, week: date | None, limit: int) -> list[LeaderRow]:
         def board(conn: sqlite3.Connection) -> list[LeaderRow]:
             if week is None:
-                rows = conn.execute(
-                    "SELECT id, user_id, display_name, points, last_point_at FROM members"
-                    " WHERE group_id = ? AND points > 0 AND leaderboard_hidden = 0"
-                    " ORDER BY points DESC, last_point_at, id LIMIT ?",
-                    (group_id, limit),
-                )
+                found = conn.execute(sql.BOARD_ALL_TIME, (group_id, limit))
             else:
-                rows = conn.execute(
-                    "SELECT m.id, m.user_id, m.display_name, w.points, w.last_point_at FROM weekly_points w"
-                    " JOIN members m ON m.id = w.member_id"
-                    " WHERE w.group_id = ? AND w.week = ? AND m.leaderboard_hidden = 0"
-                    " ORDER BY w.points DESC, w.last_point_at, m.id LIMIT ?",
-                    (group_id, week.isoformat(), limit),
-                )
-            return [LeaderRow(i, u, n, p, from_ts(t)) for i, u, n, p, t in rows]
+                found = conn.execute(sql.BOARD_WEEK, (group_id, week.isoformat(), limit))
+            return [LeaderRow(i, u, n, p, from_ts(t)) for i, u, n, p, t in found]
 
         return await self._run(board)
 
@@ -708,35 +611,15 @@ def _ensure_member(
     channel_name: str,
     now: str,
 ) -> MemberRef:
-    row = conn.execute(
-        "SELECT g.id, g.tz, c.id, m.id, m.display_name, m.tz FROM groups g"
-        " LEFT JOIN channels c ON c.group_id = g.id AND c.external_id = ?"
-        " LEFT JOIN members m ON m.group_id = g.id AND m.user_id = ?"
-        " WHERE g.platform = ? AND g.external_id = ?",
-        (channel, user, platform, group),
-    ).fetchone()
+    row = conn.execute(sql.MEMBER_LOOKUP, (channel, user, platform, group)).fetchone()
     if row is not None and row[2] is not None and row[3] is not None and row[4] == display_name:
         return MemberRef(row[3], row[0], row[2], user, display_name, row[5], row[1])
     # Something is new (or renamed): write it in one transaction.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        gid, gtz = conn.execute(
-            "INSERT INTO groups (platform, external_id, name, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (platform, external_id) DO UPDATE SET name = CASE WHEN excluded.name <> ''"
-            " THEN excluded.name ELSE groups.name END RETURNING id, tz",
-            (platform, group, group_name, now),
-        ).fetchone()
-        (cid,) = conn.execute(
-            "INSERT INTO channels (group_id, external_id, name) VALUES (?, ?, ?)"
-            " ON CONFLICT (group_id, external_id) DO UPDATE SET name = CASE WHEN excluded.name <> ''"
-            " THEN excluded.name ELSE channels.name END RETURNING id",
-            (gid, channel, channel_name),
-        ).fetchone()
-        mid, mtz = conn.execute(
-            "INSERT INTO members (group_id, user_id, display_name, joined_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (group_id, user_id) DO UPDATE SET display_name = excluded.display_name RETURNING id, tz",
-            (gid, user, display_name, now),
-        ).fetchone()
+        gid, gtz = conn.execute(sql.UPSERT_GROUP, (platform, group, group_name, now)).fetchone()
+        (cid,) = conn.execute(sql.UPSERT_CHANNEL, (gid, channel, channel_name)).fetchone()
+        mid, mtz = conn.execute(sql.UPSERT_MEMBER, (gid, user, display_name, now)).fetchone()
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -747,87 +630,37 @@ def _ensure_member(
 def _record_one(
     conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
 ) -> AnswerOutcome:
-    at = ts(a.answered_at)
-    row = conn.execute(
-        "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, NOT EXISTS (SELECT 1 FROM answers WHERE member_id = ? AND question_id = ?), ?)"
-        " ON CONFLICT (member_id, post_id) DO NOTHING RETURNING first_try",
-        (
-            a.member_id,
-            a.post_id,
-            a.group_id,
-            a.question_id,
-            a.choice,
-            int(a.correct),
-            a.member_id,
-            a.question_id,
-            at,
-        ),
-    ).fetchone()
-    state_row = conn.execute(
-        "SELECT streak, best_streak, last_active_day, freezes FROM members WHERE id = ?", (a.member_id,)
-    ).fetchone()
+    row = conn.execute(sql.INSERT_ANSWER, rows.answer_params(a)).fetchone()
+    state_row = conn.execute(sql.STREAK_STATE, (a.member_id,)).fetchone()
     if state_row is None:
         raise StoreError("that member no longer exists")
-    state = _streak(state_row)
+    state = rows.streak(state_row)
     if row is None:
-        choice, correct, first = conn.execute(
-            "SELECT choice, correct, first_try FROM answers WHERE member_id = ? AND post_id = ?",
-            (a.member_id, a.post_id),
-        ).fetchone()
+        choice, correct, first = conn.execute(sql.EARLIER_ANSWER, (a.member_id, a.post_id)).fetchone()
         return AnswerOutcome(False, choice, bool(correct), bool(first), state)
     first_try = bool(row[0])
     new = streak_fn(state)
     point = int(a.correct and first_try)
-    conn.execute(
-        "UPDATE members SET answered = answered + 1, correct = correct + ?, points = points + ?,"
-        " last_point_at = CASE WHEN ? THEN ? ELSE last_point_at END,"
-        " streak = ?, best_streak = ?, last_active_day = ?, freezes = ? WHERE id = ?",
-        (
-            int(a.correct),
-            point,
-            point,
-            at,
-            new.streak,
-            new.best,
-            new.last_day.isoformat() if new.last_day else None,
-            new.freezes,
-            a.member_id,
-        ),
-    )
+    conn.execute(sql.SCORE_MEMBER, rows.score_params(a, new, point))
     if point:
-        conn.execute(
-            "INSERT INTO weekly_points (member_id, week, group_id, points, last_point_at) VALUES (?, ?, ?, 1, ?)"
-            " ON CONFLICT (member_id, week) DO UPDATE SET points = points + 1, last_point_at = excluded.last_point_at",
-            (a.member_id, a.week.isoformat(), a.group_id, at),
-        )
+        conn.execute(sql.ADD_WEEKLY_POINT, (a.member_id, a.week.isoformat(), a.group_id, ts(a.answered_at)))
     if card_fn is not None:
         # The review card moves with the answer, in the same transaction (never on a duplicate click).
-        old = conn.execute(
-            "SELECT card FROM cards WHERE member_id = ? AND question_id = ?", (a.member_id, a.question_id)
-        ).fetchone()
+        old = conn.execute(sql.GET_CARD, (a.member_id, a.question_id)).fetchone()
         try:
             card, due = card_fn(old[0] if old else None)
         except Exception:  # a broken card must not cost the member (or the batch) the answer
             log.exception("review card of member %s for %s not updated", a.member_id, a.question_id)
         else:
-            conn.execute(
-                "INSERT INTO cards (member_id, question_id, card, due) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (member_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due",
-                (a.member_id, a.question_id, card, ts(due)),
-            )
+            conn.execute(sql.PUT_CARD, (a.member_id, a.question_id, card, ts(due)))
     return AnswerOutcome(True, a.choice, a.correct, first_try, new)
 
 
 def _insert_post(
     conn: sqlite3.Connection, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, at: str
 ) -> PostRecord:
-    row = conn.execute(
-        "INSERT INTO posts (group_id, channel_id, member_id, kind, item_id, created_at)"
-        f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_POST_COLS}",
-        (group_id, channel_id, member_id, kind, item_id, at),
-    ).fetchone()
-    return _post(row)
+    row = conn.execute(sql.CREATE_POST, (group_id, channel_id, member_id, kind, item_id, at)).fetchone()
+    return rows.post(row)
 
 
 def _run_calls(

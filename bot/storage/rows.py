@@ -1,0 +1,198 @@
+"""What both stores share besides statement texts: time text, row -> record conversions, the caches
+and group commit of answers. Nothing here talks to a database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from datetime import UTC, date, datetime, time
+from typing import Any, Protocol, TypeVar
+
+from bot.core.export import MemberRow, QuestionRow
+from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, PostRecord, StoreError, StreakFn, StreakState
+from bot.core.schedule import ChannelSchedule, Delivery, ScheduleRule
+
+
+class Row(Protocol):
+    """A result row: a `sqlite3` tuple or an `asyncpg.Record` (both index, slice and unpack)."""
+
+    def __getitem__(self, index: Any, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+#: The most answers written in one group commit.
+MAX_BATCH = 2000
+#: Event-loop turns without a new write after which a group commit starts (see `GroupCommit`).
+QUIET_TURNS = 3
+#: Entries kept in the member and post caches (a few MB at most).
+CACHE_SIZE = 20_000
+
+
+class LRU(OrderedDict[K, V]):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def hit(self, key: K) -> V | None:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+def ts(dt: datetime) -> str:
+    """UTC ISO text that sorts in time order."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def post(row: Row) -> PostRecord:
+    pid, gid, cid, mid, kind, item, created, msg, revealed = row
+    return PostRecord(pid, gid, cid, mid, kind, item, datetime.fromisoformat(created), msg, from_ts(revealed))
+
+
+def streak(row: Row) -> StreakState:
+    value, best, last, freezes = row
+    return StreakState(value, best, date.fromisoformat(last) if last else None, freezes)
+
+
+def schedule(row: Row) -> ChannelSchedule:
+    (cid, gid, platform, ext, name, gtz, lt, tz, days, kind, reveal, paused, reason, skip, updated, last, group) = row
+    hh, mm = lt.split(":")
+    rule = ScheduleRule(time(int(hh), int(mm)), tz, tuple(int(d) for d in days.split(",")), kind, reveal)
+    return ChannelSchedule(
+        cid, gid, platform, ext, name, gtz, rule, bool(paused), reason, from_ts(skip),
+        datetime.fromisoformat(updated), from_ts(last), group,
+    )  # fmt: skip
+
+
+def delivery(row: Row) -> Delivery:
+    did, cid, when, status, attempts, next_try, post_id, msg, err = row
+    return Delivery(did, cid, datetime.fromisoformat(when), status, attempts, from_ts(next_try), post_id, msg, err)
+
+
+def export_member(row: Row, missed: list[datetime]) -> MemberRow:
+    (group, gname, user, name, joined, answered, correct, points, value, best, last, freezes, tz, gtz, hidden) = row[
+        :15
+    ]
+    steps, cards, due = row[15:]
+    state = StreakState(value, best, date.fromisoformat(last) if last else None, freezes)
+    return MemberRow(
+        group, gname, user, name, datetime.fromisoformat(joined), answered, correct, points, state,
+        tz or gtz, tz is not None, bool(hidden), steps, cards, due, missed,
+    )  # fmt: skip
+
+
+def export_questions(group_key: str, asked: dict[str, int], answers: Iterable[Row]) -> list[QuestionRow]:
+    """One group's question tallies from its asked counts and its ``EXPORT_ANSWERS`` rows."""
+    tallies: dict[str, list[Any]] = {}
+    for qid, choice, n, correct, first, first_correct in answers:
+        t = tallies.setdefault(qid, [0, 0, 0, 0, {}])
+        t[0] += n
+        t[1] += correct
+        t[2] += first
+        t[3] += first_correct
+        t[4][choice] = n
+    out = []
+    for qid in sorted(set(asked) | set(tallies)):
+        n, correct, first, first_correct, picks = tallies.get(qid, [0, 0, 0, 0, {}])
+        out.append(QuestionRow(group_key, qid, asked.get(qid, 0), n, correct, first, first_correct, picks))
+    return out
+
+
+def answer_params(a: AnswerIn) -> tuple[Any, ...]:
+    """The parameters of `bot.storage.sql.INSERT_ANSWER` (both stores bind the same)."""
+    at = ts(a.answered_at)
+    return (a.member_id, a.post_id, a.group_id, a.question_id, a.choice, int(a.correct), a.member_id, a.question_id, at)
+
+
+def score_params(a: AnswerIn, new: StreakState, point: int) -> tuple[Any, ...]:
+    """The parameters of `bot.storage.sql.SCORE_MEMBER` (both stores bind the same)."""
+    last_day = new.last_day.isoformat() if new.last_day else None
+    at = ts(a.answered_at)
+    return (int(a.correct), point, point, at, new.streak, new.best, last_day, new.freezes, a.member_id)
+
+
+def schedule_params(channel_id: int, rule: ScheduleRule, now: datetime) -> tuple[Any, ...]:
+    """The parameters of `bot.storage.sql.SAVE_SCHEDULE` (both stores bind the same)."""
+    days = ",".join(str(d) for d in rule.days)
+    return (channel_id, f"{rule.local_time:%H:%M}", rule.tz, days, rule.kind, rule.reveal_hours, ts(now), ts(now))
+
+
+# ---------------------------------------------------------------------- group commit
+
+#: One answer to write: the answer, its streak function and its (optional) card function.
+PendingItem = tuple[AnswerIn, StreakFn, CardFn | None]
+#: Writes a batch in one transaction (each answer alone in a savepoint) and commits before returning.
+BatchWriter = Callable[[list[PendingItem]], Awaitable[list[AnswerOutcome | Exception]]]
+
+
+class GroupCommit:
+    """Answers arriving together are written in one transaction by ``write``; each caller is released
+    only after that transaction has committed, so "recorded" is never said of an answer not on disk.
+
+    Answers that arrive while a batch is being committed wait for the next batch: under load the batches
+    grow by themselves. Before each commit the event loop gets turns for as long as answers keep coming
+    (until `QUIET_TURNS` turns bring none), so the rest of a burst joins the first answer's commit; a
+    lone answer waits only those few turns (the same rule as `SqliteStore._flush_loop`)."""
+
+    def __init__(self, write: BatchWriter) -> None:
+        self._write = write
+        self._pending: list[tuple[PendingItem, asyncio.Future[AnswerOutcome]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches_committed = 0
+
+    async def submit(self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None) -> AnswerOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AnswerOutcome] = loop.create_future()
+        self._pending.append(((answer, streak_fn, card_fn), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop())
+        return await future
+
+    async def drain(self) -> None:
+        """Wait until every submitted answer has been written (or has failed)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _flush_loop(self) -> None:
+        while self._pending:
+            seen, quiet = len(self._pending), 0
+            while quiet < QUIET_TURNS and len(self._pending) < MAX_BATCH:
+                await asyncio.sleep(0)
+                quiet = quiet + 1 if len(self._pending) == seen else 0
+                seen = len(self._pending)
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results = await self._write([item for item, _ in batch])
+            except BaseException as e:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e if isinstance(e, Exception) else StoreError("cancelled"))
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            self.batches_committed += 1
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)

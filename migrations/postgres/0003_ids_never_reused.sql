@@ -1,0 +1,3 @@
+-- Ids are never reused (twin of migrations/sqlite/0003_ids_never_reused.sql). Nothing to do here:
+-- PostgreSQL identity columns draw from a sequence, which never hands out a number twice, even after
+-- the row that had it is deleted.
