@@ -6,16 +6,18 @@ import ipaddress
 import os
 import random
 import socket
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.core.content import ContentLibrary
 from bot.core.messages import Inbound
 from bot.core.service import StudyService
-from bot.storage import SqliteStore
+from bot.storage import ManagedStore, SqliteStore
 from tests.pg import PgCluster, cluster_for_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,12 +114,98 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "study.db"
 
 
+# ---------------------------------------------------------------- the store, on SQLite and PostgreSQL
+
+#: The stores every storage test runs on. The `store` fixture is the contract suite's entry point.
+STORE_KINDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the `store` fixture (directly or through another fixture) runs once per
+    store, unless marked ``sqlite_only`` (it reaches SQLite internals: files, PRAGMAs, `run_sync`)."""
+    if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("sqlite_only") is None:
+        metafunc.parametrize("store_kind", STORE_KINDS)
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(db_path)
+def store_kind() -> str:
+    """Which store `store` is: "sqlite" unless the test is parametrized over both (see above)."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def store(store_kind: str, db_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[ManagedStore]:
+    """A started store on a fresh database: a SQLite file, or a PostgreSQL database copied from a
+    migrated template (a few ms)."""
+    s: ManagedStore
+    if store_kind == "sqlite":
+        s = SqliteStore(db_path)
+        await s.start()
+        yield s
+        await s.close()
+        return
+    from bot.storage.pg_store import PgStore
+
+    cluster: PgCluster = request.getfixturevalue("pg")
+    url = cluster.create_database(template=request.getfixturevalue("pg_template"))
+    s = PgStore(url, pool_size=4)
     await s.start()
-    yield s
-    await s.close()
+    try:
+        yield s
+    finally:
+        await s.close()
+        cluster.drop_database(url.rsplit("/", 1)[1])
+
+
+#: Runs one statement (``?`` placeholders) on a connection of its own and returns the rows as tuples.
+Outside = Callable[..., Awaitable[list[tuple[Any, ...]]]]
+
+
+async def read_rows(store: ManagedStore, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` placeholders) on a connection of its own to ``store``'s database, as
+    another process would, and return the rows as tuples. Sees committed data only."""
+    if isinstance(store, SqliteStore):
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys=ON")
+            return [tuple(r) for r in conn.execute(query, args).fetchall()]
+        finally:
+            conn.close()
+    import asyncpg
+
+    from bot.storage.dialect import pg
+    from bot.storage.pg_store import PgStore
+
+    assert isinstance(store, PgStore)
+    pgconn = await asyncpg.connect(store.url)
+    try:
+        return [tuple(r) for r in await pgconn.fetch(pg(query), *args)]
+    finally:
+        await pgconn.close()
+
+
+@pytest.fixture
+def outside(store: ManagedStore) -> Outside:
+    """`read_rows` on the test's store: ``await outside("SELECT COUNT(*) FROM answers WHERE member_id = ?", 7)``."""
+
+    async def run(query: str, *args: Any) -> list[tuple[Any, ...]]:
+        return await read_rows(store, query, *args)
+
+    return run
+
+
+@pytest.fixture
+async def twin(store: ManagedStore) -> AsyncIterator[ManagedStore]:
+    """A second store on the same database as `store`, with its own connections and caches: what a second
+    bot process would have."""
+    from bot.storage.pg_store import PgStore
+
+    other: ManagedStore = SqliteStore(store.path) if isinstance(store, SqliteStore) else PgStore(store.url)  # type: ignore[union-attr]
+    await other.start()
+    try:
+        yield other
+    finally:
+        await other.close()
 
 
 # ---------------------------------------------------------------- PostgreSQL (see tests/pg.py)
@@ -134,6 +222,27 @@ def pg() -> Iterator[PgCluster]:
 def pg_dsn(pg: PgCluster) -> str:
     """URL of the cluster's `postgres` database (superuser; make your own databases with `pg`)."""
     return pg.dsn
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg: PgCluster) -> str:
+    """The name of a database with every PostgreSQL migration applied, to copy for each test."""
+    import asyncio
+    import concurrent.futures
+
+    from bot.storage.pg_store import PgStore
+
+    url = pg.create_database("studybot_template")
+
+    async def migrate() -> None:
+        s = PgStore(url, pool_size=1)
+        await s.start()
+        await s.close()
+
+    # First requested from inside an async fixture: run the migration on a loop of its own thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as one:
+        one.submit(asyncio.run, migrate()).result()
+    return "studybot_template"
 
 
 @pytest.fixture

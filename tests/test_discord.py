@@ -34,6 +34,9 @@ from bot.core.service import ERROR_TEXT, Context, StudyService
 from tests.conftest import FIXTURE_PACK, FakeClock
 from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeUser, Recorded
 
+# A front-end test: the store behind the service is not its subject (the storage tests run on both).
+pytestmark = pytest.mark.sqlite_only
+
 ALICE = FakeUser(830000000000000001, "alice")
 BOB = FakeUser(830000000000000002, "bob")
 ADMIN = FakeUser(830000000000000003, "ada", ADMIN_PERMISSIONS)

@@ -18,8 +18,7 @@ from bot.core.content import ContentLibrary
 from bot.core.export import MEMBER_COLUMNS, QUESTION_COLUMNS
 from bot.core.learning import LearningEngine
 from bot.core.service import StudyService
-from bot.storage import SqliteStore
-from bot.storage.learning_store import LearningStore
+from bot.storage import ManagedStore, SqliteStore, learning_for
 from tests.conftest import FIXTURE_PACK, ROOT, FakeClock, inbound
 from tests.test_learning import learning_service
 
@@ -33,7 +32,7 @@ def header(text: str) -> list[str]:
 
 
 @pytest.fixture
-def svc(store: SqliteStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
+def svc(store: ManagedStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
     return learning_service(store, library, clock)
 
 
@@ -42,7 +41,7 @@ async def click(svc: StudyService, user: str, post: int, letter: str, **kw: str)
     assert out.text.startswith(("✅", "❌")), out.text
 
 
-async def history(svc: StudyService, store: SqliteStore, clock: FakeClock) -> None:
+async def history(svc: StudyService, store: ManagedStore, clock: FakeClock) -> None:
     """A known history in group g1 (and one member in g2, which g1's export must not show).
 
     t-a (right: A) goes to the channel; alice A, bob B, "=cmd" A. bob gets t-a again personally and
@@ -67,7 +66,7 @@ async def history(svc: StudyService, store: SqliteStore, clock: FakeClock) -> No
 
 
 async def test_csv_columns_and_numbers_on_a_known_history(
-    svc: StudyService, store: SqliteStore, clock: FakeClock
+    svc: StudyService, store: ManagedStore, clock: FakeClock
 ) -> None:
     await history(svc, store, clock)
     [reply] = await svc.handle(inbound("export", admin=True))
@@ -107,11 +106,11 @@ async def test_export_is_for_admins_only(svc: StudyService) -> None:
 
 
 async def test_questions_removed_from_the_pack_keep_their_history(
-    svc: StudyService, store: SqliteStore, clock: FakeClock, library: ContentLibrary
+    svc: StudyService, store: ManagedStore, clock: FakeClock, library: ContentLibrary
 ) -> None:
     await history(svc, store, clock)
     engine = LearningEngine(
-        LearningStore(store), store, ContentLibrary.load(ROOT / "tests" / "fixtures" / "console_pack"), clock
+        learning_for(store), store, ContentLibrary.load(ROOT / "tests" / "fixtures" / "console_pack"), clock
     )
     files = await engine.export_files(None, clock.now())
     questions = rows(files["questions.csv"])
@@ -129,15 +128,18 @@ def studybot(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 async def test_cli_export_writes_the_same_files(
-    svc: StudyService, store: SqliteStore, clock: FakeClock, library: ContentLibrary, db_path: Path, tmp_path: Path
+    svc: StudyService, store: ManagedStore, clock: FakeClock, library: ContentLibrary, db_path: Path, tmp_path: Path
 ) -> None:
     await history(svc, store, clock)
     out = tmp_path / "export" / "today"
-    run = studybot("export", "--out", str(out), "--db", str(db_path))
+    if isinstance(store, SqliteStore):
+        run = studybot("export", "--out", str(out), "--db", str(db_path))
+    else:  # the same command, on the PostgreSQL database the test's store uses
+        run = studybot("export", "--out", str(out), env={"STUDYBOT_DATABASE_URL": store.url})  # type: ignore[attr-defined]
     assert run.returncode == 0, run.stderr
     assert f"wrote {out / 'members.csv'} (4 rows)" in run.stdout
     now = datetime.now(UTC)  # the CLI used the real clock
-    expected = await LearningEngine(LearningStore(store), store, library, clock).export_files(None, now)
+    expected = await LearningEngine(learning_for(store), store, library, clock).export_files(None, now)
     assert sorted(p.name for p in out.iterdir()) == ["members.csv", "questions.csv"]
     for name, text in expected.items():
         assert (out / name).read_text(encoding="utf-8") == text, name

@@ -26,9 +26,8 @@ from bot.core.ports import ChatGateway
 from bot.core.schedule import ScheduleRule
 from bot.core.service import StudyService
 from bot.scheduling import Scheduler
-from bot.storage import SqliteStore
-from bot.storage.schedule_store import SqliteScheduleStore
-from tests.conftest import FakeClock, inbound
+from bot.storage import ManagedStore, SqliteStore, schedules_for
+from tests.conftest import FakeClock, inbound, read_rows
 from tests.fakes import FakeChatGateway
 
 DAILY = tuple(range(7))
@@ -48,7 +47,7 @@ async def fast_store(db_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 def make_scheduler(
-    store: SqliteStore,
+    store: ManagedStore,
     library: ContentLibrary,
     clock: FakeClock,
     gateway: ChatGateway,
@@ -59,7 +58,7 @@ def make_scheduler(
     service = StudyService(store, library, clock, rng=random.Random(1))
     settings = Settings.model_validate({"STUDYBOT_CATCHUP_HOURS": catchup})
     sched = Scheduler(
-        SqliteScheduleStore(store),
+        schedules_for(store),
         service,
         {gateway.platform: gateway},
         clock,
@@ -71,19 +70,16 @@ def make_scheduler(
     return sched
 
 
-async def make_channel(store: SqliteStore, now: datetime, channel: str = "c1") -> tuple[int, int]:
+async def make_channel(store: ManagedStore, now: datetime, channel: str = "c1") -> tuple[int, int]:
     m = await store.ensure_member("console", "g1", channel, "admin", "admin", now=now)
     return m.group_id, m.channel_id
 
 
-async def statuses(store: SqliteStore, channel_id: int) -> list[tuple[datetime, str]]:
-    def read(conn: object) -> list[tuple[datetime, str]]:
-        rows = conn.execute(  # type: ignore[attr-defined]
-            "SELECT scheduled_for, status FROM deliveries WHERE channel_id = ? ORDER BY scheduled_for", (channel_id,)
-        )
-        return [(datetime.fromisoformat(t), s) for t, s in rows]
-
-    return await store.run_sync(read)
+async def statuses(store: ManagedStore, channel_id: int) -> list[tuple[datetime, str]]:
+    rows = await read_rows(
+        store, "SELECT scheduled_for, status FROM deliveries WHERE channel_id = ? ORDER BY scheduled_for", channel_id
+    )
+    return [(datetime.fromisoformat(t), s) for t, s in rows]
 
 
 def expected_instant(tz: str, day: date, wall: time) -> datetime:
@@ -132,7 +128,7 @@ async def test_sixty_days_one_post_per_chosen_local_day_at_the_right_time(
     gw = FakeChatGateway()
     sched = make_scheduler(fast_store, library, clock, gw, name="a")
     _, cid = await make_channel(fast_store, start)
-    await SqliteScheduleStore(fast_store).save_schedule(cid, ScheduleRule(wall, tz, days), start)
+    await schedules_for(fast_store).save_schedule(cid, ScheduleRule(wall, tz, days), start)
     z = ZoneInfo(tz)
     first = start.astimezone(z).date()
     chosen = [first + timedelta(days=i) for i in range(61) if (first + timedelta(days=i)).weekday() in days]
@@ -156,13 +152,13 @@ T = utc(2026, 6, 10, 7, 0)  # 09:00 in Berlin (summer time)
 RULE = ScheduleRule(time(9, 0), "Europe/Berlin", DAILY)
 
 
-async def _setup(store: SqliteStore) -> int:
+async def _setup(store: ManagedStore) -> int:
     _, cid = await make_channel(store, T - timedelta(days=1))
-    await SqliteScheduleStore(store).save_schedule(cid, RULE, T - timedelta(days=1))
+    await schedules_for(store).save_schedule(cid, RULE, T - timedelta(days=1))
     return cid
 
 
-async def test_restart_just_before_the_occurrence_posts_once(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_restart_just_before_the_occurrence_posts_once(store: ManagedStore, library: ContentLibrary) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
     assert (await make_scheduler(store, library, clock, gw, name="a").run_due(T - timedelta(seconds=1))).sent == []
@@ -171,7 +167,7 @@ async def test_restart_just_before_the_occurrence_posts_once(store: SqliteStore,
     assert len(gw.questions) == 1
 
 
-async def test_restart_at_the_occurrence_does_not_post_twice(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_restart_at_the_occurrence_does_not_post_twice(store: ManagedStore, library: ContentLibrary) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
     assert (await make_scheduler(store, library, clock, gw, name="a").run_due(T)).sent == [(cid, T)]
@@ -179,7 +175,7 @@ async def test_restart_at_the_occurrence_does_not_post_twice(store: SqliteStore,
     assert len(gw.questions) == 1 and await statuses(store, cid) == [(T, "sent")]
 
 
-async def test_restart_after_a_missed_occurrence_catches_up_once(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_restart_after_a_missed_occurrence_catches_up_once(store: ManagedStore, library: ContentLibrary) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
     await make_scheduler(store, library, clock, gw, name="a").run_due(T - timedelta(minutes=5))
@@ -194,7 +190,7 @@ async def test_restart_after_a_missed_occurrence_catches_up_once(store: SqliteSt
 
 
 async def test_an_occurrence_older_than_the_catchup_window_is_recorded_missed_and_shown(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T + timedelta(hours=7)), FakeChatGateway()
@@ -208,7 +204,7 @@ async def test_an_occurrence_older_than_the_catchup_window_is_recorded_missed_an
 
 
 async def test_a_long_outage_posts_only_the_latest_occurrence_inside_the_window(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -225,10 +221,10 @@ async def test_a_long_outage_posts_only_the_latest_occurrence_inside_the_window(
 
 
 async def test_a_claim_abandoned_by_a_crashed_process_is_retried_after_the_lease(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
-    assert await SqliteScheduleStore(store).claim(cid, T, "crashed", T) is not None
+    assert await schedules_for(store).claim(cid, T, "crashed", T) is not None
     clock, gw = FakeClock(T), FakeChatGateway()
     sched = make_scheduler(store, library, clock, gw, name="b")
     assert (await sched.run_due(T + timedelta(minutes=1))).sent == []  # it may still be sending
@@ -236,31 +232,26 @@ async def test_a_claim_abandoned_by_a_crashed_process_is_retried_after_the_lease
     assert len(gw.questions) == 1
 
 
-async def test_two_schedulers_on_one_database_post_once_per_occurrence(db_path: Path, library: ContentLibrary) -> None:
-    one, two = SqliteStore(db_path), SqliteStore(db_path)
-    await one.start()
-    await two.start()
-    try:
-        cid = await _setup(one)
-        clock, gw = FakeClock(T), FakeChatGateway()
-        a = make_scheduler(one, library, clock, gw, name="a")
-        b = make_scheduler(two, library, clock, gw, name="b")
-        for day in range(5):
-            at = T + timedelta(days=day)
-            ra, rb = await asyncio.gather(a.run_due(at), b.run_due(at))
-            assert sorted(ra.sent + rb.sent) == [(cid, at)]
-        assert len(gw.questions) == 5
-        assert [s for _, s in await statuses(one, cid)] == ["sent"] * 5
-    finally:
-        await one.close()
-        await two.close()
+async def test_two_schedulers_on_one_database_post_once_per_occurrence(
+    store: ManagedStore, twin: ManagedStore, library: ContentLibrary
+) -> None:
+    cid = await _setup(store)
+    clock, gw = FakeClock(T), FakeChatGateway()
+    a = make_scheduler(store, library, clock, gw, name="a")
+    b = make_scheduler(twin, library, clock, gw, name="b")
+    for day in range(5):
+        at = T + timedelta(days=day)
+        ra, rb = await asyncio.gather(a.run_due(at), b.run_due(at))
+        assert sorted(ra.sent + rb.sent) == [(cid, at)]
+    assert len(gw.questions) == 5
+    assert [s for _, s in await statuses(store, cid)] == ["sent"] * 5
 
 
 # ---------------------------------------------------------------- failures
 
 
 async def test_rate_limits_and_server_errors_are_retried_and_delivered_once(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -284,7 +275,7 @@ async def test_rate_limits_and_server_errors_are_retried_and_delivered_once(
 
 
 async def test_a_post_that_keeps_failing_is_given_up_as_failed_after_the_window(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -299,13 +290,13 @@ async def test_a_post_that_keeps_failing_is_given_up_as_failed_after_the_window(
 
 
 async def test_a_forbidden_channel_pauses_the_schedule_and_tells_the_next_admin(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway(forbidden=True)
     sched = make_scheduler(store, library, clock, gw, name="a")
     await sched.run_due(T)
-    s = await SqliteScheduleStore(store).schedule_for(cid)
+    s = await schedules_for(store).schedule_for(cid)
     assert s is not None and s.paused and "lost access" in (s.paused_reason or "")
     member = await sched.service.handle(inbound("help", user="bob"))
     assert not any("paused" in r.text for r in member)
@@ -324,7 +315,7 @@ async def test_a_forbidden_channel_pauses_the_schedule_and_tells_the_next_admin(
 
 
 async def test_no_repeats_until_the_pool_is_used_up_then_a_new_shuffled_cycle(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -332,14 +323,12 @@ async def test_no_repeats_until_the_pool_is_used_up_then_a_new_shuffled_cycle(
     for day in range(12):
         await sched.run_due(T + timedelta(days=day))
 
-    def read(conn: object) -> list[str]:
-        rows = conn.execute(  # type: ignore[attr-defined]
-            "SELECT item_id FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question' ORDER BY id",
-            (cid,),
-        )
-        return [r[0] for r in rows]
-
-    items = await store.run_sync(read)
+    rows = await read_rows(
+        store,
+        "SELECT item_id FROM posts WHERE channel_id = ? AND member_id IS NULL AND kind = 'question' ORDER BY id",
+        cid,
+    )
+    items = [r[0] for r in rows]
     assert len(items) == 12
     pool = {q.id for q in library.pack.questions}
     for cycle in range(3):
@@ -348,10 +337,10 @@ async def test_no_repeats_until_the_pool_is_used_up_then_a_new_shuffled_cycle(
     assert items[:4] != items[4:8] or items[4:8] != items[8:12]  # shuffled, not one fixed order
 
 
-async def test_tips_follow_the_career_steps_and_mix_alternates(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_tips_follow_the_career_steps_and_mix_alternates(store: ManagedStore, library: ContentLibrary) -> None:
     _, cid = await make_channel(store, T - timedelta(days=1))
     _, cid2 = await make_channel(store, T - timedelta(days=1), channel="c2")
-    sstore = SqliteScheduleStore(store)
+    sstore = schedules_for(store)
     await sstore.save_schedule(cid, ScheduleRule(time(9, 0), "Europe/Berlin", DAILY, "tip"), T - timedelta(days=1))
     await sstore.save_schedule(cid2, ScheduleRule(time(9, 0), "Europe/Berlin", DAILY, "mix"), T - timedelta(days=1))
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -365,7 +354,7 @@ async def test_tips_follow_the_career_steps_and_mix_alternates(store: SqliteStor
 
 
 async def test_the_reveal_comes_with_the_next_post_and_has_the_right_counts(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     await _setup(store)
     clock, gw = FakeClock(T), FakeChatGateway()
@@ -394,10 +383,10 @@ async def test_the_reveal_comes_with_the_next_post_and_has_the_right_counts(
     assert len(gw.reveals) == 1  # once
 
 
-async def test_a_timed_reveal_goes_out_after_the_set_hours(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_a_timed_reveal_goes_out_after_the_set_hours(store: ManagedStore, library: ContentLibrary) -> None:
     _, cid = await make_channel(store, T - timedelta(days=1))
     rule = ScheduleRule(time(9, 0), "Europe/Berlin", DAILY, "question", reveal_hours=3)
-    await SqliteScheduleStore(store).save_schedule(cid, rule, T - timedelta(days=1))
+    await schedules_for(store).save_schedule(cid, rule, T - timedelta(days=1))
     clock, gw = FakeClock(T), FakeChatGateway()
     sched = make_scheduler(store, library, clock, gw, name="a")
     await sched.run_due(T)
@@ -410,7 +399,7 @@ async def test_a_timed_reveal_goes_out_after_the_set_hours(store: SqliteStore, l
 # ---------------------------------------------------------------- admin commands
 
 
-async def test_schedule_commands_validate_and_explain(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_schedule_commands_validate_and_explain(store: ManagedStore, library: ContentLibrary) -> None:
     clock, gw = FakeClock(utc(2026, 3, 5, 12)), FakeChatGateway()
     sched = make_scheduler(store, library, clock, gw, name="a")
     svc = sched.service
@@ -441,7 +430,7 @@ async def test_schedule_commands_validate_and_explain(store: SqliteStore, librar
     assert "back on" in await say("schedule resume")
 
 
-async def test_skip_skips_the_next_post_only(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_skip_skips_the_next_post_only(store: ManagedStore, library: ContentLibrary) -> None:
     cid = await _setup(store)
     clock, gw = FakeClock(T - timedelta(hours=1)), FakeChatGateway()
     sched = make_scheduler(store, library, clock, gw, name="a")
@@ -453,13 +442,13 @@ async def test_skip_skips_the_next_post_only(store: SqliteStore, library: Conten
     assert await statuses(store, cid) == [(T, "skipped"), (T + timedelta(days=1), "sent")]
 
 
-async def test_post_now_in_the_console_prints_the_post(store: SqliteStore, library: ContentLibrary) -> None:
+async def test_post_now_in_the_console_prints_the_post(store: ManagedStore, library: ContentLibrary) -> None:
     clock = FakeClock(T)
     service = StudyService(store, library, clock, rng=random.Random(1))
     out = io.StringIO()
     console = ConsoleAdapter(service, "admin", stdin=io.StringIO(""), stdout=out)
     settings = Settings.model_validate({})
-    sched = Scheduler(SqliteScheduleStore(store), service, {"console": console}, clock, settings, name="a")
+    sched = Scheduler(schedules_for(store), service, {"console": console}, clock, settings, name="a")
     sched.install_commands()
     await console.handle_line("/study schedule post-now")
     text = out.getvalue()
@@ -481,14 +470,12 @@ class OffsetClock:
 
 
 async def test_apscheduler_fires_the_post_after_a_schedule_change_without_a_restart(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     clock = OffsetClock(utc(2026, 6, 10, 8, 59, 59) - timedelta(milliseconds=200))  # 1.2 s before 09:00 UTC
     gw = FakeChatGateway()
     service = StudyService(store, library, clock, rng=random.Random(1))
-    sched = Scheduler(
-        SqliteScheduleStore(store), service, {"console": gw}, clock, Settings.model_validate({}), name="rt"
-    )
+    sched = Scheduler(schedules_for(store), service, {"console": gw}, clock, Settings.model_validate({}), name="rt")
     sched.install_commands()
     await sched.start()
     try:

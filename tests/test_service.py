@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
-from pathlib import Path
 
 import pytest
 
 from bot.core import actions
 from bot.core.markup import plain
 from bot.core.service import StudyService
-from tests.conftest import FakeClock, inbound
+from tests.conftest import FakeClock, Outside, inbound
 
 
 def post_id_of(reply_buttons: tuple) -> int:  # type: ignore[type-arg]
@@ -157,20 +155,18 @@ async def test_progress_of_another_member(service: StudyService) -> None:
     assert 'No member "nobody" here yet' in plain(missing.text)
 
 
-async def test_forget_me_asks_then_deletes(service: StudyService, db_path: Path) -> None:
+async def test_forget_me_asks_then_deletes(service: StudyService, outside: Outside) -> None:
     await service.handle(inbound("quiz"))
     await service.handle(inbound("answer A"))
     [ask] = await service.handle(inbound("forget-me"))
     assert "cannot be undone" in ask.text and [b.label for b in ask.buttons] == ["Delete my data", "Cancel"]
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1
+    assert await outside("SELECT COUNT(*) FROM answers") == [(1,)]
     [cancel] = await service.handle(inbound(action=ask.buttons[1].action_id))
     assert cancel.text == "Nothing was deleted."
     [gone] = await service.handle(inbound(action=ask.buttons[0].action_id))
     assert gone.text.startswith("Done — everything studybot stored about you")
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM members WHERE user_id = 'alice'").fetchone()[0] == 0
+    assert await outside("SELECT COUNT(*) FROM answers") == [(0,)]
+    assert await outside("SELECT COUNT(*) FROM members WHERE user_id = 'alice'") == [(0,)]
 
 
 async def test_admin_commands_are_refused_to_members(service: StudyService) -> None:
@@ -206,7 +202,7 @@ async def test_unexpected_errors_are_logged_and_apologised_for(service: StudySer
 
 
 async def test_a_revealed_question_no_longer_takes_answers(service: StudyService, store, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    from bot.storage.schedule_store import SqliteScheduleStore
+    from bot.storage import schedules_for
 
     m = await store.ensure_member("console", "g1", "c1", "bob", "bob", now=clock.now())
     post = await store.create_post(m.group_id, m.channel_id, None, "question", "t-b", clock.now())
@@ -214,7 +210,7 @@ async def test_a_revealed_question_no_longer_takes_answers(service: StudyService
     [early] = await service.handle(inbound(action=actions.answer_action(post.id, "B"), user="bob"))
     assert early.text.startswith("✅ Correct")
     assert await store.get_post(post.id) is not None  # now cached
-    assert await SqliteScheduleStore(store).claim_reveal(post.id, clock.advance(hours=24))
+    assert await schedules_for(store).claim_reveal(post.id, clock.advance(hours=24))
     [late] = await service.handle(inbound(action=actions.answer_action(post.id, "B"), user="alice"))
     assert "already been revealed" in late.text
     [typed] = await service.handle(inbound("answer B", user="alice"))

@@ -1,4 +1,5 @@
-"""The SQLite store against a real file: migrations, idempotency, group commit, deletion."""
+"""The stores' contract (every test taking `store` runs on SQLite and on PostgreSQL): idempotency, group
+commit, deletion; and the migrations of both dialects."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.ports import AnswerIn, SchemaTooNew, StoreError, StreakState
-from bot.storage import SqliteStore
+from bot.storage import ManagedStore, SqliteStore
 from bot.storage.migrations import DEFAULT_DIR, discover, migrate
+from tests.conftest import Outside
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -68,6 +70,7 @@ def test_bundled_migrations_are_numbered() -> None:
     assert [m.version for m in discover(DEFAULT_DIR)] == list(range(1, len(discover(DEFAULT_DIR)) + 1))
 
 
+@pytest.mark.sqlite_only
 async def test_store_uses_wal_and_foreign_keys(store: SqliteStore) -> None:
     def pragmas(conn: sqlite3.Connection) -> tuple[str, int, int]:
         return (
@@ -130,12 +133,11 @@ async def test_concurrent_clicks_are_group_committed_and_each_counted_once(store
     assert await store.choice_counts(post.id) == {"A": 50}
 
 
-async def test_answers_are_on_disk_when_acknowledged(store: SqliteStore, db_path: Path) -> None:
+async def test_answers_are_on_disk_when_acknowledged(store: ManagedStore, outside: Outside) -> None:
     member, group, post = await _setup(store)
     await store.record_answer(_answer(member, group, post), keep)
     # A second, independent connection sees it at once: it was committed before we were told.
-    with sqlite3.connect(db_path) as other:
-        assert other.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1
+    assert await outside("SELECT COUNT(*) FROM answers") == [(1,)]
 
 
 async def test_streak_function_runs_inside_the_transaction(store: SqliteStore) -> None:
@@ -182,7 +184,7 @@ async def test_leaderboard_order_ties_and_hiding(store: SqliteStore) -> None:
     assert [r.display_name for r in await store.leaderboard(group, None, 10)] == ["Cy", "Ann"]
 
 
-async def test_forget_member_leaves_no_row_behind(store: SqliteStore, db_path: Path) -> None:
+async def test_forget_member_leaves_no_row_behind(store: ManagedStore, outside: Outside) -> None:
     member, group, post = await _setup(store)
     m = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
     await store.record_answer(_answer(member, group, post), keep)
@@ -192,12 +194,10 @@ async def test_forget_member_leaves_no_row_behind(store: SqliteStore, db_path: P
     await store.record_answer(_answer(bob.member_id, group, post), keep)
     removed = await store.forget_member(member)
     assert removed >= 5
-    with sqlite3.connect(db_path) as conn:
-        for table in ("answers", "cards", "path_steps", "weekly_points"):
-            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE member_id = ?", (member,)).fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM members WHERE id = ?", (member,)).fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM posts WHERE member_id = ?", (member,)).fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1, "Bob's answer stays"
+    for table in ("answers", "cards", "path_steps", "weekly_points", "posts"):
+        assert await outside(f"SELECT COUNT(*) FROM {table} WHERE member_id = ?", member) == [(0,)], table
+    assert await outside("SELECT COUNT(*) FROM members WHERE id = ?", member) == [(0,)]
+    assert await outside("SELECT COUNT(*) FROM answers") == [(1,)], "Bob's answer stays"
 
 
 async def test_answer_for_a_deleted_member_fails_alone(store: SqliteStore) -> None:
@@ -283,7 +283,7 @@ async def test_caches_never_serve_a_forgotten_member_or_stale_zone(store: Sqlite
     assert await store.get_post(post.id) is None, "their personal posts are gone, not cached"
 
 
-async def test_ids_are_never_reused_after_a_delete(store: SqliteStore, db_path: Path) -> None:
+async def test_ids_are_never_reused_after_a_delete(store: ManagedStore, outside: Outside) -> None:
     """A forgotten member's id (still cached by another process, or in a button) never names someone else."""
     ann = await store.ensure_member("console", "g", "c", "u1", "Ann", now=NOW)
     post = await store.create_post(ann.group_id, ann.channel_id, ann.member_id, "question", "t-a", NOW)
@@ -292,10 +292,7 @@ async def test_ids_are_never_reused_after_a_delete(store: SqliteStore, db_path: 
     assert bob.member_id != ann.member_id
     again = await store.create_post(bob.group_id, bob.channel_id, bob.member_id, "question", "t-a", NOW)
     assert again.id != post.id
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("DELETE FROM groups")
-        conn.commit()
+    await outside("DELETE FROM groups")
     store.invalidate_caches()
     cy = await store.ensure_member("console", "g", "c", "u3", "Cy", now=NOW)
     assert cy.group_id != bob.group_id and cy.channel_id != bob.channel_id and cy.member_id != bob.member_id

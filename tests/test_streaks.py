@@ -4,9 +4,7 @@ in the group's zone — the rules (`bot.core.progress`) and the whole path throu
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +15,8 @@ from bot.core.markup import plain
 from bot.core.ports import StreakState
 from bot.core.progress import advance_streak, current_streak
 from bot.core.service import StudyService
-from bot.storage import SqliteStore
-from bot.storage.learning_store import LearningStore
-from tests.conftest import FakeClock, inbound
+from bot.storage import ManagedStore, learning_for
+from tests.conftest import FakeClock, Outside, inbound
 from tests.test_learning import learning_service, post_of, quiz_and_answer, right_letter
 
 D = date(2026, 11, 23)
@@ -82,31 +79,30 @@ def test_the_streak_as_it_stands_today() -> None:
 
 
 @pytest.fixture
-def svc(store: SqliteStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
+def svc(store: ManagedStore, library: ContentLibrary, clock: FakeClock) -> StudyService:
     clock.set(datetime(2026, 11, 23, 18, 0, tzinfo=UTC))  # Monday 10:00 in Los Angeles
     return learning_service(store, library, clock)
 
 
-async def set_group_zone(svc: StudyService, db: Path, tz: str, group: str = "g1") -> None:
+async def set_group_zone(svc: StudyService, outside: Outside, tz: str, group: str = "g1") -> None:
     """Create the group with its zone before anyone uses it (the store may cache members and their zones)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO groups (platform, external_id, tz, created_at) VALUES ('console', ?, ?, '2026-11-01')",
-            (group, tz),
-        )
+    await outside(
+        "INSERT INTO groups (platform, external_id, tz, created_at) VALUES ('console', ?, ?, '2026-11-01')", group, tz
+    )
     [r] = await svc.handle(inbound("timezone", group=group))
     assert tz in r.text
 
 
-def add_delivery(db: Path, when: datetime, status: str, group: str = "g1") -> None:
-    with sqlite3.connect(db) as conn:
-        (channel,) = conn.execute(
-            "SELECT c.id FROM channels c JOIN groups g ON g.id = c.group_id WHERE g.external_id = ?", (group,)
-        ).fetchone()
-        conn.execute(
-            "INSERT INTO deliveries (channel_id, scheduled_for, status) VALUES (?, ?, ?)",
-            (channel, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), status),
-        )
+async def add_delivery(outside: Outside, when: datetime, status: str, group: str = "g1") -> None:
+    [(channel,)] = await outside(
+        "SELECT c.id FROM channels c JOIN groups g ON g.id = c.group_id WHERE g.external_id = ?", group
+    )
+    await outside(
+        "INSERT INTO deliveries (channel_id, scheduled_for, status) VALUES (?, ?, ?)",
+        channel,
+        when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        status,
+    )
 
 
 async def streak_line(svc: StudyService, user: str = "alice", **kw: str) -> str:
@@ -115,9 +111,9 @@ async def streak_line(svc: StudyService, user: str = "alice", **kw: str) -> str:
 
 
 async def test_streak_follows_the_members_midnight_not_the_groups(
-    svc: StudyService, db_path: Path, clock: FakeClock
+    svc: StudyService, outside: Outside, clock: FakeClock
 ) -> None:
-    await set_group_zone(svc, db_path, LA)
+    await set_group_zone(svc, outside, LA)
     await svc.handle(inbound("timezone Pacific/Kiritimati"))  # UTC+14: 22 hours ahead of Los Angeles
     clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))  # 23:30 on the 24th there; 01:30 on the 24th in LA
     await quiz_and_answer(svc, "alice", right=True)
@@ -147,19 +143,19 @@ async def test_a_freeze_is_used_for_a_missed_day(svc: StudyService, clock: FakeC
 
 
 async def test_a_day_the_bot_failed_to_post_never_breaks_a_streak(
-    svc: StudyService, db_path: Path, clock: FakeClock
+    svc: StudyService, outside: Outside, clock: FakeClock
 ) -> None:
-    await set_group_zone(svc, db_path, LA)
-    await set_group_zone(svc, db_path, LA, group="g2")
+    await set_group_zone(svc, outside, LA)
+    await set_group_zone(svc, outside, LA, group="g2")
     for _ in range(3):
         await quiz_and_answer(svc, "alice", right=True)
         await quiz_and_answer(svc, "bob", right=True, group="g2")
         clock.advance(days=1)
     # Thursday 09:00 in Los Angeles: g1's post was missed (bot down); g2's went out.
     thursday = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
-    add_delivery(db_path, thursday, "missed")
-    add_delivery(db_path, thursday, "sent", group="g2")
-    add_delivery(db_path, thursday - timedelta(days=2), "skipped")  # an admin's skip excuses nothing
+    await add_delivery(outside, thursday, "missed")
+    await add_delivery(outside, thursday, "sent", group="g2")
+    await add_delivery(outside, thursday - timedelta(days=2), "skipped")  # an admin's skip excuses nothing
     clock.set(datetime(2026, 11, 27, 18, 0, tzinfo=UTC))  # Friday; nobody answered on Thursday
     assert (await streak_line(svc)).startswith("🔥 Streak 3 days")
     assert (await streak_line(svc, "bob", group="g2")).startswith("🔥 Streak 0 days")
@@ -170,14 +166,14 @@ async def test_a_day_the_bot_failed_to_post_never_breaks_a_streak(
 
 
 async def test_a_failed_post_excuses_the_day_in_the_members_own_zone(
-    svc: StudyService, db_path: Path, clock: FakeClock
+    svc: StudyService, outside: Outside, clock: FakeClock
 ) -> None:
-    await set_group_zone(svc, db_path, LA)
+    await set_group_zone(svc, outside, LA)
     await svc.handle(inbound("timezone Pacific/Kiritimati"))
     clock.set(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))  # 02:00 on the 24th in Kiritimati
     await quiz_and_answer(svc, "alice", right=True)
     # The group's post for Tuesday 09:00 LA (17:00 UTC) failed: that is Wednesday 07:00 for alice.
-    add_delivery(db_path, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
+    await add_delivery(outside, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
     clock.set(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))  # Thursday 02:00 for alice; she skipped Wednesday
     _, out = await quiz_and_answer(svc, "alice", right=True)
     assert "🔥 Streak: 2 days" in out.text
@@ -187,9 +183,9 @@ async def test_a_failed_post_excuses_the_day_in_the_members_own_zone(
 
 
 async def test_the_week_runs_monday_to_sunday_in_the_groups_zone(
-    svc: StudyService, db_path: Path, clock: FakeClock
+    svc: StudyService, outside: Outside, clock: FakeClock
 ) -> None:
-    await set_group_zone(svc, db_path, LA)
+    await set_group_zone(svc, outside, LA)
     clock.set(datetime(2026, 11, 30, 5, 0, tzinfo=UTC))  # Monday in UTC, still Sunday 21:00 in LA
     await quiz_and_answer(svc, "alice", right=True)
     [week] = await svc.handle(inbound("leaderboard week"))
@@ -224,9 +220,9 @@ async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> N
 
 
 async def test_a_burst_of_answers_looks_up_missed_posts_once(
-    store: SqliteStore, library: ContentLibrary, clock: FakeClock
+    store: ManagedStore, library: ContentLibrary, clock: FakeClock
 ) -> None:
-    learning_store = LearningStore(store)
+    learning_store = learning_for(store)
     calls: list[int] = []
     real = learning_store.missed_deliveries
 

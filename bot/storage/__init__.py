@@ -47,6 +47,11 @@ class ManagedStore(Store, Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def where(self) -> str:
+        """The database, for messages: a file path, or a URL without its password."""
+        ...
+
     def invalidate_caches(self) -> None: ...
 
 
@@ -60,7 +65,10 @@ class Storage:
     learning: LearningPort
     installs: InstallStore
     dialect: str
-    where: str
+
+    @property
+    def where(self) -> str:
+        return self.store.where
 
 
 def open_storage(url: str, migrations_root: Path = migrations.DEFAULT_ROOT) -> Storage:
@@ -70,15 +78,11 @@ def open_storage(url: str, migrations_root: Path = migrations.DEFAULT_ROOT) -> S
     folder = migrations.folder_for(migrations_root, dialect)
     if dialect == "sqlite":
         sqlite = SqliteStore(sqlite_path(url), migrations_dir=folder)
-        return Storage(
-            sqlite, schedules_for(sqlite), learning_for(sqlite), installs_for(sqlite), dialect, str(sqlite.path)
-        )
+        return Storage(sqlite, schedules_for(sqlite), learning_for(sqlite), installs_for(sqlite), dialect)
     from bot.storage.pg_store import PgStore  # asyncpg is loaded only for a PostgreSQL URL
 
     pgstore = PgStore(url, migrations_dir=folder)
-    return Storage(
-        pgstore, schedules_for(pgstore), learning_for(pgstore), installs_for(pgstore), dialect, pgstore.where
-    )
+    return Storage(pgstore, schedules_for(pgstore), learning_for(pgstore), installs_for(pgstore), dialect)
 
 
 def schedules_for(store: SqliteStore | PgStore) -> ScheduleStore:

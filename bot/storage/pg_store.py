@@ -104,6 +104,8 @@ class PgStore:
         del exclusive, shards
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
+        except ConnectionRefusedError:
+            raise StoreError(f"cannot connect to {self.where}: connection refused (is PostgreSQL running?)") from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
             raise StoreError(f"cannot connect to {self.where}: {_one_line(e)}") from None
         try:
@@ -377,12 +379,12 @@ class PgScheduleStore:
     async def set_skip_until(self, channel_id: int, until: datetime | None) -> bool:
         return await self.store._execute(sql.SET_SKIP_UNTIL, ts(until) if until else None, channel_id) == 1
 
-    async def record_unsent(self, channel_id: int, rows_: Sequence[tuple[datetime, str]], now: datetime) -> int:
-        if not rows_:
+    async def record_unsent(self, channel_id: int, rows: Sequence[tuple[datetime, str]], now: datetime) -> int:
+        if not rows:  # (``rows`` shadows the module here, as the port names the parameter)
             return 0
         n = 0
         async with self.store._tx() as conn:
-            for when, status in rows_:
+            for when, status in rows:
                 n += changed(await conn.execute(pg(sql.RECORD_UNSENT), channel_id, ts(when), status, ts(now)))
         return n
 
