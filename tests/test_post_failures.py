@@ -8,7 +8,6 @@ permissions", a rate limit or a platform outage included.
 from __future__ import annotations
 
 import random
-import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -17,20 +16,17 @@ from bot.config import Settings
 from bot.core.content import ContentLibrary
 from bot.core.service import StudyService
 from bot.scheduling import Scheduler
-from bot.storage import SqliteStore
-from bot.storage.schedule_store import SqliteScheduleStore
-from tests.conftest import FakeClock, inbound
+from bot.storage import ManagedStore, schedules_for
+from tests.conftest import FakeClock, inbound, read_rows
 from tests.fakes import FakeChatGateway
 
 T = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)
 
 
-def poster(store: SqliteStore, library: ContentLibrary, gw: FakeChatGateway) -> Scheduler:
+def poster(store: ManagedStore, library: ContentLibrary, gw: FakeChatGateway) -> Scheduler:
     clock = FakeClock(T)
     service = StudyService(store, library, clock, rng=random.Random(1))
-    sched = Scheduler(
-        SqliteScheduleStore(store), service, {gw.platform: gw}, clock, Settings.model_validate({}), name="a"
-    )
+    sched = Scheduler(schedules_for(store), service, {gw.platform: gw}, clock, Settings.model_validate({}), name="a")
     sched.install_commands()
     return sched
 
@@ -41,26 +37,25 @@ async def post_now(sched: Scheduler) -> str:
     return reply.text
 
 
-def channel_posts(store: SqliteStore) -> list[tuple[str, str | None]]:
-    with sqlite3.connect(store.path) as conn:
-        return conn.execute("SELECT item_id, message_id FROM posts WHERE member_id IS NULL ORDER BY id").fetchall()
+async def channel_posts(store: ManagedStore) -> list[tuple[str, str | None]]:
+    return await read_rows(store, "SELECT item_id, message_id FROM posts WHERE member_id IS NULL ORDER BY id")
 
 
 @pytest.mark.parametrize("status", [429, 500, 403])
 async def test_a_failed_post_now_leaves_no_question_behind(
-    store: SqliteStore, library: ContentLibrary, status: int
+    store: ManagedStore, library: ContentLibrary, status: int
 ) -> None:
     gw = FakeChatGateway()
     sched = poster(store, library, gw)
     gw.fail_next(1, status=status, retry_after=30)
     await post_now(sched)
     assert gw.posts == []
-    assert channel_posts(store) == []  # not on record: not revealed later, not counted as asked
+    assert await channel_posts(store) == []  # not on record: not revealed later, not counted as asked
 
     assert (await post_now(sched)).startswith("📣 Posted a question")
     assert len(gw.questions) == 1
     assert gw.reveals == []  # nobody saw the failed one, so its answer is not given away
-    ((_, message_id),) = channel_posts(store)
+    ((_, message_id),) = await channel_posts(store)
     assert message_id == "m1"
     # A text answer goes to the question members saw.
     (ack,) = await sched.service.handle(inbound("answer A", user="bob"))
@@ -68,14 +63,14 @@ async def test_a_failed_post_now_leaves_no_question_behind(
 
 
 async def test_an_unsent_scheduled_question_is_never_revealed_nor_counted(
-    store: SqliteStore, library: ContentLibrary
+    store: ManagedStore, library: ContentLibrary
 ) -> None:
     """A scheduled question still being retried (or given up) is not revealed by the next post."""
     gw = FakeChatGateway()
     sched = poster(store, library, gw)
     m = await store.ensure_member("console", "g1", "c1", "admin", "admin", now=T)
     pending = await store.create_post(m.group_id, m.channel_id, None, "question", "t-a", T)  # never sent
-    schedules = SqliteScheduleStore(store)
+    schedules = schedules_for(store)
     history = await schedules.channel_history(m.channel_id)
     assert history.counts == {} and history.last_kind is None  # not counted as asked
     assert await schedules.unrevealed_questions(m.channel_id, T) == []
@@ -93,7 +88,7 @@ async def test_an_unsent_scheduled_question_is_never_revealed_nor_counted(
     ],
 )
 async def test_post_now_tells_the_admin_what_really_happened(
-    store: SqliteStore, library: ContentLibrary, status: int, expected: str, not_expected: str
+    store: ManagedStore, library: ContentLibrary, status: int, expected: str, not_expected: str
 ) -> None:
     gw = FakeChatGateway()
     sched = poster(store, library, gw)
