@@ -195,6 +195,7 @@ async def test_no_cell_of_the_export_starts_a_formula_whatever_the_separator(
         )
 
 
+@pytest.mark.sqlite_only  # about the files written, not the store
 def test_cli_export_never_writes_through_a_planted_symlink(tmp_path: Path, db_path: Path, store: SqliteStore) -> None:
     out = tmp_path / "out"
     out.mkdir()
