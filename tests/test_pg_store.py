@@ -21,11 +21,12 @@ import pytest
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.learning import LearningPort
-from bot.core.ports import ScheduleStore, SchemaTooNew, Store, StoreError
-from bot.storage import ManagedStore, SqliteStore, open_storage, schedules_for
+from bot.core.ports import InstallStore, ScheduleStore, SchemaTooNew, Store, StoreError
+from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for
+from bot.storage.install_store import SqliteInstallStore
 from bot.storage.learning_store import LearningStore
 from bot.storage.migrations import DEFAULT_ROOT, discover, folder_for, migrate
-from bot.storage.pg_store import PgLearningStore, PgScheduleStore, PgStore
+from bot.storage.pg_store import PgInstallStore, PgLearningStore, PgScheduleStore, PgStore
 from bot.storage.schedule_store import SqliteScheduleStore
 from tests.pg import PgCluster, free_port
 
@@ -51,7 +52,7 @@ def port_members(protocol: type) -> set[str]:
 @pytest.mark.parametrize(
     ("sqlite_cls", "pg_cls", "port"),
     [(SqliteStore, PgStore, Store), (SqliteScheduleStore, PgScheduleStore, ScheduleStore),
-     (LearningStore, PgLearningStore, LearningPort)],
+     (LearningStore, PgLearningStore, LearningPort), (SqliteInstallStore, PgInstallStore, InstallStore)],
 )  # fmt: skip
 def test_every_store_method_exists_on_both_stores(sqlite_cls: type, pg_cls: type, port: type) -> None:
     only_sqlite = public(sqlite_cls) - public(pg_cls) - SQLITE_ONLY
@@ -180,6 +181,26 @@ async def test_a_reveal_is_claimed_by_one_of_two_stores(store: ManagedStore, twi
     post = await store.create_post(m.group_id, m.channel_id, None, "question", "t-a", T)
     got = await asyncio.gather(*(s.claim_reveal(post.id, T) for s in (schedules_for(store), schedules_for(twin))))  # type: ignore[arg-type]
     assert sorted(got) == [False, True]
+
+
+async def test_installations_and_oauth_states_on_both_stores(store: ManagedStore, twin: ManagedStore) -> None:
+    """The `InstallStore` contract; a state is consumed once even by two processes racing for it."""
+    installs, other = installs_for(store), installs_for(twin)  # type: ignore[arg-type]
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert await installs.find_installation("slack", "T1") is None
+    await installs.save_installation("slack", "T1", '{"bot_token": "one"}', now)
+    await installs.save_installation("slack", "T2", '{"bot_token": "two"}', now)
+    await other.save_installation("slack", "T1", '{"bot_token": "three"}', now + timedelta(hours=1))  # reinstall
+    assert await installs.find_installation("slack", "T1") == '{"bot_token": "three"}'
+    assert await installs.delete_installation("slack", "T1") is True
+    assert await other.delete_installation("slack", "T1") is False
+    assert await installs.find_installation("slack", "T2") == '{"bot_token": "two"}'
+    await installs.issue_oauth_state("s1", now + timedelta(minutes=10))
+    assert await installs.consume_oauth_state("s1", now + timedelta(minutes=10)) is False, "expired at that instant"
+    for i in range(10):
+        await installs.issue_oauth_state(f"r{i}", now + timedelta(minutes=10))
+    raced = await asyncio.gather(*(s.consume_oauth_state(f"r{i}", now) for i in range(10) for s in (installs, other)))
+    assert sum(raced) == 10, "each state is accepted exactly once"
 
 
 # ---------------------------------------------------------------------- STUDYBOT_DATABASE_URL
