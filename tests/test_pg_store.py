@@ -33,13 +33,24 @@ from tests.pg import PgCluster, free_port
 ROOT = Path(__file__).resolve().parents[1]
 T = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
-#: What one store has that the other cannot: SQLite's other modules run functions on its thread.
-SQLITE_ONLY = {"run_sync"}
-POSTGRES_ONLY: set[str] = set()
+#: What one store has that the other cannot: where its database is (a file and its fsync setting, or a
+#: server URL and a pool size), and SQLite's other modules running functions on its thread.
+SQLITE_ONLY = {"run_sync", "path", "synchronous"}
+POSTGRES_ONLY = {"url", "pool_size"}
 
 
 def public(cls: type) -> set[str]:
-    return {name for name in dir(cls) if not name.startswith("_")}
+    """Public names of ``cls`` and of an instance (attributes set in ``__init__`` count too; building
+    a store does no I/O)."""
+    if cls is SqliteStore:
+        instance: object = SqliteStore(":memory:")
+    elif cls is PgStore:
+        instance = PgStore("postgresql://u@127.0.0.1:1/db")
+    elif cls in (SqliteScheduleStore, LearningStore, SqliteInstallStore):
+        instance = cls(SqliteStore(":memory:"))
+    else:
+        instance = cls(PgStore("postgresql://u@127.0.0.1:1/db"))
+    return {name for name in dir(instance) if not name.startswith("_")}
 
 
 def port_members(protocol: type) -> set[str]:

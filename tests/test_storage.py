@@ -214,7 +214,7 @@ async def test_answer_for_a_deleted_member_fails_alone(store: SqliteStore) -> No
 
 
 async def test_a_burst_of_posts_shares_commits_and_every_post_is_on_disk_when_returned(
-    store: SqliteStore, db_path: Path
+    store: ManagedStore, outside: Outside
 ) -> None:
     members = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(40)]
     gone = members.pop()
@@ -230,8 +230,7 @@ async def test_a_burst_of_posts_shares_commits_and_every_post_is_on_disk_when_re
     assert len({p.id for p in made}) == len(members) and all(p.member_id for p in made)
     assert 1 <= store.batches_committed - before < 10, "posts made together should share group commits"
     # Each was committed before its caller heard of it: another connection sees every one.
-    with sqlite3.connect(db_path) as other:
-        assert other.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == len(members)
+    assert await outside("SELECT COUNT(*) FROM posts") == [(len(members),)]
 
 
 async def test_reads_made_together_each_get_their_own_answer_or_error(store: SqliteStore) -> None:

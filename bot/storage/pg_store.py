@@ -225,9 +225,8 @@ class PgStore:
     async def create_post(
         self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
     ) -> PostRecord:
-        row = await self._fetchrow(sql.CREATE_POST, group_id, channel_id, member_id, kind, item_id, ts(now))
-        assert row is not None  # INSERT … RETURNING always returns the row
-        return rows.post(row)
+        # Group-committed like answers: a quiz's buttons name the post, so it is committed before the reply.
+        return await self._answers.submit(_insert_post, group_id, channel_id, member_id, kind, item_id, ts(now))
 
     async def get_post(self, post_id: int) -> PostRecord | None:
         cached = self._posts.hit(post_id)
@@ -264,19 +263,19 @@ class PgStore:
     async def record_answer(
         self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
     ) -> AnswerOutcome:
-        return await self._answers.submit(answer, streak_fn, card_fn)
+        return await self._answers.submit(_record_one, answer, streak_fn, card_fn)
 
-    async def _write_batch(self, items: list[PendingItem]) -> list[AnswerOutcome | Exception]:
-        """Write a batch of answers in one transaction; each in a savepoint so one bad answer (say, for a
-        member deleted meanwhile) fails alone. Commits before returning."""
-        results: list[AnswerOutcome | Exception] = []
+    async def _write_batch(self, items: list[PendingItem]) -> list[Any]:
+        """Make a batch of writes (answers, posts) in one transaction; each in a savepoint so one bad write
+        (say, for a member deleted meanwhile) fails alone. Commits before returning."""
+        results: list[Any] = []
         async with self._tx() as conn:
-            for answer, streak_fn, card_fn in items:
+            for fn, args in items:
                 try:
                     async with conn.transaction():  # a savepoint inside the batch's transaction
-                        results.append(await _record_one(conn, answer, streak_fn, card_fn))
+                        results.append(await fn(conn, *args))
                 except asyncpg.PostgresError as e:
-                    results.append(StoreError(f"answer not recorded: {_one_line(e)}"))
+                    results.append(StoreError(f"not recorded: {_one_line(e)}"))
                 except StoreError as e:
                     results.append(e)
         return results
@@ -332,6 +331,18 @@ async def _record_one(
         else:
             await conn.execute(pg(sql.PUT_CARD), a.member_id, a.question_id, card, ts(due))
     return AnswerOutcome(True, a.choice, a.correct, first_try, new)
+
+
+async def _insert_post(
+    conn: asyncpg.pool.PoolConnectionProxy,
+    group_id: int,
+    channel_id: int,
+    member_id: int | None,
+    kind: str,
+    item_id: str,
+    at: str,
+) -> PostRecord:
+    return rows.post(_one(await conn.fetchrow(pg(sql.CREATE_POST), group_id, channel_id, member_id, kind, item_id, at)))
 
 
 def _one(row: asyncpg.Record | None) -> asyncpg.Record:

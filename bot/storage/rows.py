@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol, TypeVar
 
 from bot.core.export import MemberRow, QuestionRow
-from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, PostRecord, StoreError, StreakFn, StreakState
+from bot.core.ports import AnswerIn, PostRecord, StoreError, StreakState
 from bot.core.schedule import ChannelSchedule, Delivery, ScheduleRule
 
 
@@ -22,6 +22,7 @@ class Row(Protocol):
     def __len__(self) -> int: ...
 
 
+T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -137,15 +138,17 @@ def schedule_params(channel_id: int, rule: ScheduleRule, now: datetime) -> tuple
 
 # ---------------------------------------------------------------------- group commit
 
-#: One answer to write: the answer, its streak function and its (optional) card function.
-PendingItem = tuple[AnswerIn, StreakFn, CardFn | None]
-#: Writes a batch in one transaction (each answer alone in a savepoint) and commits before returning.
-BatchWriter = Callable[[list[PendingItem]], Awaitable[list[AnswerOutcome | Exception]]]
+#: A write for the next group commit: ``fn(conn, *args)`` (a coroutine function on PostgreSQL).
+PendingItem = tuple[Callable[..., Any], tuple[Any, ...]]
+#: Runs a batch in one transaction (each write alone in a savepoint) and commits before returning; one
+#: result per item, an exception standing for a write that failed alone.
+BatchWriter = Callable[[list[PendingItem]], Awaitable[list[Any]]]
 
 
 class GroupCommit:
-    """Answers arriving together are written in one transaction by ``write``; each caller is released
-    only after that transaction has committed, so "recorded" is never said of an answer not on disk.
+    """Writes (answers, posts) arriving together are made in one transaction by ``write``; each caller is
+    released only after that transaction has committed, so "recorded" is never said of an answer not on
+    disk, and no button names a post that is not.
 
     Answers that arrive while a batch is being committed wait for the next batch: under load the batches
     grow by themselves. Before each commit the event loop gets turns for as long as answers keep coming
@@ -154,14 +157,15 @@ class GroupCommit:
 
     def __init__(self, write: BatchWriter) -> None:
         self._write = write
-        self._pending: list[tuple[PendingItem, asyncio.Future[AnswerOutcome]]] = []
+        self._pending: list[tuple[PendingItem, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.batches_committed = 0
 
-    async def submit(self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None) -> AnswerOutcome:
+    async def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Make ``fn(conn, *args)`` in the next group commit; returns its result once that has committed."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[AnswerOutcome] = loop.create_future()
-        self._pending.append(((answer, streak_fn, card_fn), future))
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(((fn, args), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
         return await future
