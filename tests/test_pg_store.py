@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,7 +25,8 @@ import pytest
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.learning import LearningPort
 from bot.core.ports import InstallStore, ScheduleStore, SchemaTooNew, Store, StoreError
-from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for
+from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for, sql
+from bot.storage.dialect import NAME_EQUALS, pg
 from bot.storage.install_store import SqliteInstallStore
 from bot.storage.learning_store import LearningStore
 from bot.storage.migrations import DEFAULT_ROOT, discover, folder_for, migrate
@@ -162,6 +166,46 @@ async def test_a_failed_postgres_migration_rolls_back_and_is_not_recorded(pg_db:
     try:
         assert await conn.fetchval("SELECT MAX(version) FROM schema_migrations") == 1
         assert await conn.fetchval("SELECT to_regclass('b')") is None, "0002's first statement was undone too"
+    finally:
+        await conn.close()
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+async def test_postgres_hot_queries_are_index_searches(pg_db: str) -> None:
+    """The twin of `test_learning_and_board_queries_use_indexes`: with sequential scans and sorts priced
+    out, every query on the progress, review, answer and leaderboard paths still plans without either, so
+    an index serves each (leaderboards read their top rows in order, never sorting a whole group)."""
+    store = PgStore(pg_db)
+    await store.start()
+    await store.close()
+    now = "2026-11-23T12:00:00.000000Z"
+    queries: list[tuple[str, tuple[object, ...], bool]] = [  # (query, parameters, may sort a member's rows)
+        (sql.DUE_CARDS, (1, now, 20), False),
+        (sql.REVIEW_SUMMARY, (1, now, 1, now), False),
+        (sql.MISSED, (1, now), False),
+        (sql.ANSWER_TIMES, (1, now), False),
+        (sql.GET_CARD, (1, "t-a"), False),
+        (sql.QUESTION_TALLIES, (1,), True),
+        (sql.STEPS_DONE, (1,), False),
+        (sql.BOARD_ALL_TIME, (1, 10), False),
+        (sql.BOARD_WEEK, (1, "2026-11-23", 10), False),
+        (sql.find_member_by_name(NAME_EQUALS["postgres"]), (1, "ann"), True),
+        (sql.LAST_QUESTION_POST, (1, 1, 1), False),
+    ]
+    conn = await asyncpg.connect(pg_db)
+    try:
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute("SET enable_sort = off")
+        for query, params, may_sort in queries:
+            plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + pg(query), *params))[0]["Plan"]
+            kinds = [n["Node Type"] for n in _plan_nodes(plan)]
+            assert "Seq Scan" not in kinds, f"{query}\n  -> {kinds}"
+            assert may_sort or not any("Sort" in k for k in kinds), f"{query}\n  -> {kinds}"  # incremental too
     finally:
         await conn.close()
 

@@ -1,0 +1,2 @@
+-- Twin of migrations/postgres/0005_board_index_tiebreak.sql. Nothing to do here: SQLite appends the
+-- rowid to every index, so members_by_points and weekly_board already end in the last tie-break.
