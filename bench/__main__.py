@@ -25,6 +25,13 @@ BENCHES = {
     "P5": "bench.p5_cold_start",
     "P6": "bench.p6_content_burst",
 }
+#: The same figures on PostgreSQL (a throwaway cluster each, as the tests start one): P2PG, P3PG, P4PG, CPG.
+BENCHES |= {
+    "P2PG": "bench.p2_postgres",
+    "P3PG": "bench.p3_postgres",
+    "P4PG": "bench.p4_postgres",
+    "CPG": "bench.pg_cache",
+}
 
 
 def machine() -> str:

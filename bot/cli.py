@@ -11,12 +11,14 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.content import ContentInvalid, json_schema, validate_pack
-from bot.core.ports import StoreError
+from bot.core.ports import StoreError, StoreUnavailable
 from bot.logs import RedactingFilter, setup_logging
 
 log = logging.getLogger("studybot")
@@ -47,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     b = db.add_parser("backup", help="copy the database to PATH safely, even while the bot runs")
     b.add_argument("path", type=Path, help="the backup file to write (replaced if it exists)")
     b.add_argument("--db", type=Path, default=None)
+    cp = db.add_parser(
+        "copy", help="copy a SQLite database into PostgreSQL, verified (refuses a target that holds data)"
+    )
+    cp.add_argument("--from", dest="source", default=None, metavar="URL", help="sqlite:///PATH (default: STUDYBOT_DB)")
+    cp.add_argument(
+        "--to", dest="target", default=None, metavar="URL", help="postgresql://… (default: STUDYBOT_DATABASE_URL)"
+    )
+    cp.add_argument("--force", action="store_true", help="replace the rows of a target that already holds data")
 
     e = sub.add_parser("export", help="write members.csv and questions.csv (progress and analytics) to DIR")
     e.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSV files (created)")
@@ -89,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print("studybot: db backup copies a SQLite file; back up PostgreSQL with pg_dump", file=sys.stderr)
                     return 2
                 return _backup(args.db or settings.db, args.path)
+            if args.db_cmd == "copy":
+                return asyncio.run(_db_copy(settings, args.source, args.target, force=args.force))
             if args.db_cmd != "migrate":
                 parser.parse_args(["db", "--help"])
             return asyncio.run(_migrate(settings, args.db))
@@ -115,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for err in e.errors[:50]:
             print(f"  {err}", file=sys.stderr)
         return 1
+    except StoreUnavailable as e:  # the server is down, refuses us or the URL points nowhere: fix and restart
+        print(f"studybot: database: {e}", file=sys.stderr)
+        return 2
     except StoreError as e:
         print(f"studybot: {e}", file=sys.stderr)
         return 2
@@ -170,6 +185,82 @@ async def _migrate(settings: Settings, db: Path | None) -> int:
     applied = await storage.store.start()
     await storage.store.close()
     print(f"{storage.where}: applied {', '.join(applied)}" if applied else f"{storage.where}: up to date")
+    return 0
+
+
+class BarProgress:
+    """`db copy` progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.name, self.total, self.done, self._drawn = "", 0, 0, 0.0
+
+    def table(self, name: str, total: int) -> None:
+        self._end_line()
+        self.name, self.total, self.done = name, total, 0
+        if self.tty:
+            self._draw()
+        else:
+            print(f"copying {name}: {total:,} rows", file=self.stream, flush=True)
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if self.tty and (now - self._drawn >= 0.1 or self.done >= self.total):
+            self._draw()
+
+    def note(self, text: str) -> None:
+        self._end_line()
+        print(text, file=self.stream, flush=True)
+
+    def _draw(self) -> None:
+        self._drawn = time.monotonic()
+        filled = self.WIDTH * self.done // self.total if self.total else self.WIDTH
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.name:<16} [{bar}] {self.done:,}/{self.total:,}")
+        self.stream.flush()
+
+    def _end_line(self) -> None:
+        if self.tty and self.name:
+            self.stream.write("\n")
+            self.name = ""
+
+
+async def _db_copy(settings: Settings, source: str | None, target: str | None, *, force: bool) -> int:
+    from bot.storage.copy import CopyError, copy_database
+    from bot.storage.urls import UrlError
+
+    if source is None:
+        source = f"sqlite:///{settings.db}"
+    elif "://" not in source:
+        source = f"sqlite:///{source}"  # a plain file path
+    if target is None:
+        if settings.database_url is None:
+            print("studybot: db copy needs --to postgresql://… (or STUDYBOT_DATABASE_URL)", file=sys.stderr)
+            return 2
+        target = settings.database_url.get_secret_value()
+    try:
+        report = await copy_database(
+            source, target, migrations_root=settings.migrations, force=force, progress=BarProgress()
+        )
+    except UrlError as e:
+        print(f"studybot: {e}", file=sys.stderr)
+        return 2
+    except CopyError as e:
+        print(f"studybot: db copy: {e}", file=sys.stderr)
+        return 1
+    verb = "replaced the rows of" if report.replaced else "copied into"
+    print(
+        f"{report.source} {verb} {report.target} (schema version {report.schema_version}): "
+        f"{report.rows:,} rows in {len(report.tables)} tables, {report.seconds:.1f} s"
+    )
+    width = max(len(t.name) for t in report.tables)
+    for t in report.tables:
+        print(f"  {t.name:<{width}}  {t.rows:>10,}  {t.checksum}")
+    print("verified: every table's row count and checksum match the source")
     return 0
 
 

@@ -88,6 +88,8 @@ class PgCluster:
         self._as_server_user: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self._seq = 0
         self._running = False
+        self._settings: tuple[str, ...] = FAST
+        self._max_connections = 200
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,6 +149,7 @@ class PgCluster:
             raise RuntimeError(f"initdb failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
 
     def _start(self, settings: tuple[str, ...], max_connections: int) -> None:
+        self._settings, self._max_connections = settings, max_connections
         opts = [
             f"-p {self.port}",
             f"-k {self.datadir}",
@@ -163,6 +166,18 @@ class PgCluster:
             tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
             raise RuntimeError(f"pg_ctl start failed (exit {r.returncode}): {r.stderr.strip()} {tail.strip()}")
         self._running = True
+
+    def stop_server(self) -> None:
+        """Stop the server but keep its files (`start_server` brings it back on the same port)."""
+        if self._running:
+            r = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+            if r.returncode != 0:
+                raise RuntimeError(f"pg_ctl stop failed: {r.stderr.strip()}")
+            self._running = False
+
+    def start_server(self) -> None:
+        """Start a stopped server again, same port and settings. Raises RuntimeError (with the log)."""
+        self._start(self._settings, self._max_connections)
 
     def stop(self) -> None:
         """Stop the server (fast, no checkpoint wait) and delete its files. Safe to call twice."""

@@ -130,6 +130,11 @@ class SchemaTooNew(StoreError):
     """The database was written by a newer studybot (it has migrations we do not know)."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached or refuses us (refused connection, wrong password, no such
+    database): a configuration or operations problem, reported at start as one line."""
+
+
 class Store(Protocol):
     """Persistence for groups, members, posts, answers and the career path.
 

@@ -8,7 +8,8 @@ transaction per batch, each answer in its own savepoint, callers released after 
 
 Several bot processes may share one database: delivery claims are ``INSERT … ON CONFLICT DO NOTHING`` on
 the unique (channel, instant), reveals are ``UPDATE … WHERE revealed_at IS NULL``, so each goes to one
-process only. The member and post caches are this process's own (see `invalidate_caches`).
+process only. The member and post caches are this process's own; a change one process makes is announced
+to the others with NOTIFY after its commit and dropped from their caches (`bot.storage.pg_notify`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from bot.core.ports import (
     PostRecord,
     QuestionTally,
     StoreError,
+    StoreUnavailable,
     StreakFn,
 )
 from bot.core.schedule import ChannelHistory, ChannelSchedule, Delivery, Notice, ScheduleRule
 from bot.storage import migrations, rows, sql
 from bot.storage.dialect import NAME_EQUALS, changed, pg
+from bot.storage.pg_notify import CacheBus
 from bot.storage.rows import CACHE_SIZE, LRU, GroupCommit, PendingItem, from_ts, ts
 from bot.storage.urls import redact
 
@@ -62,9 +65,11 @@ class PgStore:
         self._pool: asyncpg.Pool | None = None
         self._answers = GroupCommit(self._write_batch)
         # Every command looks up its member and every click its post; caching both saves two round trips
-        # per answer. Entries change only through this class (or `invalidate_caches`).
+        # per answer. Entries change only through this class (`_changed`), here or in another process.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
         self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
+        # Other processes on this database change rows too: their changes arrive here (LISTEN/NOTIFY).
+        self._bus = CacheBus(url, self._on_change, self.invalidate_caches)
 
     @property
     def batches_committed(self) -> int:
@@ -87,9 +92,49 @@ class PgStore:
         self._posts.pop(post_id, None)
 
     def invalidate_caches(self) -> None:
-        """Forget cached members and posts."""
+        """Forget cached members and posts (in this process only; see `_changed`)."""
         self._members.clear()
         self._posts.clear()
+
+    @property
+    def _cache_ok(self) -> bool:
+        """Cached entries may be used only while we hear of other processes' changes."""
+        return self._bus.healthy
+
+    def _on_change(self, what: str) -> None:
+        """``what`` changed: "member <id>" (its zone, or forgotten with its posts), "post <id>", "members"
+        (a group's zone: every member carries it) or anything else (drop everything)."""
+        kind, _, ident = what.partition(" ")
+        if kind == "member" and ident.isdigit():
+            member = int(ident)
+            for key in [k for k, ref in self._members.items() if ref.member_id == member]:
+                del self._members[key]
+            for pid in [p for p, post in self._posts.items() if post.member_id == member]:
+                del self._posts[pid]
+        elif kind == "post" and ident.isdigit():
+            self._posts.pop(int(ident), None)
+        elif kind == "members":
+            self._members.clear()
+        else:
+            self.invalidate_caches()
+
+    async def _changed(self, what: str) -> None:
+        """``what`` changed (committed): drop it here and tell the other processes on this database."""
+        self._on_change(what)
+        async with self._conn() as conn:
+            await self._bus.publish(conn, what)
+
+    @property
+    def cache_stats(self) -> dict[str, int]:
+        """Hits and misses of the member and post caches, and invalidations sent and received."""
+        return {
+            "member_hits": self._members.hits,
+            "member_misses": self._members.misses,
+            "post_hits": self._posts.hits,
+            "post_misses": self._posts.misses,
+            "sent": self._bus.sent,
+            "received": self._bus.received,
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -105,10 +150,16 @@ class PgStore:
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
         except ConnectionRefusedError:
-            raise StoreError(f"cannot connect to {self.where}: connection refused (is PostgreSQL running?)") from None
+            raise StoreUnavailable(
+                f"cannot connect to {self.where}: connection refused (is PostgreSQL running?)"
+            ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
-            raise StoreError(f"cannot connect to {self.where}: {_one_line(e)}") from None
+            raise StoreUnavailable(f"cannot connect to {self.where}: {_one_line(e)}") from None
         try:
+            try:
+                await self._bus.start()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                raise StoreUnavailable(f"cannot listen on {self.where}: {_one_line(e)}") from None
             if not migrate:
                 return []
             async with self._pool.acquire() as conn:
@@ -120,6 +171,7 @@ class PgStore:
     async def close(self) -> None:
         """Finish pending answers, then close the pool. Safe to call twice."""
         await self._answers.drain()
+        await self._bus.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -165,7 +217,7 @@ class PgStore:
     ) -> MemberRef:
         display_name = display_name[:80]
         key = (platform, group, channel, user)
-        cached = self._members.hit(key)
+        cached = self._members.hit(key) if self._cache_ok else None
         if cached is not None and cached.display_name == display_name:
             return cached
         row = await self._fetchrow(sql.MEMBER_LOOKUP, channel, user, platform, group)
@@ -179,7 +231,8 @@ class PgStore:
                 cid = await conn.fetchval(pg(sql.UPSERT_CHANNEL), gid, channel, channel_name[:100])
                 mid, mtz = _one(await conn.fetchrow(pg(sql.UPSERT_MEMBER), gid, user, display_name, at))
             ref = MemberRef(mid, gid, cid, user, display_name, mtz, gtz)
-        self._members.put(key, ref)
+        if self._cache_ok:
+            self._members.put(key, ref)
         return ref
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
@@ -197,7 +250,7 @@ class PgStore:
 
     async def set_member_tz(self, member_id: int, tz: str | None) -> None:
         await self._execute(sql.SET_MEMBER_TZ, tz, member_id)
-        self._members.clear()
+        await self._changed(f"member {member_id}")
 
     async def set_leaderboard_hidden(self, member_id: int, hidden: bool) -> None:
         await self._execute(sql.SET_LEADERBOARD_HIDDEN, int(hidden), member_id)
@@ -218,7 +271,7 @@ class PgStore:
                 await conn.execute(pg(sql.DELETE_MEMBER), member_id)
             return int(counted)
         finally:
-            self.invalidate_caches()
+            await self._changed(f"member {member_id}")
 
     # ------------------------------------------------------------------ posts
 
@@ -229,14 +282,15 @@ class PgStore:
         return await self._answers.submit(_insert_post, group_id, channel_id, member_id, kind, item_id, ts(now))
 
     async def get_post(self, post_id: int) -> PostRecord | None:
-        cached = self._posts.hit(post_id)
+        cached = self._posts.hit(post_id) if self._cache_ok else None
         if cached is not None:
             return cached
         row = await self._fetchrow(sql.GET_POST, post_id)
         if row is None:
             return None
         post = rows.post(row)
-        self._posts.put(post_id, post)
+        if self._cache_ok:
+            self._posts.put(post_id, post)
         return post
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
@@ -245,11 +299,12 @@ class PgStore:
 
     async def set_post_message(self, post_id: int, message_id: str) -> None:
         await self._execute(sql.SET_POST_MESSAGE, message_id, post_id)
-        self._posts.pop(post_id, None)
+        await self._changed(f"post {post_id}")
 
     async def discard_post(self, post_id: int) -> bool:
         deleted = await self._execute(sql.DISCARD_POST, post_id)
-        self._posts.pop(post_id, None)
+        if deleted:
+            await self._changed(f"post {post_id}")
         return bool(deleted)
 
     async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
@@ -376,7 +431,7 @@ class PgScheduleStore:
             changed_zone = changed(await conn.execute(pg(sql.SET_GROUP_ZONE_IF_UTC), rule.tz, channel_id)) == 1
         changed_zone = changed_zone and rule.tz != "UTC"
         if changed_zone:
-            self.store.invalidate_caches()  # cached members carry the group's zone
+            await self.store._changed("members")  # cached members carry the group's zone
         return changed_zone
 
     async def set_paused(self, channel_id: int, paused: bool, reason: str | None, now: datetime) -> bool:
@@ -441,12 +496,12 @@ class PgScheduleStore:
 
     async def claim_reveal(self, post_id: int, now: datetime) -> bool:
         claimed = await self.store._execute(sql.CLAIM_REVEAL, ts(now), post_id) == 1
-        self.store.forget_post(post_id)  # the cached copy does not know it was revealed
+        await self.store._changed(f"post {post_id}")  # the cached copies do not know it was revealed
         return claimed
 
     async def unclaim_reveal(self, post_id: int) -> None:
         await self.store._execute(sql.UNCLAIM_REVEAL, post_id)
-        self.store.forget_post(post_id)
+        await self.store._changed(f"post {post_id}")
 
     async def recent_deliveries(self, channel_id: int, limit: int) -> list[Delivery]:
         return [rows.delivery(r) for r in await self.store._fetch(sql.RECENT_DELIVERIES, channel_id, limit)]

@@ -40,11 +40,16 @@ class LRU(OrderedDict[K, V]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+        self.hits = 0
+        self.misses = 0
 
     def hit(self, key: K) -> V | None:
         value = self.get(key)
         if value is not None:
             self.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
         return value
 
     def put(self, key: K, value: V) -> None:

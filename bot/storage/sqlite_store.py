@@ -109,6 +109,19 @@ class SqliteStore:
         self._lost: str | None = None
 
     @property
+    def cache_stats(self) -> dict[str, int]:
+        """Hits and misses of the member and post caches (other processes' commits are seen through
+        ``data_version``, so nothing is sent or received: those stay 0)."""
+        return {
+            "member_hits": self._members.hits,
+            "member_misses": self._members.misses,
+            "post_hits": self._posts.hits,
+            "post_misses": self._posts.misses,
+            "sent": 0,
+            "received": 0,
+        }
+
+    @property
     def where(self) -> str:
         """The database file (for logs)."""
         return str(self.path)
