@@ -1,0 +1,75 @@
+"""Answers that arrive together are written together — and each gets the outcome it would get alone.
+
+On PostgreSQL a batch of answers from different members is written in a handful of statements for the
+whole batch (`bot.storage.pg_store._record_many`); a batch it cannot do that way (a member twice, a
+member deleted meanwhile) goes one by one. Both stores must give the same outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+from bot.core.ports import AnswerIn, StoreError, StreakState
+from bot.storage import ManagedStore
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def streak_up(s: StreakState) -> StreakState:
+    return StreakState(s.streak + 1, max(s.best, s.streak + 1), NOW.date(), s.freezes)
+
+
+def card(old: str | None) -> tuple[str, datetime]:
+    return (f"{old or ''}+", NOW + timedelta(days=1))
+
+
+def answer(member: int, group: int, post: int, question: str, choice: str, correct: bool) -> AnswerIn:
+    return AnswerIn(member, post, group, question, choice, correct, NOW, date(2026, 11, 23))
+
+
+async def test_a_batch_of_members_is_recorded_as_if_one_by_one(store: ManagedStore) -> None:
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(40)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    p2 = await store.create_post(g, c, None, "question", "q1", NOW)  # the same question again
+    first = await asyncio.gather(
+        *(
+            store.record_answer(answer(r.member_id, g, p1.id, "q1", "AB"[i % 2], i % 2 == 0), streak_up, card)
+            for i, r in enumerate(refs)
+        )
+    )
+    assert [o.recorded for o in first] == [True] * 40
+    assert [o.first_try for o in first] == [True] * 40
+    assert [o.correct for o in first] == [i % 2 == 0 for i in range(40)]
+    assert all(o.streak.streak == 1 for o in first)
+    # Clicking the same post again changes nothing and reports the first answer; the same question on
+    # another post is no longer a first try (no point), and the streak and card move on.
+    again = await asyncio.gather(
+        *(store.record_answer(answer(r.member_id, g, p1.id, "q1", "C", True), streak_up, card) for r in refs)
+    )
+    assert [o.recorded for o in again] == [False] * 40
+    assert [o.choice for o in again] == ["AB"[i % 2] for i in range(40)]
+    later = await asyncio.gather(
+        *(store.record_answer(answer(r.member_id, g, p2.id, "q1", "A", True), streak_up, card) for r in refs)
+    )
+    assert all(o.recorded and not o.first_try and o.streak.streak == 2 for o in later)
+    for i, r in enumerate(refs):
+        stats = await store.member_stats(r.member_id)
+        assert (stats.answered, stats.correct, stats.points) == (2, 2 if i % 2 == 0 else 1, 1 if i % 2 == 0 else 0)
+    board = await store.leaderboard(g, date(2026, 11, 23), 100)
+    assert len(board) == 20 and all(row.points == 1 for row in board)
+
+
+async def test_a_member_gone_from_a_batch_fails_alone(store: ManagedStore) -> None:
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(10)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    await store.forget_member(refs[3].member_id)
+    results = await asyncio.gather(
+        *(store.record_answer(answer(r.member_id, g, post.id, "q1", "A", True), streak_up, card) for r in refs),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], StoreError)
+    assert all(not isinstance(x, Exception) and x.recorded for i, x in enumerate(results) if i != 3)
+    assert await store.choice_counts(post.id) == {"A": 9}
