@@ -171,6 +171,8 @@ class Result:
     ack: list[float] = field(default_factory=list)
     answer: list[float] = field(default_factory=list)
     what: list[str] = field(default_factory=list)
+    #: CPU seconds the bot process (all its threads) spent on the measured rounds, their work included.
+    cpu: float = 0.0
 
 
 @dataclass
@@ -232,6 +234,7 @@ async def rounds(
                 got["cpu"] * 1000,
                 f"; {bot.commits() - commits} group commits" if bot.commits else "",
             )
+            res.cpu += time.process_time() - cpu
             res.ack += got["ack"]
             res.answer += got["answer"]
             res.what += got["commands"]
@@ -524,6 +527,12 @@ def summary(values_s: list[float]) -> str:
     return f"p50 {percentile(ms, 50):.1f} / p99 {percentile(ms, 99):.1f} / max {max(ms):.1f} ms"
 
 
+def cpu_ms(res: Result) -> float:
+    """The bot process's CPU per interaction (ms): the work behind the latency, which a busy machine
+    stretches into waiting but does not change."""
+    return res.cpu * 1000 / max(1, len(res.ack))
+
+
 def p99_ms(values_s: list[float]) -> float:
     return percentile([v * 1000 for v in values_s], 99)
 
@@ -539,6 +548,10 @@ def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Fig
     note = f"studybot ack {summary(ours.ack)} over {len(ours.ack)} interactions (p99 by kind: {kinds} ms)"
     if floor is not None:
         note += f"; {FLOOR_NAMES[platform]}: ack {summary(floor.ack)} over {len(floor.ack)}"
+        note += (
+            f"; bot CPU per interaction: studybot {cpu_ms(ours):.2f} ms, floor {cpu_ms(floor):.2f} ms"
+            f" ({cpu_ms(ours) / cpu_ms(floor):.1f}x)"
+        )
     note += f"; studybot's answer in hand {summary(ours.answer)}"
     goal = GOALS.get(fid)
     if floor is None:  # only studybot ran (--bot studybot): the absolute figure
