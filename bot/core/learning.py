@@ -221,7 +221,8 @@ class LearningEngine:
             if len(self._excused) > 10_000:  # groups are few; this only bounds a pathological case
                 self._excused.clear()
             cached = self._excused[member.group_id] = (now, query)
-        missed = await asyncio.shield(cached[1])
+        # Answered from the cache without a shield (a task switch per answer) once the query is done.
+        missed = cached[1].result() if cached[1].done() else await asyncio.shield(cached[1])
         return frozenset(local_day(t, member.zone) for t in missed)
 
     # -------------------------------------------------------------- commands and progress
