@@ -8,7 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,18 +201,50 @@ def pid_of_connection(local_port: int, pids: list[int]) -> int | None:
     return None
 
 
-def db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+@dataclass
+class SharedDatabase:
+    """The database several bot processes share: the settings that name it, and a reader for its rows."""
+
+    env: dict[str, str]
+    rows: Callable[[str], Awaitable[list[tuple[Any, ...]]]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> SharedDatabase:
+    """One SQLite file, or one database on the test PostgreSQL server (see tests/pg.py)."""
+    if request.param == "sqlite":
+        path = tmp_path / "study.db"
+
+        async def sqlite_rows(sql: str) -> list[tuple[Any, ...]]:
+            with sqlite3.connect(path) as conn:
+                return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+        return SharedDatabase({"STUDYBOT_DB": str(path)}, sqlite_rows)
+    url: str = request.getfixturevalue("pg_db")
+
+    async def pg_rows(sql: str) -> list[tuple[Any, ...]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return SharedDatabase({"STUDYBOT_DATABASE_URL": url}, pg_rows)
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc to tell the processes apart")
-async def test_two_processes_split_the_guilds_by_shard_over_one_database(tmp_path: Path) -> None:
+async def test_two_processes_split_the_guilds_by_shard_over_one_database(
+    tmp_path: Path, shared_database: SharedDatabase
+) -> None:
     """Shards 0 and 1 of 2 in two `studybot run` processes: each guild's interactions reach and are answered
-    by the process that runs its shard, and both write one database without duplicate rows."""
+    by the process that runs its shard, and both write one database (SQLite or PostgreSQL) without
+    duplicate rows."""
     db = tmp_path / "study.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
     env |= {"STUDYBOT_DB": str(db), "STUDYBOT_CONTENT": str(PACK), "PYTHONPATH": str(ROOT)}
+    env |= shared_database.env
     # Migrate once first, as a deployment does before starting several processes.
     migrate = [sys.executable, "-m", "bot", "db", "migrate"]
     await asyncio.to_thread(subprocess.run, migrate, env=env, cwd=tmp_path, check=True, timeout=60)
@@ -224,7 +257,8 @@ async def test_two_processes_split_the_guilds_by_shard_over_one_database(tmp_pat
                 fake.gateway_url,
                 "run",
                 module="tests.discord_proc",
-                env={
+                env=shared_database.env
+                | {
                     "DISCORD_TOKEN": fake.token,
                     "STUDYBOT_DISCORD_SHARDS": "2",
                     "STUDYBOT_DISCORD_SHARD_IDS": str(shard),
@@ -259,9 +293,10 @@ async def test_two_processes_split_the_guilds_by_shard_over_one_database(tmp_pat
             for p in procs.values():
                 assert await asyncio.to_thread(p.wait) == 0, p.err[-5:]
 
-    groups = db_rows(db, "SELECT external_id FROM groups WHERE platform = 'discord' ORDER BY external_id")
+    rows = shared_database.rows
+    groups = await rows("SELECT external_id FROM groups WHERE platform = 'discord' ORDER BY external_id")
     assert groups == [(str(GUILD_0),), (str(GUILD_1),)]
-    members = db_rows(db, "SELECT g.external_id, m.user_id FROM members m JOIN groups g ON g.id = m.group_id")
+    members = await rows("SELECT g.external_id, m.user_id FROM members m JOIN groups g ON g.id = m.group_id")
     assert sorted(members) == sorted([(str(GUILD_0), str(ALICE.id)), (str(GUILD_1), str(ALICE.id))])
-    assert db_rows(db, "SELECT COUNT(*), COUNT(DISTINCT member_id) FROM answers") == [(2, 2)]
-    assert db_rows(db, "SELECT COUNT(*) FROM posts") == [(2,)]
+    assert await rows("SELECT COUNT(*), COUNT(DISTINCT member_id) FROM answers") == [(2, 2)]
+    assert await rows("SELECT COUNT(*) FROM posts") == [(2,)]

@@ -24,11 +24,11 @@ from bot.adapters.slack_adapter import NOT_INSTALLED_TEXT, SlackAdapter
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.bootstrap import App, build_app, make_frontends
 from bot.config import Settings, SettingsError, load_settings
+from bot.core.ports import InstallStore
 from bot.logs import setup_logging
 from bot.scheduling import Scheduler
-from bot.storage.install_store import SqliteInstallStore
-from bot.storage.schedule_store import SqliteScheduleStore
-from tests.conftest import FIXTURE_PACK, FakeClock
+from bot.storage import ManagedStore, installs_for, schedules_for
+from tests.conftest import FIXTURE_PACK, FakeClock, read_rows
 from tests.fake_slack import FakeSlack, User
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -56,7 +56,7 @@ class Rig:
     app: App
     adapter: SlackAdapter
     session: aiohttp.ClientSession
-    store: SqliteInstallStore
+    store: InstallStore
     n: int = 0
     statuses: list[int] = field(default_factory=list)
 
@@ -148,9 +148,19 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
-    app = await build_app(oauth_settings(fake, tmp_path), clock=FakeClock())
-    store = SqliteInstallStore(app.store)
+def database(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The bot's database settings: a SQLite file, or a fresh database on the test PostgreSQL server
+    (the flow runs on both: the `store_kind` fixture parametrizes it, see tests/conftest.py)."""
+    if store_kind == "sqlite":
+        return {"STUDYBOT_DB": str(tmp_path / "slack.db")}
+    cluster = request.getfixturevalue("pg")
+    return {"STUDYBOT_DATABASE_URL": cluster.create_database(template=request.getfixturevalue("pg_template"))}
+
+
+@pytest.fixture
+async def rig(fake: FakeSlack, tmp_path: Path, database: dict[str, str]) -> AsyncIterator[Rig]:
+    app = await build_app(oauth_settings(fake, tmp_path, **database), clock=FakeClock())
+    store = installs_for(app.store)
     adapter = SlackAdapter(app.service, app.settings, http_host="127.0.0.1", http_port=0, installations=store)
     await adapter.start()
     app.gateways["slack"] = adapter
@@ -190,9 +200,7 @@ async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(ri
         await rig.adapter.drain()
         used = {r.token for r in fake.requests[before:] if r.kind == "api"}
         assert used == {token}, f"{team} was served with {used}"
-    groups = await rig.app.store.run_sync(
-        lambda c: c.execute("SELECT external_id FROM groups WHERE platform = 'slack' ORDER BY 1").fetchall()
-    )
+    groups = await read_rows(rig.app.store, "SELECT external_id FROM groups WHERE platform = 'slack' ORDER BY 1")
     assert groups == [(ACME,), (GLOBEX,)]
 
 
@@ -200,8 +208,7 @@ async def test_a_workspace_that_never_installed_is_refused_and_nothing_is_stored
     await rig.install(ACME)
     reply = await rig.command(INITECH, "quiz")
     assert reply["text"] == NOT_INSTALLED_TEXT, reply
-    groups = await rig.app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM groups").fetchone()[0])
-    assert groups == 0
+    assert await read_rows(rig.app.store, "SELECT COUNT(*) FROM groups") == [(0,)]
 
 
 async def test_scheduled_posts_go_out_in_each_workspace_with_its_own_token(rig: Rig, fake: FakeSlack) -> None:
@@ -212,9 +219,7 @@ async def test_scheduled_posts_go_out_in_each_workspace_with_its_own_token(rig: 
         assert "12:30" in reply["text"], reply
     clock = rig.app.clock
     assert isinstance(clock, FakeClock)
-    scheduler = Scheduler(
-        SqliteScheduleStore(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings
-    )
+    scheduler = Scheduler(schedules_for(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings)
     clock.advance(minutes=31)
     report = await scheduler.run_due(clock.now())
     assert len(report.sent) == 2
@@ -249,23 +254,18 @@ async def test_a_replayed_state_is_refused_and_installs_nothing(rig: Rig, fake: 
     assert len(fake.calls("oauth.v2.access")) == 1 and list(await rig.installed()) == [ACME]
 
 
-async def test_a_state_expires_and_each_is_good_once(tmp_path: Path, fake: FakeSlack) -> None:
-    app = await build_app(oauth_settings(fake, tmp_path))
-    try:
-        now = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
-        states = DbStateStore(SqliteInstallStore(app.store), now=lambda: now[0])
-        fresh, old = await states.async_issue(), await states.async_issue()
-        assert fresh != old and len(fresh) >= 40
-        now[0] += timedelta(seconds=599)
-        assert await states.async_consume(fresh) is True
-        assert await states.async_consume(fresh) is False
-        now[0] += timedelta(seconds=2)  # 601 s after it was issued
-        assert await states.async_consume(old) is False
-        assert await states.async_consume("") is False and await states.async_consume("x" * 500) is False
-        left = await app.store.run_sync(lambda c: c.execute("SELECT COUNT(*) FROM oauth_states").fetchone()[0])
-        assert left == 0
-    finally:
-        await app.close()
+async def test_a_state_expires_and_each_is_good_once(store: ManagedStore) -> None:
+    now = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
+    states = DbStateStore(installs_for(store), now=lambda: now[0])
+    fresh, old = await states.async_issue(), await states.async_issue()
+    assert fresh != old and len(fresh) >= 40
+    now[0] += timedelta(seconds=599)
+    assert await states.async_consume(fresh) is True
+    assert await states.async_consume(fresh) is False
+    now[0] += timedelta(seconds=2)  # 601 s after it was issued
+    assert await states.async_consume(old) is False
+    assert await states.async_consume("") is False and await states.async_consume("x" * 500) is False
+    assert await read_rows(store, "SELECT COUNT(*) FROM oauth_states") == [(0,)]
 
 
 # ---------------------------------------------------------------- uninstalling
@@ -285,14 +285,12 @@ async def test_uninstalling_deletes_that_workspace_only_and_its_posts_stop(rig: 
 
     clock = rig.app.clock
     assert isinstance(clock, FakeClock)
-    scheduler = Scheduler(
-        SqliteScheduleStore(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings
-    )
+    scheduler = Scheduler(schedules_for(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings)
     clock.advance(minutes=31)
     report = await scheduler.run_due(clock.now())
     assert report.sent == [] and fake.calls("chat.postMessage") == []
-    paused = await rig.app.store.run_sync(lambda c: c.execute("SELECT paused, paused_reason FROM schedules").fetchall())
-    assert paused[0][0] == 1 and "not installed" in paused[0][1]
+    [(paused, reason)] = await read_rows(rig.app.store, "SELECT paused, paused_reason FROM schedules")
+    assert paused and "not installed" in reason
 
 
 async def test_a_revoked_bot_token_deletes_the_installation(rig: Rig, fake: FakeSlack) -> None:
@@ -389,28 +387,24 @@ def test_slack_tokens_are_redacted_by_their_shape_even_when_not_configured() -> 
 # ---------------------------------------------------------------- the store (the InstallStore port)
 
 
-async def test_the_install_store_keeps_one_installation_per_workspace(tmp_path: Path, fake: FakeSlack) -> None:
-    app = await build_app(oauth_settings(fake, tmp_path))
-    try:
-        store = SqliteInstallStore(app.store)
-        now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-        assert await store.find_installation("slack", ACME) is None
-        await store.save_installation("slack", ACME, '{"bot_token": "one"}', now)
-        await store.save_installation("slack", GLOBEX, '{"bot_token": "two"}', now)
-        await store.save_installation("slack", ACME, '{"bot_token": "three"}', now + timedelta(hours=1))  # reinstall
-        assert await store.find_installation("slack", ACME) == '{"bot_token": "three"}'
-        assert await store.delete_installation("slack", ACME) is True
-        assert await store.delete_installation("slack", ACME) is False
-        assert await store.find_installation("slack", ACME) is None
-        assert await store.find_installation("slack", GLOBEX) == '{"bot_token": "two"}'
+async def test_the_install_store_keeps_one_installation_per_workspace(store: ManagedStore) -> None:
+    installs = installs_for(store)
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert await installs.find_installation("slack", ACME) is None
+    await installs.save_installation("slack", ACME, '{"bot_token": "one"}', now)
+    await installs.save_installation("slack", GLOBEX, '{"bot_token": "two"}', now)
+    await installs.save_installation("slack", ACME, '{"bot_token": "three"}', now + timedelta(hours=1))  # reinstall
+    assert await installs.find_installation("slack", ACME) == '{"bot_token": "three"}'
+    assert await installs.delete_installation("slack", ACME) is True
+    assert await installs.delete_installation("slack", ACME) is False
+    assert await installs.find_installation("slack", ACME) is None
+    assert await installs.find_installation("slack", GLOBEX) == '{"bot_token": "two"}'
 
-        await store.issue_oauth_state("s1", now + timedelta(minutes=10))
-        assert await store.consume_oauth_state("s1", now + timedelta(minutes=10)) is False  # expired at that instant
-        await store.issue_oauth_state("s2", now + timedelta(minutes=10))
-        assert await store.consume_oauth_state("s2", now) is True
-        assert await store.consume_oauth_state("s2", now) is False
-    finally:
-        await app.close()
+    await installs.issue_oauth_state("s1", now + timedelta(minutes=10))
+    assert await installs.consume_oauth_state("s1", now + timedelta(minutes=10)) is False  # expired at that instant
+    await installs.issue_oauth_state("s2", now + timedelta(minutes=10))
+    assert await installs.consume_oauth_state("s2", now) is True
+    assert await installs.consume_oauth_state("s2", now) is False
 
 
 async def test_rotating_tokens_are_refreshed_through_our_api_url_and_kept(rig: Rig, fake: FakeSlack) -> None:
@@ -430,9 +424,7 @@ async def test_rotating_tokens_are_refreshed_through_our_api_url_and_kept(rig: R
 
     clock = rig.app.clock
     assert isinstance(clock, FakeClock)
-    scheduler = Scheduler(
-        SqliteScheduleStore(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings
-    )
+    scheduler = Scheduler(schedules_for(rig.app.store), rig.app.service, rig.app.gateways, clock, rig.app.settings)
     clock.advance(minutes=31)
     assert len((await scheduler.run_due(clock.now())).sent) == 1
     third = fake.workspaces[ACME].bot_token
