@@ -199,3 +199,19 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     folder = pack_with(tmp_path, "# " + "x" * 1_000_000 + "\n", name="huge.yaml")
     pack, errors = validate_pack(folder)
     assert pack is None and [e.message for e in errors] == ["file is larger than 1,000,000 bytes"]
+
+
+def test_a_huge_file_is_refused_without_reading_it_into_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    folder = pack_with(tmp_path, "# a comment\n", name="huge.yaml")
+    with (folder / "huge.yaml").open("r+b") as f:
+        f.truncate(300_000_000)  # sparse: no disk used, but reading it all would take 300 MB
+    tracemalloc.start()
+    try:
+        pack, errors = validate_pack(folder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pack is None and [(e.line, e.message) for e in errors] == [(1, "file is larger than 1,000,000 bytes")]
+    assert peak < 20_000_000, f"refusing a 300 MB file allocated {peak:,} bytes"

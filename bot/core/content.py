@@ -245,7 +245,8 @@ def _yaml_files(root: Path) -> list[Path]:
 
 def _parse_file(path: Path, shown: str) -> tuple[PackFile | None, Any, list[ContentError]]:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # never more than the limit (and one byte to tell it was exceeded)
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         return None, None, [ContentError(shown, 1, f"cannot read file: {e.strerror}")]
     if len(raw) > MAX_FILE_BYTES:
