@@ -15,6 +15,14 @@ def test_a_name_is_marked_and_loses_marks_and_line_breaks_of_its_own() -> None:
     assert name(f"a{END}b{START}c\nd\re") == f"{START}abc d e{END}"  # cannot end its own span early
 
 
+def test_a_name_cannot_reorder_the_rest_of_its_line() -> None:
+    # U+202E (right-to-left override) would show "🥇 evil — 1 pt" as "🥇 tp 1 — live"; isolates and
+    # embeddings likewise. Right-to-left letters themselves stay: they need no control characters.
+    for control in ("\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"):
+        assert name(f"evil{control}x") == f"{START}evil x{END}", repr(control)
+    assert plain(f"🥇 {name('שלום')} — 1 pt") == "🥇 שלום — 1 pt"
+
+
 def test_render_escapes_names_and_converts_only_the_rest() -> None:
     text = f"**Top** {name('**bold**')} and {name('x')}"
     out = render(text, lambda s: f"<{s}>", lambda t: t.replace("**", "*"))

@@ -16,8 +16,9 @@ END = "\ue001"
 _MARKED = re.compile(f"{START}([^{START}{END}]*){END}")
 _STRAY = re.compile(f"[{START}{END}]")
 _SLOT = re.compile(f"{START}([0-9]+){END}")
-#: Control characters (line breaks included) in a name would let it break out of its line.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+#: Control characters (line breaks included) in a name would let it break out of its line, and
+#: bidirectional embeddings, overrides and isolates would let it reorder the rest of it ("— 1 pt").
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 def name(text: str) -> str:
