@@ -271,11 +271,18 @@ def _export(settings: Settings, db: Path | None, out: Path) -> int:
     if url.startswith("sqlite:") and not sqlite_path(url).is_file():
         print(f"studybot: no database at {sqlite_path(url)}", file=sys.stderr)
         return 1
+    if out.exists() and not out.is_dir():
+        print(f"studybot: {out} is not a folder (--out names the folder for the CSV files)", file=sys.stderr)
+        return 2
     files = asyncio.run(_export_files(settings, url))
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        write_new_file(out, name, text)
-        print(f"wrote {out / name} ({max(0, text.count(chr(10)) - 1)} rows)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            write_new_file(out, name, text)
+            print(f"wrote {out / name} ({max(0, text.count(chr(10)) - 1)} rows)")
+    except OSError as e:  # a file on the way, no permission, a full disk: nothing half-written is left
+        print(f"studybot: cannot write the CSV files to {out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -157,6 +157,24 @@ def test_cli_export_without_a_database_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists() and not (tmp_path / "missing.db").exists()
 
 
+@pytest.mark.sqlite_only  # about the folder written, not the store
+@pytest.mark.parametrize("where", ["an existing file", "a folder under a file"])
+def test_cli_export_to_a_place_that_is_no_folder_is_one_line_and_exit_2(
+    tmp_path: Path, db_path: Path, store: SqliteStore, where: str
+) -> None:
+    planted = tmp_path / "report.csv"
+    planted.write_text("precious\n")
+    out = planted if where == "an existing file" else planted / "sub"
+    run = studybot("export", "--out", str(out), "--db", str(db_path))
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "Traceback" not in run.stderr, run.stderr
+    assert planted.read_text() == "precious\n" and run.stdout == ""
+    assert sorted(
+        p.name for p in tmp_path.iterdir() if p.name != db_path.name and not p.name.startswith(db_path.name)
+    ) == ["report.csv"], "nothing else was written"
+
+
 @pytest.mark.parametrize(
     ("name", "defused"),
     [
