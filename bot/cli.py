@@ -268,6 +268,9 @@ def _export(settings: Settings, db: Path | None, out: Path) -> int:
     from bot.storage.urls import sqlite_path
 
     url = settings.database(db)
+    if url.startswith("sqlite:") and sqlite_path(url).is_dir():
+        print(f"studybot: {sqlite_path(url)} is a folder, not a database file", file=sys.stderr)
+        return 2
     if url.startswith("sqlite:") and not sqlite_path(url).is_file():
         print(f"studybot: no database at {sqlite_path(url)}", file=sys.stderr)
         return 1

@@ -72,6 +72,8 @@ def check(db: Path | str, migrations_root: Path, content: Path) -> Health:
         db = sqlite_path(db)
     if isinstance(db, Path):
         dialect = "sqlite"
+        if db.is_dir():
+            return Health(False, f"{db} is a folder, not a database file: name a file (it is created)")
         if not db.is_file():
             trace = dbfile.traces_of_lost(db)
             if trace is not None:

@@ -211,6 +211,15 @@ def test_a_read_only_database_is_refused_at_start_with_one_line(command: list[st
     assert run.returncode == (1 if command == ["health"] else 2)
 
 
+@pytest.mark.parametrize("command", [["run"], ["console"], ["db", "migrate"], ["export", "--out", "csv"], ["health"]])
+def test_a_folder_given_as_the_database_is_one_line_that_says_so(command: list[str], tmp_path: Path) -> None:
+    (tmp_path / "s.db").mkdir()  # STUDYBOT_DB names a folder
+    run = studybot(*command, cwd=tmp_path)
+    assert "is a folder, not a database file" in one_line(run)  # and no thread's traceback after it
+    assert run.returncode == (1 if command == ["health"] else 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"] and not any((tmp_path / "s.db").iterdir())
+
+
 def test_a_read_only_database_can_still_be_backed_up(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     make_db(db, members=3)

@@ -151,6 +151,8 @@ class SqliteStore:
         memory = str(self.path) == ":memory:"
         new = False
         if not memory:
+            if self.path.is_dir():
+                raise StoreError(f"{self.path} is a folder, not a database file: name a file (it is created)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = dbfile.refuse_lost(self.path)
             if exclusive:
@@ -158,7 +160,7 @@ class SqliteStore:
                 self._lock.acquire()
         try:
             try:
-                self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._db = await _connect(self.path)
                 await self._run(self._configure)
                 applied = await self._run(migrations.migrate, self.migrations_dir) if migrate else []
             except sqlite3.Error as e:
@@ -613,6 +615,18 @@ def _rescue(conn: sqlite3.Connection, target: Path) -> None:
         conn.backup(dst)
     finally:
         dst.close()
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """Open ``path`` on aiosqlite's worker thread. When the opening fails aiosqlite only asks that thread
+    to stop; wait until it has, or it reports to an event loop that is closed by then (a traceback after
+    the one-line refusal)."""
+    connection = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        return await connection
+    except BaseException:
+        await asyncio.to_thread(connection._thread.join, 5)
+        raise
 
 
 def _describe(path: Path, e: sqlite3.Error) -> str:
