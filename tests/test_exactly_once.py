@@ -178,6 +178,33 @@ async def test_a_server_error_on_a_post_that_was_made_gives_one_post(rig: Rig) -
     assert report.sent and rig.recorded() == [("sent", posted[0])]
 
 
+def reveals(rig: Rig) -> list[str]:
+    """The answer reveals in the rig's channel (their text), oldest first."""
+    if rig.platform == "discord":
+        texts = [m["content"] for m in rig.fake.channel_messages(int(rig.channel))]
+    else:
+        texts = [m["text"] for (ch, _), m in sorted(rig.fake.messages.items()) if ch == rig.channel]
+    return [t for t in texts if "Answer reveal" in t]
+
+
+async def test_a_server_error_on_a_reveal_that_was_made_gives_one_reveal(rig: Rig) -> None:
+    """The reveal of yesterday's question goes out before today's question; the platform makes it and
+    answers a server error. It is found in the channel, not revealed again by a later post."""
+    _, at = await rig.schedule()
+    poster = rig.poster()
+    assert (await poster.run_due(at)).sent
+    rig.fail_after_create()  # the next post is the reveal, made before today's question
+    assert (await poster.run_due(at + timedelta(days=1))).sent
+    rig.let_nonces_expire()  # a day later Discord's nonce window is long past: only a look-up helps
+    assert (await poster.run_due(at + timedelta(days=2))).sent
+    print(f"{rig.platform}: server error after a reveal was made -> {len(reveals(rig))} reveal message(s) in 3 days")
+    assert len(reveals(rig)) == 2, "day 1 revealed once (the 5xx one, found), day 2 once; no repeat"
+    assert len(set(reveals(rig))) == 2
+    with sqlite3.connect(rig.app.store.path) as conn:
+        unrevealed = conn.execute("SELECT COUNT(*) FROM posts WHERE revealed_at IS NULL").fetchone()
+    assert unrevealed == (1,), "only today's question waits for its reveal"
+
+
 async def test_a_post_made_just_before_a_crash_is_found_and_recorded_not_sent_again(rig: Rig) -> None:
     cid, at = await rig.schedule()
     with pytest.raises(Crash):

@@ -17,7 +17,8 @@ message that was in fact created, a lost answer) is closed with the platforms' o
   message nonce for a few minutes, Slack stores it in the message's metadata;
 * before a claimed post is sent again (a retry, a claim abandoned by a dead process and taken over after
   `CLAIM_LEASE`), and after any failure that may have created the message, the channel's recent messages
-  are searched for it (`ChatGateway.find`): found means recorded, not sent again.
+  are searched for it (`ChatGateway.find`): found means recorded, not sent again. Answer reveals carry their
+  own key and are looked for the same way after such a failure and before they are sent again.
 
 `stop()` (on SIGTERM) lets the sends in flight finish and be recorded, and starts no new ones: what was
 not begun is released for the next run instead of waiting out the lease.
@@ -110,6 +111,8 @@ class DailyPoster:
         self.rng = rng or random.Random()
         #: Set by `stop`: sends in flight finish, no new ones start.
         self.stopping = False
+        #: Posts whose reveal failed in a way that may have made it (this process's memory): looked for first.
+        self._reveals_maybe_out: set[int] = set()
 
     def stop(self) -> None:
         """Start no new sends (the process is stopping); those in flight finish and are recorded."""
@@ -321,12 +324,18 @@ class DailyPoster:
         if q is None or gateway is None:
             return False
         counts = await self.store.choice_counts(post.id)
-        try:
-            await gateway.post(Post(channel, reveal_text(q, counts), key=post_key(post.id, "reveal"), group=group))
+        out = Post(channel, reveal_text(q, counts), key=post_key(post.id, "reveal"), group=group)
+        try:  # like a post: a failure that may have made the message is looked up, and so is a re-send after it
+            await self._post_once(
+                gateway, out, post.created_at - LOOK_BACK, may_exist=post.id in self._reveals_maybe_out
+            )
         except DeliveryError as e:
+            if e.maybe_sent:
+                self._reveals_maybe_out.add(post.id)
             await self.schedules.unclaim_reveal(post.id)
             log.warning("reveal of post %s failed: %s", post.id, e)
             return False
+        self._reveals_maybe_out.discard(post.id)
         if post.message_id:
             try:  # take the buttons off the question: the answer is out
                 revealed = question_text(q, heading=HEADING) + "\n(answer revealed)"
