@@ -20,7 +20,9 @@ Every request is recorded. Failures can be injected on any Web API method (e.g. 
 (``after=True``: the message is posted, the answer is a 500). Messages keep their ``metadata``
 (``event_type``/``event_payload``), and ``conversations.history`` returns it when asked
 (``include_all_metadata``), newest first, from ``oldest`` on; message ``ts`` are real times.
-`post_delay` makes ``chat.postMessage`` slow (posted at once, answered after the delay). Nothing here is studybot-specific, so the
+`post_delay` makes ``chat.postMessage`` slow (posted at once, answered after the delay); `post_jitter` makes each
+post take effect up to that many seconds after it arrives, at random, so concurrent posts land apart. Nothing here
+is studybot-specific, so the
 benchmarks reuse it::
 
     fake = FakeSlack()
@@ -37,6 +39,7 @@ import base64
 import contextlib
 import itertools
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,6 +128,8 @@ class FakeSlack:
         self.history_errors: dict[str, str] = {}
         #: Seconds ``chat.postMessage`` takes to answer (the message exists on arrival).
         self.post_delay = 0.0
+        #: Each ``chat.postMessage`` takes effect up to this many seconds after it arrives, at random.
+        self.post_jitter = 0.0
         self._last_ts = 0.0
         #: response_url keys that answer 404 ``expired_url``, as Slack does after 30 minutes or 5 uses.
         self.expired_response_urls: set[str] = set()
@@ -294,6 +299,8 @@ class FakeSlack:
         rec = Recorded("api", method, args, token)
         self.requests.append(rec)
         try:
+            if method == "chat.postMessage" and self.post_jitter:
+                await asyncio.sleep(random.uniform(0, self.post_jitter))
             response = self._inject(method, after=False)
             if response is None:
                 response = self._dispatch(method, args, token)

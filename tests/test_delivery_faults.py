@@ -158,6 +158,9 @@ class SlackPlatform(Platform):
 
         async def start() -> FakeSlack:
             fake = FakeSlack()
+            # Each post lands 0-40 ms after it arrives, at random (as on a real API): without it the eight
+            # concurrent posts land together and every kill falls on a multiple of eight.
+            fake.post_jitter = 0.04
             await fake.start()
             return fake
 
@@ -290,14 +293,22 @@ def tally(db: Path, p: Platform) -> tuple[int, int, int]:
     return duplicates, missed, wrong
 
 
-def crash_run(tmp_path: Path, p: Platform, crashes: int, rng: random.Random) -> None:
+def crash_run(tmp_path: Path, p: Platform, crashes: int, rng: random.Random) -> list[int]:
+    """SIGKILL the bot ``crashes`` times during the fan-out, then let it finish; returns the distinct
+    numbers of posts out at the kills that came before the fan-out's end."""
     db = tmp_path / "faults.db"
     seed_schedules(db, p)
-    points = sorted(rng.sample(range(1, CHANNELS - 1), crashes))
     killed_at: list[int] = []
     logs: list[str] = []
-    for target in points:
+    for kill in range(crashes):
         p.fail_some_after_create()
+        # Each process dies after posting 1..k new messages (counted from where the last one stopped, so
+        # no kill falls on a restart that posted nothing), k sized so that the kills spread over the
+        # whole fan-out and the last one still comes before its end (half the fair share on average:
+        # posts land between reaching the target and the kill).
+        start = sum(p.posts_per_channel().values())
+        k = max(1, (CHANNELS - 1 - start) // (crashes - kill))
+        target = min(start + rng.randint(1, k), CHANNELS - 1)
         bot = start_bot(db, p)
         try:
             wait(lambda t=target: sum(p.posts_per_channel().values()) >= t, 60, f"{target} posts", bot)  # type: ignore[misc]
@@ -312,12 +323,15 @@ def crash_run(tmp_path: Path, p: Platform, crashes: int, rng: random.Random) -> 
     logs += settle(db, p)
     duplicates, missed, wrong = tally(db, p)
     found = sum("was already in channel" in line or "but the message is there" in line for line in logs)
+    mid = sorted({n for n in killed_at if n < CHANNELS})
     print(
-        f"\n[{p.name}] seed {SEED}: {len(points)} SIGKILLs during a {CHANNELS}-channel fan-out "
-        f"(posts on the platform at each kill: {killed_at}); duplicates {duplicates}, missed {missed}, "
-        f"wrong message id {wrong}; {found} post(s) found already out (after a kill or a 5xx) instead of re-sent"
+        f"\n[{p.name}] seed {SEED}: {crashes} SIGKILLs during a {CHANNELS}-channel fan-out "
+        f"(posts on the platform at each kill: {killed_at}; {len(mid)} distinct points before its end: {mid}); "
+        f"duplicates {duplicates}, missed {missed}, wrong message id {wrong}; "
+        f"{found} post(s) found already out (after a kill or a 5xx) instead of re-sent"
     )
     assert (duplicates, missed, wrong) == (0, 0, 0)
+    return mid
 
 
 def test_sigkill_at_random_points_of_a_fan_out_posts_each_channel_exactly_once(
@@ -328,7 +342,8 @@ def test_sigkill_at_random_points_of_a_fan_out_posts_each_channel_exactly_once(
 
 @pytest.mark.slow
 def test_sigkill_soak_twenty_five_crash_points_per_platform(platform: Platform, tmp_path: Path) -> None:
-    crash_run(tmp_path, platform, 25, random.Random(f"{SEED}-soak-{platform.name}"))
+    mid = crash_run(tmp_path, platform, 25, random.Random(f"{SEED}-soak-{platform.name}"))
+    assert len(mid) >= 20, f"only {len(mid)} distinct crash points in the fan-out: {mid}"
 
 
 def test_sigterm_with_slow_posts_lets_those_in_flight_finish_and_records_them(
