@@ -55,6 +55,31 @@ class BotProcess:
         self.proc.stdin.write("".join(f"{ln}\n" for ln in lines))
         self.proc.stdin.flush()
 
+    def ask(self, command: str, expect: str, timeout: float = 30) -> str:
+        """Send one line and return the output up to the first line matching ``expect`` (a regex)."""
+        with self._changed:
+            start = len(self.out)
+        self.send(command)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                new = self.out[start:]
+                if any(re.search(expect, line) for line in new):
+                    return "\n".join(new)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(f"{command!r}: no {expect!r} in {new!r}; stderr: {self.err[-5:]!r}")
+                self._changed.wait(min(left, 0.2))
+
+    def close(self, timeout: float = 20) -> None:
+        """End of input (the console then exits 0); killed if it does not end in time."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
     def acked(self) -> list[str]:
         """Users whose answer was acknowledged so far, in order."""
         with self._changed:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +19,7 @@ import asyncpg
 import pytest
 
 from bot.storage.pg_store import PgStore
+from tests.botproc import BotProcess
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,65 +27,15 @@ PACK = ROOT / "tests" / "fixtures" / "console_pack"
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
-class Console:
-    """`studybot console` on a PostgreSQL database, fed line by line."""
-
-    def __init__(self, url: str, user: str, cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
-        env |= {"STUDYBOT_DATABASE_URL": url, "STUDYBOT_CONTENT": str(PACK), "STUDYBOT_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "console", "--user", user],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            env=env,
-            cwd=cwd,
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._cond = threading.Condition()
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
-
-    def _pump(self, stream: object, sink: list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            with self._cond:
-                sink.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def ask(self, command: str, expect: str, timeout: float = 30) -> str:
-        """Send one command and return the output up to the first line matching ``expect`` (a regex)."""
-        with self._cond:
-            start = len(self.out)
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                new = self.out[start:]
-                if any(re.search(expect, line) for line in new):
-                    return "\n".join(new)
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError(f"{command!r}: no {expect!r} in {new!r}; stderr: {self.err[-5:]!r}")
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def console_on(url: str, user: str, cwd: Path) -> BotProcess:
+    """`studybot console` on a PostgreSQL database, fed line by line (the URL wins over STUDYBOT_DB)."""
+    env = {"STUDYBOT_DATABASE_URL": url, "STUDYBOT_CONTENT": str(PACK), "STUDYBOT_LOG_LEVEL": "WARNING"}
+    return BotProcess(cwd / "unused.db", "console", "--user", user, env=env)
 
 
 @pytest.fixture
-def consoles(pg_db: str, tmp_path: Path) -> Iterator[tuple[Console, Console]]:
-    a, b = Console(pg_db, "alice", tmp_path), Console(pg_db, "alice", tmp_path)
+def consoles(pg_db: str, tmp_path: Path) -> Iterator[tuple[BotProcess, BotProcess]]:
+    a, b = console_on(pg_db, "alice", tmp_path), console_on(pg_db, "alice", tmp_path)
     try:
         yield a, b
     finally:
@@ -97,7 +44,7 @@ def consoles(pg_db: str, tmp_path: Path) -> Iterator[tuple[Console, Console]]:
     assert not [line for line in a.err + b.err if "Traceback" in line]
 
 
-def test_forget_me_in_one_process_is_seen_by_the_other_at_once(consoles: tuple[Console, Console]) -> None:
+def test_forget_me_in_one_process_is_seen_by_the_other_at_once(consoles: tuple[BotProcess, BotProcess]) -> None:
     a, b = consoles
     a.ask("/study quiz", r"\[D\]")
     a.ask("/study answer B", r"Correct|Not quite")
@@ -108,7 +55,7 @@ def test_forget_me_in_one_process_is_seen_by_the_other_at_once(consoles: tuple[C
     assert "Answered 0" in after, after
 
 
-def test_a_zone_change_in_one_process_is_seen_by_the_other(consoles: tuple[Console, Console]) -> None:
+def test_a_zone_change_in_one_process_is_seen_by_the_other(consoles: tuple[BotProcess, BotProcess]) -> None:
     a, b = consoles
     b.ask("/study progress", r"Answered \d")  # B caches alice (with no zone of her own)
     assert "the group's" in b.ask("/study timezone", r"Your time zone")

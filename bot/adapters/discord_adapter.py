@@ -760,8 +760,7 @@ class DiscordFrontEnd:
         if not message_id.isdigit():
             raise DeliveryError(f"{message_id!r} is not a Discord message id", retryable=False)
         await self._connected()
-        text = render(text)
-        text = text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+        text = _fit(render(text))
         try:
             message = self.client.get_partial_messageable(cid).get_partial_message(int(message_id))
             await self.pacer.wait()
