@@ -35,6 +35,9 @@ from bot.core.commands import Command, UsageError, format_days, parse, parse_day
             Command("schedule.set", {"time": "09:05", "tz": "Europe/Berlin", "days": "mon-fri", "kind": "mix"}),
         ),
         ("schedule set 23:59 reveal 4", Command("schedule.set", {"time": "23:59", "reveal": "4"})),
+        # Discord's /study-admin is the same grammar: its text parses to the same commands.
+        ("/study-admin schedule set 23:59 reveal 4", Command("schedule.set", {"time": "23:59", "reveal": "4"})),
+        ("study-admin export", Command("export")),
     ],
 )
 def test_parses(text: str, expected: Command) -> None:

@@ -27,8 +27,8 @@ from bot.adapters.discord_adapter import (
 )
 from bot.bootstrap import App, build_app, make_frontends
 from bot.config import Settings
-from bot.core.commands import SPECS, Command
-from bot.core.messages import Button, Post, Reply
+from bot.core.commands import SPECS, Command, Spec
+from bot.core.messages import Button, Inbound, Post, Reply
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, Context, StudyService
 from tests.conftest import FIXTURE_PACK, FakeClock
@@ -95,9 +95,16 @@ async def bot(service: StudyService, fake: FakeDiscord) -> AsyncIterator[Bot]:
     await b.stop()
 
 
+def top_level(path: str) -> str:
+    """The top-level command a path lives under on Discord: admin commands under /study-admin."""
+    spec = SPECS.get(path.replace(" ", "."))
+    return "study-admin" if spec is not None and spec.restricted else "study"
+
+
 async def command(
     fake: FakeDiscord, path: str, options: dict[str, Any] | None = None, **kw: Any
 ) -> tuple[int, Recorded]:
+    kw.setdefault("command", top_level(path))
     iid = await fake.dispatch_interaction(fake.slash(path, options, **kw))
     return iid, await fake.callback(iid)
 
@@ -127,16 +134,40 @@ def dump(db: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- start-up
 
 
-async def test_login_syncs_the_study_group_globally_without_privileged_intents(bot: Bot, fake: FakeDiscord) -> None:
-    synced = fake.commands[None]
-    assert [c["name"] for c in synced] == ["study"]
+def synced_paths(command: dict[str, Any]) -> set[str]:
+    """The subcommand paths of a synced top-level command's JSON (``"schedule set"`` …)."""
+    out: set[str] = set()
+    for o in command.get("options") or []:
+        if o["type"] == 2:
+            out |= {f"{o['name']} {sub['name']}" for sub in o["options"]}
+        elif o["type"] == 1:
+            out.add(o["name"])
+    return out
+
+
+async def test_login_syncs_study_and_study_admin_globally_without_privileged_intents(
+    bot: Bot, fake: FakeDiscord
+) -> None:
+    synced = {c["name"]: c for c in fake.commands[None]}
+    assert list(synced) == ["study", "study-admin"]
     assert fake.identifies[0]["intents"] == discord.Intents(guilds=True).value  # guilds only, nothing privileged
-    # Every command of the core's grammar is a subcommand (path done is the `done` option of path).
-    expected = {name.replace(".", " ") for name in SPECS if name != "path.done"}
-    assert set(command_paths(StudyCommands(bot.fe))) == expected
-    study = synced[0]
+    # Members never see /study-admin: Discord shows it only to Manage Server (server owners may re-assign it).
+    admin = synced["study-admin"]
+    assert int(admin["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
+    assert admin["dm_permission"] is False
+    assert synced["study"]["default_member_permissions"] is None  # everyone
+    # Every command of the core's grammar is a subcommand of exactly one of them (path done is the `done`
+    # option of path): the member ones under /study, the admin and operator ones under /study-admin.
+    members = {name.replace(".", " ") for name, spec in SPECS.items() if not spec.restricted and name != "path.done"}
+    admins = {name.replace(".", " ") for name, spec in SPECS.items() if spec.restricted}
+    assert synced_paths(synced["study"]) == members
+    assert synced_paths(admin) == admins
+    assert not any(p.startswith(("schedule", "content", "export")) for p in synced_paths(synced["study"]))
+    assert set(command_paths(StudyCommands(bot.fe))) <= members
+    study = synced["study"]
     subs = {o["name"]: o for o in study["options"]}
-    assert {o["name"] for o in subs["schedule"]["options"]} == {
+    admin_subs = {o["name"]: o for o in admin["options"]}
+    assert {o["name"] for o in admin_subs["schedule"]["options"]} == {
         "show",
         "preview",
         "set",
@@ -156,11 +187,43 @@ async def test_login_syncs_the_study_group_globally_without_privileged_intents(b
     assert member["type"] == 6  # a user picker
 
 
+async def test_a_command_added_to_the_grammar_lands_on_discord_without_adapter_code(
+    service: StudyService, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What another feature does: a new admin command and a new member command in the core's SPECS.
+    monkeypatch.setitem(SPECS, "widget.frob", Spec("/study widget frob <n> [fast]", "frob the widget", admin=True))
+    monkeypatch.setitem(SPECS, "gizmo", Spec("/study gizmo", "a gizmo for you"))
+    seen: list[Inbound] = []
+    handle = service.handle
+
+    async def recording(inbound: Inbound) -> list[Reply]:
+        seen.append(inbound)
+        return await handle(inbound)
+
+    monkeypatch.setattr(service, "handle", recording)
+    b = await start_bot(service, fake)
+    try:
+        synced = {c["name"]: c for c in fake.commands[None]}
+        assert "widget frob" in synced_paths(synced["study-admin"]) and "gizmo" in synced_paths(synced["study"])
+        assert "widget frob" not in synced_paths(synced["study"])
+        widget = next(o for o in synced["study-admin"]["options"] if o["name"] == "widget")
+        (frob,) = widget["options"]
+        assert frob["description"] == "frob the widget"
+        assert [(o["name"], o["description"], o["type"]) for o in frob["options"]] == [("options", "<n> [fast]", 3)]
+        await reply_of(fake, "widget frob", {"options": "3 fast"}, user=ADMIN, command="study-admin")
+        await reply_of(fake, "gizmo", user=ALICE)
+        # The core gets the same text as from Slack or the console: one grammar.
+        assert [i.text for i in seen] == ["widget frob 3 fast", "gizmo"]
+        assert seen[0].is_admin and not seen[1].is_admin
+    finally:
+        await b.stop()
+
+
 async def test_a_guild_setting_syncs_to_that_server_only(service: StudyService, fake: FakeDiscord) -> None:
     b = await start_bot(service, fake, guild_id=fake.guild.id)
     try:
         assert None not in fake.commands
-        assert [c["name"] for c in fake.commands[fake.guild.id]] == ["study"]
+        assert [c["name"] for c in fake.commands[fake.guild.id]] == ["study", "study-admin"]
     finally:
         await b.stop()
 
@@ -343,7 +406,9 @@ async def test_timezone_autocomplete_offers_matching_zones(live: Bot, fake: Fake
     many = await fake.callback(await fake.dispatch_interaction(fake.slash("timezone", {"zone": "a"}, focused="zone")))
     assert len(many.json["data"]["choices"]) == 25
     tz = await fake.callback(
-        await fake.dispatch_interaction(fake.slash("schedule set", {"time": "09:00", "tz": "tok"}, focused="tz"))
+        await fake.dispatch_interaction(
+            fake.slash("schedule set", {"time": "09:00", "tz": "tok"}, focused="tz", command="study-admin")
+        )
     )
     assert "Asia/Tokyo" in [c["value"] for c in tz.json["data"]["choices"]]
 
@@ -719,16 +784,16 @@ async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins
         (pack / "pack.yaml").write_text((pack / "pack.yaml").read_text().replace("test question", "edited question"))
         for path in ("content load", "content validate", "content list"):
             reply = await reply_of(fake, path, user=mallory, guild_id=own.id)
-            assert reply["content"].startswith("Only the bot's operator can use /study content"), reply["content"]
+            assert reply["content"].startswith("Only the bot's operator can use /study-admin content"), reply["content"]
         help_text = (await reply_of(fake, "help", user=mallory, guild_id=own.id))["content"]
-        assert "/study schedule set" in help_text and "/study content" not in help_text
+        assert "/study-admin schedule set" in help_text and "content" not in help_text
         assert all("edited" not in q.prompt for q in app.library.pack.questions), "the edit did not go live"
         # The operator may, from any server, and chat shows no server path.
         loaded = await reply_of(fake, "content load", user=OPERATOR)
         assert loaded["content"].startswith("✅ Loaded 4 questions") and "from pack/ " in loaded["content"]
         assert str(tmp_path) not in loaded["content"]
         assert all("edited" in q.prompt for q in app.library.pack.questions)
-        assert "/study content load" in (await reply_of(fake, "help", user=OPERATOR))["content"]
+        assert "/study-admin content load" in (await reply_of(fake, "help", user=OPERATOR))["content"]
     finally:
         await bot.stop()
         await app.close()

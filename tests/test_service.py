@@ -230,6 +230,19 @@ async def test_help_shows_each_person_only_what_they_can_use(service: StudyServi
     assert "/study schedule set" in operator.text and "/study content load" in operator.text
 
 
+async def test_help_names_admin_commands_as_typed_on_each_platform(service: StudyService) -> None:
+    from dataclasses import replace
+
+    [discord_admin] = await service.handle(replace(inbound("help", admin=True), platform="discord"))
+    assert "`/study-admin schedule set" in discord_admin.text and "`/study-admin export`" in discord_admin.text
+    assert "`/study quiz`" in discord_admin.text and "`/study schedule" not in discord_admin.text
+    assert "content" not in discord_admin.text, "operator commands are listed to operators only"
+    [slack_admin] = await service.handle(replace(inbound("help", admin=True), platform="slack"))
+    assert "`/study schedule set" in slack_admin.text and "/study-admin" not in slack_admin.text
+    [discord_member] = await service.handle(replace(inbound("help"), platform="discord"))
+    assert "/study-admin" not in discord_member.text and "Admins" not in discord_member.text
+
+
 async def test_content_commands_are_the_operators_and_the_operator_has_admin_rights(service: StudyService) -> None:
     [refused] = await service.handle(inbound("content list", admin=True))
     assert refused.text.startswith("Only the bot's operator can use /study content list")

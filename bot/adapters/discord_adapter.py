@@ -29,6 +29,7 @@ from discord import app_commands
 
 from bot.config import Settings
 from bot.core import markup
+from bot.core.commands import ADMIN_COMMAND, SPECS, Spec
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, StudyService
@@ -232,10 +233,11 @@ _ADMIN = discord.Permissions(manage_guild=True)
 
 
 class StudyCommands(app_commands.Group):
-    """`/study …`: every subcommand rebuilds the command text and hands it to the core.
+    """`/study …`: the member commands; every subcommand rebuilds the command text and hands it to the core.
 
-    Admin subgroups carry ``default_permissions(manage_guild=True)``; Discord applies default permissions
-    only to top-level commands, so the authoritative check is the core's, fed by ``is_admin``.
+    Admin commands live in `AdminCommands` (``/study-admin``): Discord applies default member permissions
+    only to top-level commands. Member commands of `SPECS` without a typed command here are added by
+    `add_spec_commands`.
     """
 
     def __init__(self, frontend: DiscordFrontEnd) -> None:
@@ -300,13 +302,32 @@ class StudyCommands(app_commands.Group):
     async def forget_me(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "forget-me")
 
-    @app_commands.command(description="Admins: CSV of members' progress and per-question analytics")
+
+class AdminCommands(app_commands.Group):
+    """`/study-admin …`: the admin (and operator) commands, as a second top-level command so that Discord's
+    default member permissions (Manage Server) hide them from members; server owners can re-assign who sees
+    it in Server Settings → Integrations. The text after ``/study-admin`` is the same grammar as after
+    ``/study`` on Slack and the console, and the core still checks the rights of whoever runs one.
+
+    Admin commands of `SPECS` without a typed command here are added by `add_spec_commands`."""
+
+    def __init__(self, frontend: DiscordFrontEnd) -> None:
+        super().__init__(
+            name=ADMIN_COMMAND.lstrip("/"),
+            description="Admins: schedules, checks and settings of studybot in this server",
+            default_permissions=_ADMIN,
+            guild_only=True,
+        )
+        self.frontend = frontend
+
+    async def _run(self, interaction: discord.Interaction[Any], text: str, *, slow: bool = False) -> None:
+        await self.frontend.serve_interaction(interaction, text=text, slow=slow)
+
+    @app_commands.command(description="CSV of members' progress and per-question analytics")
     async def export(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "export", slow=True)
 
-    schedule = app_commands.Group(
-        name="schedule", description="Admins: this channel's daily post schedule", default_permissions=_ADMIN
-    )
+    schedule = app_commands.Group(name="schedule", description="This channel's daily post schedule")
 
     @schedule.command(name="show", description="This channel's schedule")
     async def schedule_show(self, interaction: discord.Interaction[Any]) -> None:
@@ -364,7 +385,7 @@ class StudyCommands(app_commands.Group):
     async def schedule_post_now(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "schedule post-now")
 
-    content = app_commands.Group(name="content", description="Admins: the content pack", default_permissions=_ADMIN)
+    content = app_commands.Group(name="content", description="Operator: the content pack")
 
     @content.command(name="list", description="What the loaded content pack holds")
     async def content_list(self, interaction: discord.Interaction[Any]) -> None:
@@ -377,6 +398,85 @@ class StudyCommands(app_commands.Group):
     @content.command(name="load", description="Reload the content pack (keeps the old one on errors)")
     async def content_load(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "content load")
+
+
+#: Discord's limits on a command: 25 subcommands (or groups) per level, 100 characters of description.
+MAX_SUBCOMMANDS = 25
+MAX_DESCRIPTION = 100
+
+
+def _covered(group: app_commands.Group, words: Sequence[str]) -> bool:
+    """Whether a typed command already serves this path: the path itself, or a command above it that takes
+    the rest as an option (``path`` with its ``done`` option serves ``path done``)."""
+    node: app_commands.Group | app_commands.Command[Any, ..., Any] = group
+    for word in words:
+        if not isinstance(node, app_commands.Group):
+            return True
+        child = node.get_command(word)
+        if child is None:
+            return False
+        node = child
+    return True
+
+
+def _spec_command(name: str, text: str, spec: Spec) -> app_commands.Command[Any, ..., Any]:
+    """A command for a `Spec` without a typed one: its arguments, if the usage has any, go in one text
+    option ``options`` (described by the usage), so ``/study-admin deck import options:x.yaml dry-run``
+    reaches the core as ``deck import x.yaml dry-run``."""
+    words = text.split()
+    rest = spec.usage.split(None, len(words) + 1)[len(words) + 1 :]
+    args = rest[0] if rest else ""
+    description = spec.summary[:MAX_DESCRIPTION] or name
+
+    async def run_with(interaction: discord.Interaction[Any], options: str | None = None) -> None:
+        client = interaction.client
+        if isinstance(client, StudyClient):
+            await client.frontend.serve_interaction(interaction, text=f"{text} {options or ''}".strip())
+
+    async def run(interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if isinstance(client, StudyClient):
+            await client.frontend.serve_interaction(interaction, text=text)
+
+    if args:
+        callback: Any = app_commands.describe(options=args[:MAX_DESCRIPTION])(run_with)
+    else:
+        callback = run
+    return app_commands.Command(name=name, description=description, callback=callback)
+
+
+def add_spec_commands(group: app_commands.Group, *, restricted: bool) -> list[str]:
+    """Add a command to ``group`` for every `SPECS` entry (admin ones when ``restricted``, member ones
+    otherwise) that has no typed command there yet, so a command added to the core's grammar reaches
+    Discord without adapter code. ``schedule.set`` → ``schedule set``; a third word joins the second
+    (``a.b.c`` → ``a b-c``: Discord nests two levels deep). Returns the spec names added; one that would
+    pass Discord's 25-per-level limit is left out with an error in the log."""
+    added: list[str] = []
+    for spec_name, spec in SPECS.items():
+        if spec.restricted != restricted:
+            continue
+        words = spec_name.split(".")
+        if _covered(group, words):
+            continue
+        parent = group
+        if len(words) > 1:
+            found = group.get_command(words[0])
+            if found is None:
+                if len(group.commands) >= MAX_SUBCOMMANDS:
+                    log.error("Discord: no room for /%s %s (25 per level)", group.name, words[0])
+                    continue
+                found = app_commands.Group(name=words[0], description=f"{words[0].capitalize()} commands")
+                group.add_command(found)
+            if not isinstance(found, app_commands.Group):
+                continue  # a typed command of that name takes the rest as its options
+            parent = found
+        leaf = "-".join(words[1:]) if len(words) > 1 else words[0]
+        if len(parent.commands) >= MAX_SUBCOMMANDS:
+            log.error("Discord: no room for /%s %s (25 per level)", group.name, " ".join(words))
+            continue
+        parent.add_command(_spec_command(leaf, " ".join(words), spec))
+        added.append(spec_name)
+    return added
 
 
 #: Every `/study` subcommand path Discord knows, e.g. ``"schedule set"`` (for tests and docs).
@@ -413,7 +513,11 @@ class StudyClient(discord.Client):
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), **options)
         self.frontend = frontend
         self.tree = _Tree(self)
-        self.tree.add_command(StudyCommands(frontend))
+        members, admins = StudyCommands(frontend), AdminCommands(frontend)
+        add_spec_commands(members, restricted=False)
+        add_spec_commands(admins, restricted=True)
+        self.tree.add_command(members)
+        self.tree.add_command(admins)
         self.identify_delay = identify_delay
         #: From Discord's session start limit (sharded clients ask for it at start).
         self.max_concurrency = 1

@@ -32,6 +32,27 @@ class Spec:
     #: Only the bot's operator (``STUDYBOT_OWNERS``, the console user): it affects every group.
     operator: bool = False
 
+    @property
+    def restricted(self) -> bool:
+        """Not for every member: admins (and operators) only. On Discord these live under `ADMIN_COMMAND`."""
+        return self.admin or self.operator
+
+    def usage_on(self, platform: str) -> str:
+        """The usage as typed on ``platform``: Discord registers admin commands under `ADMIN_COMMAND`
+        (``/study-admin schedule set …``); Slack and the console type them after ``/study``."""
+        if platform == "discord" and self.restricted and self.usage.startswith(MEMBER_COMMAND + " "):
+            return ADMIN_COMMAND + self.usage[len(MEMBER_COMMAND) :]
+        return self.usage
+
+
+#: The command members type everywhere.
+MEMBER_COMMAND = "/study"
+#: Discord's second top-level command: the admin commands, hidden from members by Discord's default
+#: member permissions (which apply to top-level commands only). Same grammar after it as after ``/study``.
+ADMIN_COMMAND = "/study-admin"
+#: Leading words `parse` drops: the command names typed along with the text.
+_PREFIXES = ("/study", "study", "/study-admin", "study-admin")
+
 
 #: Every command, in the order `help` lists them.
 SPECS: dict[str, Spec] = {
@@ -91,13 +112,14 @@ def _no_more(name: str, rest: list[str]) -> None:
 
 
 def parse(text: str) -> Command:
-    """Parse the text after ``/study``; raises `UsageError` with a one-line explanation."""
+    """Parse the text after ``/study`` (or Discord's ``/study-admin``: one grammar for both); raises
+    `UsageError` with a one-line explanation."""
     if len(text) > MAX_COMMAND_CHARS:
         raise UsageError(
             f"That command is too long ({len(text):,} characters; the limit is {MAX_COMMAND_CHARS}). Try /study help."
         )
     words = text.split()
-    if words and words[0].casefold() in ("/study", "study"):
+    if words and words[0].casefold() in _PREFIXES:
         words = words[1:]
     if not words:
         raise UsageError("Which command? Try /study help — for a question now: /study quiz")

@@ -108,7 +108,7 @@ class StudyService:
             except UsageError as e:
                 return private(str(e))
             spec = SPECS[command.name]
-            shown = spec.usage.split(" <")[0].split(" [")[0]
+            shown = spec.usage_on(inbound.platform).split(" <")[0].split(" [")[0]
             if spec.operator and not inbound.is_operator:
                 return private(
                     f"Only the bot's operator can use {shown}: the content pack serves every group "
@@ -118,7 +118,7 @@ class StudyService:
                 return private(f"Only admins can use {shown} (on Discord: Manage Server; on Slack: workspace admins).")
             handler = self._handlers.get(command.name)
             if handler is None:
-                return private(f"{spec.usage} is not available on this front end.")
+                return private(f"{spec.usage_on(inbound.platform)} is not available on this front end.")
             ctx = await self._context(inbound)
             replies = await handler(ctx, command)
             if inbound.can_admin and self.admin_notices is not None:
@@ -156,15 +156,17 @@ class StudyService:
     # ------------------------------------------------------------------ commands
 
     async def _help(self, ctx: Context, _: Command) -> list[Reply]:
-        # Each person sees only the commands they may use.
+        # Each person sees only the commands they may use, as typed on their platform (Discord's admin
+        # commands live under /study-admin).
+        platform = ctx.inbound.platform
         lines = ["**studybot** — learn the path into technical project management together.", ""]
-        lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if not s.admin]
+        lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if not s.restricted]
         if ctx.inbound.can_admin:
             lines += ["", "**Admins:**"]
-            lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.admin and not s.operator]
+            lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.admin and not s.operator]
         if ctx.inbound.is_operator:
             lines += ["", "**Operator** (every group):"]
-            lines += [f"`{s.usage}` — {s.summary}" for s in SPECS.values() if s.operator]
+            lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.operator]
         return private("\n".join(lines))
 
     async def _pick_unseen(self, member: MemberRef) -> Question | None:
