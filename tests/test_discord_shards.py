@@ -127,7 +127,7 @@ async def test_one_process_runs_both_shards_and_each_guild_arrives_on_its_own_sh
             [session] = fake.sessions_that_got("INTERACTION_CREATE", guild)
             assert session.shard == (shard_of(guild, 2), 2)
         assert fe.shard_note() == " on shard(s) 0, 1 of 2"
-        assert [c["name"] for c in fake.commands[None]] == ["study"]
+        assert [c["name"] for c in fake.commands[None]] == ["study", "study-admin"]
     finally:
         await stop(fe, task)
 
