@@ -16,6 +16,7 @@ from bot.storage.sqlite_store import SqliteStore
 from bot.storage.urls import UrlError, check_url, redact, sqlite_path
 
 if TYPE_CHECKING:
+    from bot.core.decks import DeckStore
     from bot.core.learning import LearningPort
     from bot.storage.pg_store import PgStore
 
@@ -25,6 +26,7 @@ __all__ = [
     "Storage",
     "UrlError",
     "check_url",
+    "decks_for",
     "learning_for",
     "open_storage",
     "redact",
@@ -57,7 +59,7 @@ class ManagedStore(Store, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Storage:
-    """The stores behind one database: the main `Store`, schedules and the learning engine's queries.
+    """The stores behind one database: the main `Store`, schedules, the learning engine's queries and decks.
     ``where`` names the database for messages (a file path, or a URL without its password)."""
 
     store: ManagedStore
@@ -65,6 +67,7 @@ class Storage:
     learning: LearningPort
     installs: InstallStore
     dialect: str
+    decks: DeckStore
 
     @property
     def where(self) -> str:
@@ -78,11 +81,15 @@ def open_storage(url: str, migrations_root: Path = migrations.DEFAULT_ROOT) -> S
     folder = migrations.folder_for(migrations_root, dialect)
     if dialect == "sqlite":
         sqlite = SqliteStore(sqlite_path(url), migrations_dir=folder)
-        return Storage(sqlite, schedules_for(sqlite), learning_for(sqlite), installs_for(sqlite), dialect)
+        return Storage(
+            sqlite, schedules_for(sqlite), learning_for(sqlite), installs_for(sqlite), dialect, decks_for(sqlite)
+        )
     from bot.storage.pg_store import PgStore  # asyncpg is loaded only for a PostgreSQL URL
 
     pgstore = PgStore(url, migrations_dir=folder)
-    return Storage(pgstore, schedules_for(pgstore), learning_for(pgstore), installs_for(pgstore), dialect)
+    return Storage(
+        pgstore, schedules_for(pgstore), learning_for(pgstore), installs_for(pgstore), dialect, decks_for(pgstore)
+    )
 
 
 def schedules_for(store: SqliteStore | PgStore) -> ScheduleStore:
@@ -116,3 +123,14 @@ def installs_for(store: SqliteStore | PgStore) -> InstallStore:
     from bot.storage.pg_store import PgInstallStore
 
     return PgInstallStore(store)
+
+
+def decks_for(store: SqliteStore | PgStore) -> DeckStore:
+    """The `DeckStore` (each group's decks, items, pending imports) on ``store``'s connection(s)."""
+    if isinstance(store, SqliteStore):
+        from bot.storage.deck_store import SqliteDeckStore
+
+        return SqliteDeckStore(store)
+    from bot.storage.pg_deck_store import PgDeckStore
+
+    return PgDeckStore(store)
