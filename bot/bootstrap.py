@@ -18,8 +18,9 @@ from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
+from bot.core.reminders import Reminders
 from bot.core.service import StudyService
-from bot.storage import ManagedStore, open_storage
+from bot.storage import ManagedStore, open_storage, reminders_for
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class App:
     #: Resources the request path uses (the chart worker): released after the front ends have
     #: finished their in-flight work, just before the database.
     resources: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Members' reminders (run by the scheduler; tests drive them directly).
+    reminders: Reminders | None = None
 
     async def stop_background(self) -> None:
         """Stop the background parts (in reverse order of start). Safe to call twice."""
@@ -100,16 +103,21 @@ async def build_app(
     learning.install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
-    wire_scheduling(app)
+    app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]
+    wire_scheduling(app, app.reminders)
     return app
 
 
-def wire_scheduling(app: App) -> None:
-    """Daily posts: register the schedule commands; the scheduler starts after the front ends."""
+def wire_scheduling(app: App, reminders: Reminders | None = None) -> None:
+    """Daily posts (and members' reminders, on the same timers): register the commands; the scheduler
+    starts after the front ends."""
     from bot.scheduling import Scheduler
 
-    scheduler = Scheduler(app.schedules, app.service, app.gateways, app.clock, app.settings)
+    scheduler = Scheduler(app.schedules, app.service, app.gateways, app.clock, app.settings, reminders=reminders)
     scheduler.install_commands()
+    if reminders is not None:
+        reminders.rearm = scheduler.reschedule
+        reminders.install()
     app.on_start.append(scheduler.start)
     app.on_close.append(scheduler.close)
 

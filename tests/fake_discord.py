@@ -184,6 +184,10 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # synced commands by guild (None: global)
         self.faults: list[Fault] = []
         self.forbidden_channels: set[int] = set()
+        #: Direct-message channels the bot opened (``POST /users/@me/channels``): channel id -> user id.
+        self.dm_channels: dict[int, int] = {}
+        #: Users who do not accept direct messages from the bot: a DM to them answers 403 with code 50007.
+        self.closed_dms: set[int] = set()
         self.history_denied: set[int] = set()
         #: Seconds a channel post takes to be answered (the message is created on arrival).
         self.post_delay = 0.0
@@ -259,6 +263,46 @@ class FakeDiscord:
     def expire_nonces(self) -> None:
         """Let the nonce window pass: later posts with a nonce used before create new messages."""
         self._nonces.clear()
+
+    def close_dms(self, user_id: int) -> None:
+        """This user no longer accepts direct messages from the bot (Discord's error 50007)."""
+        self.closed_dms.add(user_id)
+
+    def dm_channel_of(self, user_id: int) -> int | None:
+        """The DM channel the bot opened with ``user_id``, if any."""
+        return next((cid for cid, uid in self.dm_channels.items() if uid == user_id), None)
+
+    def dm_messages(self, user_id: int) -> list[dict[str, Any]]:
+        """Messages the bot sent ``user_id`` by direct message, oldest first."""
+        cid = self.dm_channel_of(user_id)
+        return [] if cid is None else self.channel_messages(cid)
+
+    def dm_click(self, custom_id: str, message: dict[str, Any], *, user: FakeUser) -> dict[str, Any]:
+        """An ``INTERACTION_CREATE`` payload for ``user`` clicking ``custom_id`` on ``message`` in their DM with
+        the bot: no guild, a ``user`` instead of a ``member``, a DM channel (type 1)."""
+        cid = int(message["channel_id"])
+        iid = next(self._ids)
+        token = f"itoken-{iid}"
+        self._tokens[iid] = token
+        self._channel_of[iid] = cid
+        return {
+            "id": str(iid),
+            "application_id": str(self.app_id),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "channel_id": str(cid),
+            "channel": {"id": str(cid), "type": 1, "recipients": [user.user()], "last_message_id": None},
+            "user": user.user(),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(discord.Permissions(view_channel=True, send_messages=True).value),
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"1": str(user.id)},
+            "context": 1,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "message": message,
+        }
 
     def forbid(self, channel_id: int) -> None:
         """Posting to (or fetching) this channel answers 403 Missing Access from now on."""
@@ -836,7 +880,17 @@ class FakeDiscord:
         if cmds and m == "GET":
             gid = int(cmds.group(1)) if cmds.group(1) else None
             return self._json(self.commands.get(gid, []))
+        if m == "POST" and p == "/users/@me/channels":
+            uid = int(body["recipient_id"])
+            cid = self.dm_channel_of(uid) or next(self._ids)
+            self.dm_channels[cid] = uid
+            recipient = {"id": str(uid), "username": f"user-{uid}", "discriminator": "0", "avatar": None}
+            return self._json({"id": str(cid), "type": 1, "recipients": [recipient], "last_message_id": None})
         ch = re.fullmatch(r"/channels/(\d+)(/messages(?:/(\d+))?)?", p)
+        if ch and int(ch.group(1)) in self.dm_channels and ch.group(3) is None and m == "POST":
+            if self.dm_channels[int(ch.group(1))] in self.closed_dms:
+                return self._error(403, "Cannot send messages to this user", 50007)
+            return self._create(int(ch.group(1)), body, rec)
         if ch:
             cid = int(ch.group(1))
             gid = self._guild_of(cid)

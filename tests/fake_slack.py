@@ -126,6 +126,11 @@ class FakeSlack:
         self.channel_errors: dict[str, str] = {}
         #: Channel id -> Slack error code for reading its history (e.g. ``"missing_scope"``).
         self.history_errors: dict[str, str] = {}
+        #: Users whose direct messages with the app are closed (the app's Messages tab is off).
+        self.closed_dms: set[str] = set()
+        #: Home tabs published with ``views.publish``, by user id (the latest view), and how many times.
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.home_publishes: dict[str, int] = {}
         #: Seconds ``chat.postMessage`` takes to answer (the message exists on arrival).
         self.post_delay = 0.0
         #: Each ``chat.postMessage`` takes effect up to this many seconds after it arrives, at random.
@@ -418,6 +423,10 @@ class FakeSlack:
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
+        if channel.startswith(("U", "W")):  # a user id: Slack posts in the app's DM with that user
+            if channel in self.closed_dms:
+                return {"ok": False, "error": "messages_tab_disabled"}
+            channel = "D" + channel
         error = self._channel_error(channel)
         if error:
             return error

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.core.messages import Button, Post, SentMessage
 from bot.core.ports import DeliveryError
@@ -92,3 +93,30 @@ class FakeChatGateway:
     @property
     def reveals(self) -> list[Post]:
         return [p for p in self.posts if "Answer reveal" in p.text]
+
+
+@dataclass
+class FakeDirectGateway(FakeChatGateway):
+    """A `FakeChatGateway` that also sends direct messages (`bot.core.reminders.DirectGateway`), recording
+    each with the fake clock's time when one is given. ``closed``: users whose DMs are closed (50007);
+    `fail_next` queues failures for DMs as for posts."""
+
+    dms: list[tuple[str, Post]] = field(default_factory=list)
+    sent_at: list[datetime] = field(default_factory=list)
+    closed: set[str] = field(default_factory=set)
+    clock: Any = None
+
+    async def send_direct(self, user: str, post: Post) -> SentMessage:
+        self.attempts += 1
+        if user in self.closed:
+            raise DeliveryError("403 Cannot send messages to this user (50007)", retryable=False, forbidden=True)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure[0]
+        self.dms.append((user, post))
+        if self.clock is not None:
+            self.sent_at.append(self.clock.now())
+        return SentMessage("D" + user, f"dm{next(self._ids)}")
+
+    def to(self, user: str) -> list[Post]:
+        return [p for u, p in self.dms if u == user]

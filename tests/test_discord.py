@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import statistics
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -797,3 +798,74 @@ async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins
     finally:
         await bot.stop()
         await app.close()
+
+
+# ---------------------------------------------------------------------------------------------- reminders
+
+
+async def answer_a_quiz(fake: FakeDiscord, user: FakeUser) -> None:
+    _, cb = await command(fake, "quiz", user=user)
+    question = fake.message_of(cb)
+    post_id = int(custom_ids(question)[0].split(":")[2])
+    right = right_letter(question["content"])
+    done = await fake.callback(
+        await fake.dispatch_interaction(fake.click(f"sb:ans:{post_id}:{right}", question, user=user))
+    )
+    assert done.json["data"]["content"].startswith("✅ Correct")
+
+
+async def test_a_reminder_arrives_by_dm_and_its_quiz_me_button_works_there(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    on = await reply_of(fake, "remind", {"switch": "on", "at": "19:00"}, user=ALICE)
+    assert "19:00 in UTC" in on["content"] and on["flags"] & EPHEMERAL
+    await answer_a_quiz(fake, ALICE)
+    clock = app.clock
+    assert isinstance(clock, FakeClock) and app.reminders is not None
+    clock.set(clock.now().replace(hour=19, minute=0) + timedelta(days=1))
+    report = await app.reminders.run_due()
+    assert len(report.sent) == 1
+    [opened] = fake.find("POST", "/users/@me/channels")
+    assert int(opened.json["recipient_id"]) == ALICE.id
+    [dm] = fake.dm_messages(ALICE.id)
+    assert "streak" in dm["content"] and "guild_id" not in dm
+    [quiz_me] = custom_ids(dm)
+    assert re.fullmatch(r"sb:quizme:\d+", quiz_me)
+    assert (await app.reminders.run_due()).sent == [] and len(fake.dm_messages(ALICE.id)) == 1
+
+    # One click in the DM deals a question there; answering it in the DM records the answer.
+    cb = await fake.callback(await fake.dispatch_interaction(fake.dm_click(quiz_me, dm, user=ALICE)))
+    question = fake.message_of(cb)
+    post_id = int(custom_ids(question)[0].split(":")[2])
+    right = right_letter(question["content"])
+    done = await fake.callback(
+        await fake.dispatch_interaction(fake.dm_click(f"sb:ans:{post_id}:{right}", question, user=ALICE))
+    )
+    assert done.json["data"]["content"].startswith("✅ Correct")
+    assert rows(app.store.path, "SELECT answered FROM members WHERE user_id = ?", str(ALICE.id)) == [(2,)]
+    # Someone else clicking that button (a forwarded message) gets nothing of Alice's.
+    other = await fake.callback(await fake.dispatch_interaction(fake.dm_click(quiz_me, dm, user=BOB)))
+    assert "no longer valid here" in other.json["data"]["content"]
+
+
+async def test_dms_closed_50007_turn_reminders_off_and_say_so_at_the_next_command(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    await reply_of(fake, "remind", {"switch": "on"}, user=BOB)
+    await answer_a_quiz(fake, BOB)
+    fake.close_dms(BOB.id)
+    clock = app.clock
+    assert isinstance(clock, FakeClock) and app.reminders is not None
+    clock.set(clock.now().replace(hour=19, minute=0) + timedelta(days=1))
+    report = await app.reminders.run_due()
+    assert report.blocked and not report.sent
+    assert [r.status for r in fake.find("POST", r"/channels/\d+/messages")] == [403]
+    iid, cb = await command(fake, "tip", user=BOB)
+    notes = [cb, *await fake.followups(iid)]
+    said = " ".join(fake.message_of(n)["content"] for n in notes)
+    assert "could not send you a reminder by direct message" in said and "Discord says" in said
+    shown = await reply_of(fake, "remind", user=BOB)
+    assert "Reminders are off" in shown["content"] and "could not send" not in shown["content"]
+    clock.set(clock.now() + timedelta(days=1))
+    assert not (await app.reminders.run_due()).blocked
+    assert len(fake.find("POST", r"/channels/\d+/messages")) == 1, "no more DMs while off"

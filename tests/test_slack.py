@@ -911,3 +911,51 @@ async def test_member_names_are_shown_as_text_never_as_links_formatting_or_menti
     assert board["text"].startswith("*Leaderboard — all time*")  # the core's own bold still converts
     progress = await rig.ask(f"progress {MEMBER}", user=BOB)
     assert f"*Progress — {shown}*" in progress["text"]
+
+
+# ---------------------------------------------------------------- reminders
+
+
+async def answer_one(rig: Rig, user: str) -> None:
+    q = await rig.ask("quiz", user=user)
+    [ids] = [[b["action_id"] for b in buttons_of(q)]]
+    right = RIGHT[question_id(q["text"])]
+    key, status, _ = await rig.click(next(i for i in ids if i.endswith(":" + right)), user=user)
+    assert status == 200
+    [done] = await rig.fake.responses_for(key)
+    assert "Correct" in done["text"]
+
+
+def tomorrow_at_19() -> datetime:
+    return datetime.now(UTC).replace(hour=19, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+async def test_a_reminder_arrives_in_the_app_dm_and_quiz_me_deals_a_question_there(rig: Rig) -> None:
+    on = await rig.ask("remind on 19:00")
+    assert "19:00 in UTC" in on["text"] and on["response_type"] == "ephemeral"
+    await answer_one(rig, MEMBER)
+    assert rig.app.reminders is not None
+    report_ = await rig.app.reminders.run_due(tomorrow_at_19())
+    assert len(report_.sent) == 1
+    [_] = [c for c in rig.fake.delivered("chat.postMessage") if c.args.get("channel") == MEMBER]
+    dm = rig.fake.messages[("D" + MEMBER, next(ts for (ch, ts) in rig.fake.messages if ch == "D" + MEMBER))]
+    assert "streak" in dm["text"]
+    [quiz_me] = [b["action_id"] for b in buttons_of(dm)]
+    assert re.fullmatch(r"sb:quizme:\d+", quiz_me)
+    assert (await rig.app.reminders.run_due(tomorrow_at_19() + timedelta(minutes=5))).sent == []
+    key, status, _ = await rig.click(quiz_me, channel="D" + MEMBER)
+    assert status == 200
+    [question] = await rig.fake.responses_for(key)
+    assert [b["action_id"].rsplit(":", 1)[1] for b in buttons_of(question)] == ["A", "B", "C", "D"]
+
+
+async def test_a_closed_app_dm_turns_reminders_off_and_the_member_is_told(rig: Rig) -> None:
+    await rig.ask("remind on", user=BOB)
+    await answer_one(rig, BOB)
+    rig.fake.closed_dms.add(BOB)
+    assert rig.app.reminders is not None
+    report_ = await rig.app.reminders.run_due(tomorrow_at_19())
+    assert len(report_.blocked) == 1 and not report_.sent
+    key, _, _ = await rig.command("tip", user=BOB)
+    said = " ".join(r["text"] for r in await rig.fake.responses_for(key, count=2))
+    assert "could not send you a reminder by direct message (Slack says" in said

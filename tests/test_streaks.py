@@ -138,7 +138,7 @@ async def test_a_freeze_is_used_for_a_missed_day(svc: StudyService, clock: FakeC
     clock.advance(days=1)  # a whole day without answering
     assert (await streak_line(svc)).startswith("🔥 Streak 7 days"), "the freeze holds the streak"
     _, out = await quiz_and_answer(svc, "alice", right=True)
-    assert "🔥 Streak: 8 days" in out.text and "🧊 A streak freeze covered 1 missed day(s)." in out.text
+    assert "🔥 Streak: 8 days" in out.text and "🧊 A freeze kept your 7-day streak (1 missed day)." in out.text
     assert "freezes 0" in await streak_line(svc)
 
 

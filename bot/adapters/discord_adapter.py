@@ -60,6 +60,8 @@ BOT_PERMISSIONS = discord.Permissions(
 )
 #: How many of a channel's messages after the post's creation `find` looks through.
 FIND_LIMIT = 100
+#: Discord's JSON error code for a DM the member does not accept ("Cannot send messages to this user").
+CANNOT_MESSAGE_USER = 50007
 NOT_IN_SERVER = "studybot works inside a server: use /study in one of its channels."
 
 _STYLES = {
@@ -201,6 +203,10 @@ class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>[0-9]{1,18}):(?P<lett
     """An answer button on a question: ``sb:ans:<post id>:<letter>``."""
 
 
+class QuizMeButton(_CoreButton, template=r"sb:quizme:[0-9]{1,18}"):
+    """A reminder's "Quiz me" button (``sb:quizme:<member id>``), clicked in a direct message or a server."""
+
+
 class _MalformedAnswerButton(_CoreButton, template=r"sb:ans:(?![0-9]{1,18}:[ABCD]$).*"):
     """A click on an ``sb:ans:`` id that is not one we make (``sb:ans:²:A``, a 20-digit post): handed to
     the core, which says the button is no longer valid, instead of the click going unanswered. The
@@ -215,6 +221,8 @@ def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
         style = _STYLES.get(b.style, discord.ButtonStyle.secondary)
         if AnswerButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
             item: discord.ui.Item[Any] = AnswerButton(b.action_id, b.label, style)
+        elif QuizMeButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
+            item = QuizMeButton(b.action_id, b.label, style)
         elif _CoreButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
             item = _CoreButton(b.action_id, b.label, style)
         else:  # not ours to route; shown, and a click is answered by nobody
@@ -297,6 +305,17 @@ class StudyCommands(app_commands.Group):
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=z, value=z) for z in match_zones(current)]
+
+    @app_commands.command(description="A private reminder in your evening when reviews are due (on/off, HH:MM)")
+    @app_commands.describe(switch="on or off (empty: show your setting)", at="Local time HH:MM (default 19:00)")
+    async def remind(
+        self,
+        interaction: discord.Interaction[Any],
+        switch: Literal["on", "off"] | None = None,
+        at: str | None = None,
+    ) -> None:
+        words = ["remind", *([switch] if switch else []), *([_word(at, "")] if at else [])]
+        await self._run(interaction, " ".join(words))
 
     @app_commands.command(name="forget-me", description="Delete everything stored about you in this server")
     async def forget_me(self, interaction: discord.Interaction[Any]) -> None:
@@ -525,7 +544,7 @@ class StudyClient(discord.Client):
 
     async def setup_hook(self) -> None:
         # Registered before the gateway connects, so clicks on old messages work from the first event.
-        self.add_dynamic_items(AnswerButton, _CoreButton, _MalformedAnswerButton)
+        self.add_dynamic_items(AnswerButton, QuizMeButton, _CoreButton, _MalformedAnswerButton)
         await self.frontend.sync_commands()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
@@ -705,13 +724,13 @@ class DiscordFrontEnd:
         user = interaction.user
         return Inbound(
             platform="discord",
-            group=str(interaction.guild_id),
+            group=str(interaction.guild_id) if interaction.guild_id is not None else "",
             channel=str(interaction.channel_id),
             user=str(user.id),
             user_name=user.display_name,
             text=text,
             action=action,
-            is_admin=bool(perms.manage_guild or perms.administrator),
+            is_admin=interaction.guild_id is not None and bool(perms.manage_guild or perms.administrator),
             is_operator=str(user.id) in self.owners,
             group_name=interaction.guild.name if interaction.guild and interaction.guild.name else "",
             channel_name=getattr(interaction.channel, "name", None) or "",
@@ -722,7 +741,8 @@ class DiscordFrontEnd:
     ) -> None:
         """Answer one command (``text``) or click (``action``): core call, then the replies. A reply not
         ready within `defer_after` (or a slow command) is deferred first and followed up."""
-        if interaction.guild_id is None or interaction.channel_id is None:
+        # Outside a server only buttons work (a reminder's "Quiz me" in a DM names the member it is for).
+        if (interaction.guild_id is None and action is None) or interaction.channel_id is None:
             await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
             return
         task = asyncio.current_task()
@@ -831,6 +851,36 @@ class DiscordFrontEnd:
         except Exception as e:
             raise _delivery_error(e, f"post to channel {cid}") from e
         return SentMessage(post.channel, str(message.id))
+
+    async def send_direct(self, user: str, post: Post) -> SentMessage:
+        """Send ``post`` to ``user`` by direct message (``POST /users/@me/channels``, then the message, with
+        ``post.key`` as its nonce). Raises `DeliveryError`: ``forbidden`` when Discord answers 50007 (the
+        member does not accept direct messages from the bot), ``retryable`` for 5xx and network errors."""
+        if not user.isdigit():
+            raise DeliveryError(f"{user!r} is not a Discord user id", retryable=False)
+        await self._connected()
+        text = _fit(render(post.text))
+        try:
+            channel = await self.client.create_dm(discord.Object(id=int(user)))
+            extra: dict[str, Any] = {}
+            view = _view(post.buttons)
+            if view is not None:
+                extra["view"] = view
+            if post.key is not None:
+                extra["nonce"] = post.key
+            await self.pacer.wait()
+            message = await channel.send(text, **extra)
+        except discord.Forbidden as e:
+            if e.code == CANNOT_MESSAGE_USER:
+                raise DeliveryError(
+                    f"direct message to {user}: cannot send messages to this user (50007)",
+                    retryable=False,
+                    forbidden=True,
+                ) from e
+            raise _delivery_error(e, f"direct message to {user}") from e
+        except Exception as e:
+            raise _delivery_error(e, f"direct message to {user}") from e
+        return SentMessage(str(channel.id), str(message.id))
 
     async def find(self, post: Post, since: datetime) -> str | None:
         """The id of the bot's own message in ``post.channel`` after ``since`` that is ``post``: one carrying

@@ -86,6 +86,11 @@ FORBIDDEN_ERRORS = frozenset(
         "invalid_auth",
         "account_inactive",
         "token_revoked",
+        # direct messages (reminders): the member cannot be written to
+        "messages_tab_disabled",
+        "cannot_dm_bot",
+        "user_not_found",
+        "user_disabled",
     }
 )
 NOT_INSTALLED_TEXT = (
@@ -731,6 +736,20 @@ class SlackAdapter:
             except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
                 log.warning("slack: %s", delivery_error(e, f"upload {attachment.filename} to {post.channel}"))
         return SentMessage(post.channel, ts)
+
+    async def send_direct(self, user: str, post: Post) -> SentMessage:
+        """Send ``post`` to ``user`` in the app's direct messages (``chat.postMessage`` with ``channel`` set to
+        the user id; ``post.group`` is the workspace). Raises `DeliveryError` (``forbidden`` when Slack
+        refuses, e.g. the app's Messages tab is off; ``retryable`` for rate limits and server errors)."""
+        api = await self.api_for(post.group)
+        text = mrkdwn(post.text)
+        try:
+            result = await _retrying_429s_only(api).chat_postMessage(
+                channel=user, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False
+            )
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, f"direct message to {user}") from e
+        return SentMessage(str(result.get("channel") or user), str(result["ts"]))
 
     async def find(self, post: Post, since: datetime) -> str | None:
         """The ``ts`` of the bot's own message in ``post.channel`` after ``since`` that is ``post``: its key in

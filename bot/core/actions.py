@@ -29,12 +29,27 @@ class SimpleAction:
     name: str
 
 
-Action = AnswerAction | SimpleAction
-SIMPLE_ACTIONS = frozenset({"forget-confirm", "forget-cancel"})
+@dataclass(frozen=True, slots=True)
+class QuizMeAction:
+    """The "Quiz me" button of a reminder: ``sb:quizme:<member id>``. It names the member because a click
+    in a direct message carries no server to find them by."""
+
+    member_id: int
+
+
+Action = AnswerAction | SimpleAction | QuizMeAction
+#: Buttons without a payload: forget-me's confirmation, and the Slack Home tab's buttons and switches.
+SIMPLE_ACTIONS = frozenset(
+    {"forget-confirm", "forget-cancel", "review-now", "remind-on", "remind-off", "board-hide", "board-show"}
+)
 
 
 def answer_action(post_id: int, letter: str) -> str:
     return f"{PREFIX}:ans:{post_id}:{letter}"
+
+
+def quizme_action(member_id: int) -> str:
+    return f"{PREFIX}:quizme:{member_id}"
 
 
 def simple_action(name: str) -> str:
@@ -50,6 +65,8 @@ def parse_action(action_id: str) -> Action | None:
         return None
     if parts[1] == "ans" and len(parts) == 4 and POST_ID.fullmatch(parts[2]) and parts[3] in LETTERS:
         return AnswerAction(int(parts[2]), parts[3])
+    if parts[1] == "quizme" and len(parts) == 3 and POST_ID.fullmatch(parts[2]):
+        return QuizMeAction(int(parts[2]))
     if len(parts) == 2 and parts[1] in SIMPLE_ACTIONS:
         return SimpleAction(parts[1])
     return None

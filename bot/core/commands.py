@@ -66,6 +66,7 @@ SPECS: dict[str, Spec] = {
     "leaderboard": Spec("/study leaderboard [week|all|hide|show]", "top members; hide/show yourself"),
     "review": Spec("/study review", "spaced-repetition reviews due for you"),
     "timezone": Spec("/study timezone <IANA zone>", "your own zone, for streaks (e.g. Europe/Berlin)"),
+    "remind": Spec("/study remind [on|off] [HH:MM]", "a private reminder in your evening when reviews are due"),
     "forget-me": Spec("/study forget-me", "delete everything stored about you in this group"),
     "schedule.show": Spec("/study schedule show", "this channel's daily post schedule", admin=True),
     "schedule.preview": Spec("/study schedule preview", "the next 7 posts in local time", admin=True),
@@ -156,6 +157,8 @@ def parse(text: str) -> Command:
         if len(rest) > 1:
             raise UsageError(f"Usage: {_usage('timezone')} — one zone name, no spaces")
         return Command("timezone", {"zone": rest[0]} if rest else {})
+    if head in ("remind", "reminder", "reminders"):
+        return _parse_remind(rest)
     if head in ("forget-me", "forgetme", "forget"):
         if rest and (len(rest) > 1 or rest[0].casefold() not in ("confirm", "cancel")):
             raise UsageError("Usage: /study forget-me (then confirm with the button or /study forget-me confirm)")
@@ -164,6 +167,22 @@ def parse(text: str) -> Command:
         _no_more(head, rest)
         return Command(head)
     raise UsageError(f'Unknown command "{_shown(words[0])}". Try /study help.')
+
+
+def _parse_remind(rest: list[str]) -> Command:
+    usage = _usage("remind")
+    if not rest:
+        return Command("remind")
+    switch = rest[0].casefold()
+    if switch not in ("on", "off") or len(rest) > 2 or (switch == "off" and len(rest) > 1):
+        raise UsageError(f"Usage: {usage} — e.g. /study remind on 19:30")
+    args = {"switch": switch}
+    if len(rest) == 2:
+        m = _TIME.match(rest[1])
+        if not m:
+            raise UsageError(f'"{_shown(rest[1])}" is not a time of day — use 24-hour HH:MM, e.g. 19:30')
+        args["time"] = f"{int(m.group(1)):02d}:{m.group(2)}"
+    return Command("remind", args)
 
 
 def _parse_schedule(rest: list[str]) -> Command:

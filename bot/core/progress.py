@@ -19,6 +19,11 @@ def _gap_days(last: date, today: date, excused: Collection[date]) -> int:
     return sum(1 for n in range(1, (today - last).days) if last + timedelta(days=n) not in excused)
 
 
+def missed_days(last: date, today: date, excused: Collection[date] = ()) -> int:
+    """Days strictly between ``last`` and ``today`` that the member missed and are not excused."""
+    return _gap_days(last, today, excused)
+
+
 def advance_streak(state: StreakState, today: date, excused: Collection[date] = ()) -> StreakState:
     """The streak after the member is active on ``today`` (their local day).
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from bot.core import actions
@@ -88,6 +88,21 @@ class StudyService:
         self.card_fn_for: Callable[[AnswerIn], CardFn] | None = None
         #: Notices for the next admin who uses a command (e.g. a schedule paused for lost access).
         self.admin_notices: Callable[[Context], Awaitable[list[Reply]]] | None = None
+        #: Notices for a member at their next command (e.g. reminders turned off because DMs are closed).
+        self.member_notices: list[Callable[[Context], Awaitable[list[Reply]]]] = []
+        #: The member a click in a direct message (no group) acts for, given the member id its button
+        #: names; None when it is not the clicking user's (see `bot.core.reminders`).
+        self.direct_member: Callable[[Inbound, int], Awaitable[MemberRef | None]] | None = None
+        #: Whether the freeze that kept a streak (the streak before today's answer) was announced already.
+        self.freeze_announced: Callable[[MemberRef, int, date], Awaitable[bool]] | None = None
+        #: Buttons without a payload (`actions.SIMPLE_ACTIONS`) that features answer, by name.
+        self.action_handlers: dict[str, Callable[[Context], Awaitable[list[Reply]]]] = {
+            "review-now": lambda ctx: self._run_command(ctx, Command("review")),
+            "board-hide": lambda ctx: self._leaderboard(ctx, Command("leaderboard", {"scope": "hide"})),
+            "board-show": lambda ctx: self._leaderboard(ctx, Command("leaderboard", {"scope": "show"})),
+        }
+        #: Called after a member changed their zone (the next reminder follows it).
+        self.zone_changed: list[Callable[[MemberRef, datetime], Awaitable[None]]] = []
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -123,6 +138,8 @@ class StudyService:
             replies = await handler(ctx, command)
             if inbound.can_admin and self.admin_notices is not None:
                 replies = [*replies, *await self.admin_notices(ctx)]
+            for notices in self.member_notices:
+                replies = [*replies, *await notices(ctx)]
             return replies
         except Exception:
             log.exception("error handling %s command from %s", inbound.platform, inbound.user)
@@ -146,12 +163,45 @@ class StudyService:
         action = actions.parse_action(inbound.action or "")
         if action is None:
             return private("That button is no longer valid. Try /study quiz for a fresh question.")
-        ctx = await self._context(inbound)
+        ctx = await self._context(inbound) if inbound.group else await self._direct_context(inbound, action)
+        if ctx is None:
+            return private("That button is no longer valid here. Use /study quiz in your study server.")
         if isinstance(action, actions.AnswerAction):
             return await self.answer(ctx, action.post_id, action.letter)
+        if isinstance(action, actions.QuizMeAction):
+            if action.member_id != ctx.member.member_id:
+                return private("That button was someone else's reminder — get your own question with /study quiz.")
+            return await self._quiz(ctx, Command("quiz"))
         if action.name == "forget-confirm":
             return await self._forget_me(ctx, Command("forget-me", {"confirm": "confirm"}))
-        return private("Nothing was deleted.")
+        handler = self.action_handlers.get(action.name)
+        if handler is not None:
+            return await handler(ctx)
+        if action.name == "forget-cancel":
+            return private("Nothing was deleted.")
+        return private(f"That button is not available on this front end ({action.name}).")
+
+    async def _direct_context(self, inbound: Inbound, action: actions.Action) -> Context | None:
+        """A click in a direct message (no group): the member is found through what the button names — the
+        member of a reminder's "Quiz me", the member a question was dealt to — and must be the clicker."""
+        if self.direct_member is None:
+            return None
+        if isinstance(action, actions.QuizMeAction):
+            member_id: int | None = action.member_id
+        elif isinstance(action, actions.AnswerAction):
+            post = await self.store.get_post(action.post_id)
+            member_id = post.member_id if post is not None else None
+        else:
+            member_id = None
+        member = await self.direct_member(inbound, member_id) if member_id is not None else None
+        return Context(inbound, member, self.clock.now()) if member is not None else None
+
+    async def _run_command(self, ctx: Context, command: Command) -> list[Reply]:
+        """Run a registered command for a button (the Home tab's "Review now")."""
+        handler = self._handlers.get(command.name)
+        if handler is None:
+            return private(f"{SPECS[command.name].usage} is not available on this front end.")
+        return await handler(ctx, command)
 
     # ------------------------------------------------------------------ commands
 
@@ -242,8 +292,11 @@ class StudyService:
         s = outcome.streak
         if s.streak:
             lines.append(f"🔥 Streak: {s.streak} day{'s' if s.streak != 1 else ''}")
-        if s.freeze_used:
-            lines.append(f"🧊 A streak freeze covered {s.freeze_used} missed day(s).")
+        if s.freeze_used and not (
+            self.freeze_announced is not None and await self.freeze_announced(ctx.member, s.streak - 1, today)
+        ):
+            missed = f"{s.freeze_used} missed day{'s' if s.freeze_used != 1 else ''}"
+            lines.append(f"🧊 A freeze kept your {s.streak - 1}-day streak ({missed}).")
         return private("\n".join(lines))
 
     async def _tip(self, ctx: Context, _: Command) -> list[Reply]:
@@ -376,6 +429,9 @@ class StudyService:
         except UnknownZone as e:
             return private(str(e))
         await self.store.set_member_tz(ctx.member.member_id, tz)
+        moved = replace(ctx.member, tz=tz)
+        for hook in self.zone_changed:
+            await hook(moved, ctx.now)
         local = ctx.now.astimezone(zone(tz))
         return private(f"Your time zone is now {tz} (it is {local:%H:%M} there). Your streak days follow it.")
 

@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Settings
 from bot.core.delivery import DailyPoster, RunReport
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
+from bot.core.reminders import ReminderReport, Reminders
 from bot.core.schedule_commands import ScheduleCommands, install_schedule_commands
 from bot.core.service import StudyService
 
@@ -58,7 +59,10 @@ class Scheduler:
         *,
         name: str | None = None,
         rng: random.Random | None = None,
+        reminders: Reminders | None = None,
     ) -> None:
+        #: Members' reminders, run on the same timers as the posts (None: no reminders).
+        self.reminders = reminders
         self.poster = DailyPoster(
             schedules,
             service.store,
@@ -77,6 +81,8 @@ class Scheduler:
         self._closed = False
         self.wake_at: datetime | None = None
         self.runs = 0
+        #: What the last reminder run did (tests, the bench).
+        self.last_reminders: ReminderReport | None = None
 
     def install_commands(self) -> ScheduleCommands:
         """Register the `/study schedule …` handlers on the service, with this scheduler as runtime."""
@@ -86,6 +92,8 @@ class Scheduler:
         """Catch up on what is due (posting once within the grace window), then arm the timers."""
         self._closed = False
         self.poster.stopping = False
+        if self.reminders is not None:
+            self.reminders.stopping = False
         aps = AsyncIOScheduler(timezone=UTC)
         aps.start()
         self._aps = aps
@@ -105,6 +113,8 @@ class Scheduler:
         then stop the timers. No new post starts once this is called. Safe to call twice."""
         self._closed = True
         self.poster.stop()
+        if self.reminders is not None:
+            self.reminders.stopping = True
         aps, self._aps = self._aps, None
         try:
             await asyncio.wait_for(self._lock.acquire(), CLOSE_TIMEOUT)
@@ -127,13 +137,21 @@ class Scheduler:
             except Exception:
                 log.exception("scheduled run failed; the sweep will try again")
                 report = None
+            if self.reminders is not None:
+                try:  # after the posts: a member's reminder may say what today's post was
+                    self.last_reminders = await self.reminders.run_due(self.clock.now())
+                except Exception:
+                    log.exception("reminder run failed; the sweep will try again")
             await self._arm()
             return report
 
     async def run_due(self, now: datetime) -> RunReport:
         """Do what is due at ``now`` (tests drive simulated time through this)."""
         async with self._lock:
-            return await self.poster.run_due(now)
+            report = await self.poster.run_due(now)
+            if self.reminders is not None:
+                self.last_reminders = await self.reminders.run_due(now)
+            return report
 
     async def reschedule(self, channel_id: int | None = None) -> None:
         """A schedule changed: re-arm the wake-up from the database (no restart needed)."""
@@ -145,6 +163,9 @@ class Scheduler:
             return
         try:
             wake = await self.poster.next_wakeup(self.clock.now())
+            if self.reminders is not None:
+                remind = await self.reminders.next_wakeup()
+                wake = remind if wake is None else wake if remind is None else min(wake, remind)
         except Exception:
             log.exception("could not compute the next wake-up; the sweep will try again")
             return

@@ -18,6 +18,7 @@ from bot.storage.urls import UrlError, check_url, redact, sqlite_path
 if TYPE_CHECKING:
     from bot.core.decks import DeckStore
     from bot.core.learning import LearningPort
+    from bot.core.reminders import ReminderStore
     from bot.storage.pg_store import PgStore
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "learning_for",
     "open_storage",
     "redact",
+    "reminders_for",
     "schedules_for",
 ]
 
@@ -134,3 +136,12 @@ def decks_for(store: SqliteStore | PgStore) -> DeckStore:
     from bot.storage.pg_deck_store import PgDeckStore
 
     return PgDeckStore(store)
+
+
+def reminders_for(store: SqliteStore | PgStore) -> ReminderStore:
+    """The `ReminderStore` (opt-in reminders) on ``store``'s connection(s)."""
+    from bot.storage.reminder_store import PgReminderStore, SqliteReminderStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteReminderStore(store)
+    return PgReminderStore(store)

@@ -53,6 +53,8 @@ MEMBER_TABLES = (
     ("path_steps", "member_id"),
     ("weekly_points", "member_id"),
     ("posts", "member_id"),
+    ("reminders", "member_id"),
+    ("reminder_sends", "member_id"),
     ("members", "id"),
 )
 #: How many rows `forget_member` deletes (one ``?`` per table, each the member's id).
