@@ -42,7 +42,7 @@ from bot.core.schedule import ChannelHistory, ChannelSchedule, Delivery, Notice,
 from bot.storage import migrations, rows, sql
 from bot.storage.dialect import NAME_EQUALS, changed, pg
 from bot.storage.pg_notify import CacheBus
-from bot.storage.rows import CACHE_SIZE, LRU, GroupCommit, PendingItem, from_ts, ts
+from bot.storage.rows import CACHE_SIZE, LRU, GroupCommit, PendingItem, SingleFlight, from_ts, ts
 from bot.storage.urls import redact
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class PgStore:
         # per answer. Entries change only through this class (`_changed`), here or in another process.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
         self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
+        # The clicks of a burst on a post not yet cached share one look-up (and one pooled connection).
+        self._post_flights: SingleFlight[int, PostRecord | None] = SingleFlight()
         # Other processes on this database change rows too: their changes arrive here (LISTEN/NOTIFY).
         self._bus = CacheBus(url, self._on_change, self.invalidate_caches)
 
@@ -90,11 +92,13 @@ class PgStore:
     def forget_post(self, post_id: int) -> None:
         """Drop one post from the cache."""
         self._posts.pop(post_id, None)
+        self._post_flights.forget(post_id)
 
     def invalidate_caches(self) -> None:
         """Forget cached members and posts (in this process only; see `_changed`)."""
         self._members.clear()
         self._posts.clear()
+        self._post_flights.clear()
 
     @property
     def _cache_ok(self) -> bool:
@@ -105,6 +109,7 @@ class PgStore:
         """``what`` changed: "member <id>" (its zone, or forgotten with its posts), "post <id>", "members"
         (a group's zone: every member carries it) or anything else (drop everything)."""
         kind, _, ident = what.partition(" ")
+        self._post_flights.clear()  # a look-up under way may have read the row before this change
         if kind == "member" and ident.isdigit():
             member = int(ident)
             for key in [k for k, ref in self._members.items() if ref.member_id == member]:
@@ -285,13 +290,17 @@ class PgStore:
         cached = self._posts.hit(post_id) if self._cache_ok else None
         if cached is not None:
             return cached
+        if not self._cache_ok:  # not hearing other processes' changes: every look-up asks the server
+            return await self._fetch_post(post_id)
+        return await self._post_flights.run(post_id, None, lambda: self._fetch_post(post_id), self._keep_post)
+
+    async def _fetch_post(self, post_id: int) -> PostRecord | None:
         row = await self._fetchrow(sql.GET_POST, post_id)
-        if row is None:
-            return None
-        post = rows.post(row)
-        if self._cache_ok:
-            self._posts.put(post_id, post)
-        return post
+        return None if row is None else rows.post(row)
+
+    def _keep_post(self, post: PostRecord | None) -> None:
+        if post is not None and self._cache_ok:
+            self._posts.put(post.id, post)
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
         row = await self._fetchrow(sql.LAST_QUESTION_POST, channel_id, member_id, channel_id)

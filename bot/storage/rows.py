@@ -7,7 +7,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from datetime import UTC, date, datetime, time
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from bot.core.export import MemberRow, QuestionRow
 from bot.core.ports import AnswerIn, PostRecord, StoreError, StreakState
@@ -57,6 +57,64 @@ class LRU(OrderedDict[K, V]):
         self.move_to_end(key)
         if len(self) > self.size:
             self.popitem(last=False)
+
+
+class _Flight(Generic[V]):
+    __slots__ = ("tag", "waiters")
+
+    def __init__(self, tag: object) -> None:
+        self.tag = tag
+        self.waiters: list[asyncio.Future[V]] = []
+
+
+class SingleFlight(Generic[K, V]):
+    """Concurrent look-ups of one key share one query: the first starts it, the others await the same
+    result (a burst of 10,000 clicks on a post not yet cached makes one query, not 10,000).
+
+    ``tag`` says what the caller has already seen (SQLite: the turn's data version); a caller with another
+    tag starts a query of its own rather than take one that began before what it saw. ``keep`` (say, the
+    cache put) runs before any waiter resumes, and only if the flight is still current: `forget` and
+    `clear` (call them wherever the cache entry is dropped) make later callers query afresh and keep the
+    running flight's result out of the cache. One caller's cancellation never cancels the others' query."""
+
+    def __init__(self) -> None:
+        self._flights: dict[K, _Flight[V]] = {}
+
+    async def run(self, key: K, tag: object, fetch: Callable[[], Awaitable[V]], keep: Callable[[V], None]) -> V:
+        flight = self._flights.get(key)
+        if flight is None or flight.tag != tag:
+            flight = self._flights[key] = _Flight(tag)
+            task = asyncio.ensure_future(fetch())
+            task.add_done_callback(lambda t, key=key, flight=flight: self._land(key, flight, t, keep))  # type: ignore[misc]
+        # A plain future per caller (cheaper than a shield): cancelling it leaves the query running.
+        waiter: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        flight.waiters.append(waiter)
+        return await waiter
+
+    def _land(self, key: K, flight: _Flight[V], task: asyncio.Task[V], keep: Callable[[V], None]) -> None:
+        current = self._flights.get(key) is flight
+        if current:
+            del self._flights[key]
+        if task.cancelled():
+            for waiter in flight.waiters:
+                waiter.cancel()
+            return
+        error = task.exception()
+        if error is None and current:
+            keep(task.result())
+        for waiter in flight.waiters:
+            if waiter.done():  # that caller was cancelled
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(task.result())
+
+    def forget(self, key: K) -> None:
+        self._flights.pop(key, None)
+
+    def clear(self) -> None:
+        self._flights.clear()
 
 
 def ts(dt: datetime) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from bot.core.ports import (
 from bot.storage import dbfile, migrations, rows, sql
 from bot.storage.dbfile import DatabaseBusy, DatabaseLost
 from bot.storage.dialect import NAME_EQUALS
-from bot.storage.rows import CACHE_SIZE, LRU, MAX_BATCH, QUIET_TURNS, from_ts, ts
+from bot.storage.rows import CACHE_SIZE, LRU, MAX_BATCH, QUIET_TURNS, SingleFlight, from_ts, ts
 
 __all__ = ["MAX_BATCH", "QUIET_TURNS", "DatabaseBusy", "DatabaseLost", "SqliteStore", "from_ts", "ts"]
 
@@ -49,6 +50,15 @@ _FIND_BY_NAME = sql.find_member_by_name(NAME_EQUALS["sqlite"])
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: A batch of posts alone (quiz, tip, review) is committed without an fsync: the reply that names a post
+#: promises nothing a power cut could break, as long as its id is never handed to another post. So post
+#: ids stay at or below a durable mark (a row of ``sqlite_sequence`` under this name), raised
+#: `POST_ID_BLOCK` ids ahead with an fsync when a batch passes it; at start, AUTOINCREMENT is moved above
+#: the mark. An answer to such a post commits with an fsync, which makes the post durable too (the WAL
+#: is written in order).
+POST_ID_MARK = "posts:durable-ids"
+POST_ID_BLOCK = 1000
 
 
 class _Pending:
@@ -100,7 +110,12 @@ class SqliteStore:
         # `invalidate_caches`); other processes' commits are noticed by `_validate`.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
         self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
+        # The clicks of a burst on a post not yet cached share one look-up.
+        self._post_flights: SingleFlight[int, PostRecord | None] = SingleFlight()
         self._watch: sqlite3.Connection | None = None
+        # The watch connection is read on the event loop and, right after each group commit, on the
+        # connection's thread (see `_flush_loop`): one at a time.
+        self._watch_lock = threading.Lock()
         self._watch_seen: int | None = None
         self._watch_turn: int | None = None
         self._main_seen: int | None = None
@@ -108,6 +123,8 @@ class SqliteStore:
         self._lock: dbfile.RunLock | None = None
         self._identity: dbfile.Identity | None = None
         self._lost: str | None = None
+        #: The durable post id mark (read and written on the connection's thread only).
+        self._post_mark = _PostMark()
 
     @property
     def cache_stats(self) -> dict[str, int]:
@@ -130,11 +147,13 @@ class SqliteStore:
     def forget_post(self, post_id: int) -> None:
         """Drop one post from the cache; call after changing it via `run_sync`."""
         self._posts.pop(post_id, None)
+        self._post_flights.forget(post_id)
 
     def invalidate_caches(self) -> None:
         """Forget cached members and posts; call after writing groups, members or posts via `run_sync`."""
         self._members.clear()
         self._posts.clear()
+        self._post_flights.clear()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,6 +182,8 @@ class SqliteStore:
                 self._db = await _connect(self.path)
                 await self._run(self._configure)
                 applied = await self._run(migrations.migrate, self.migrations_dir) if migrate else []
+                if self.synchronous.upper() == "FULL":
+                    await self._run(self._post_mark.restore)
             except sqlite3.Error as e:
                 raise StoreError(_describe(self.path, e)) from e
             if not memory:
@@ -171,7 +192,9 @@ class SqliteStore:
                     self._lock.record(self._identity)
                 else:
                     dbfile.touch_marker(self.path)
-                self._watch = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+                self._watch = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
             if new:
                 log.warning("created a new, empty database at %s", self.path)
             return applied
@@ -200,8 +223,9 @@ class SqliteStore:
         if self._hopper is not None:
             await asyncio.shield(self._hopper)
         if self._watch is not None:
-            watch, self._watch = self._watch, None
-            watch.close()
+            with self._watch_lock:
+                watch, self._watch = self._watch, None
+                watch.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
@@ -310,13 +334,22 @@ class SqliteStore:
             return None
         if self._watch_turn is not None:
             return self._watch_turn
-        try:
-            version = int(self._watch.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
-            return -1
+        version = self._read_watch()
+        if version is None or version == -1:
+            return version
         self._watch_turn = version
         asyncio.get_running_loop().call_soon(self._next_turn)
         return version
+
+    def _read_watch(self) -> int | None:
+        """The watch connection's data version now, from any thread (None: no watch; -1: unknown)."""
+        with self._watch_lock:
+            if self._watch is None:
+                return None
+            try:
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return -1
 
     def _next_turn(self) -> None:
         self._watch_turn = None
@@ -329,6 +362,7 @@ class SqliteStore:
         if main != self._main_seen:
             self._members.clear()
             self._posts.clear()
+            self._post_flights.clear()
             self._main_seen = main
         if seen is not None and seen != -1:
             self._watch_seen = seen
@@ -470,17 +504,18 @@ class SqliteStore:
             cached = self._posts.hit(post_id)
         if cached is not None:
             return cached
+        # Look-ups that saw the same data version share one query (the post is cached when it lands).
+        return await self._post_flights.run(post_id, seen, lambda: self._fetch_post(post_id, seen), self._keep_post)
 
-        def get(conn: sqlite3.Connection) -> PostRecord | None:
-            row = conn.execute(sql.GET_POST, (post_id,)).fetchone()
-            return rows.post(row) if row else None
-
-        fetched: tuple[PostRecord | None, int] = await self._run(_versioned, get)
+    async def _fetch_post(self, post_id: int, seen: int | None) -> PostRecord | None:
+        fetched: tuple[PostRecord | None, int] = await self._run(_versioned, _get_post, post_id)
         post, main = fetched
-        if post is not None:
-            self._posts.put(post_id, post)
-        self._saw_main(main, seen)
+        self._saw_main(main, seen)  # a foreign commit seen here keeps this post out of the cache too
         return post
+
+    def _keep_post(self, post: PostRecord | None) -> None:
+        if post is not None:
+            self._posts.put(post.id, post)
 
     async def last_question_post(self, channel_id: int, member_id: int) -> PostRecord | None:
         def last(conn: sqlite3.Connection) -> PostRecord | None:
@@ -491,11 +526,11 @@ class SqliteStore:
 
     async def set_post_message(self, post_id: int, message_id: str) -> None:
         await self._run(_write, sql.SET_POST_MESSAGE, (message_id, post_id))
-        self._posts.pop(post_id, None)
+        self.forget_post(post_id)
 
     async def discard_post(self, post_id: int) -> bool:
         deleted = await self._run(_write, sql.DISCARD_POST, (post_id,))
-        self._posts.pop(post_id, None)
+        self.forget_post(post_id)
         return bool(deleted)
 
     async def shown_counts(self, member_id: int, kind: str) -> dict[str, int]:
@@ -542,7 +577,14 @@ class SqliteStore:
                 seen = len(self._pending)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results = await self._run(_record_batch, [(p.fn, p.args) for p in batch])
+                # Posts alone need no fsync (see `POST_ID_MARK`); anything else in the batch does.
+                lazy = self._post_mark.enabled and all(p.fn is _insert_post for p in batch)
+                committed: tuple[list[Any], int | None, int] = await self._run(
+                    _versioned_batch,
+                    [(p.fn, p.args) for p in batch],
+                    self._read_watch,
+                    self._post_mark if lazy else None,
+                )
             except BaseException as e:
                 for p in batch:
                     if not p.future.done():
@@ -550,6 +592,9 @@ class SqliteStore:
                 if not isinstance(e, Exception):
                     raise
                 continue
+            results, watched, main = committed
+            # Our own commit changed the watch's version: checked here, so the next look-ups need no hop.
+            self._saw_main(main, watched)
             self.batches_committed += 1
             for p, result in zip(batch, results, strict=True):
                 if p.future.done():
@@ -599,6 +644,11 @@ def _write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     return conn.execute(sql, params).rowcount
 
 
+def _get_post(conn: sqlite3.Connection, post_id: int) -> PostRecord | None:
+    row = conn.execute(sql.GET_POST, (post_id,)).fetchone()
+    return rows.post(row) if row else None
+
+
 def _data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
@@ -606,6 +656,75 @@ def _data_version(conn: sqlite3.Connection) -> int:
 def _versioned(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> tuple[T, int]:
     """``fn(conn, *args)`` and the connection's data version read just after it, in the same hop."""
     return fn(conn, *args), _data_version(conn)
+
+
+class _PostMark:
+    """The durable post id mark (see `POST_ID_MARK`), used on the connection's thread only."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.value = 0
+
+    def restore(self, conn: sqlite3.Connection) -> None:
+        """At start: AUTOINCREMENT continues above every post id that may have been handed out."""
+        (mark,) = conn.execute("SELECT MAX(seq) FROM sqlite_sequence WHERE name = ?", (POST_ID_MARK,)).fetchone()
+        self.value = int(mark or 0)
+        self.enabled = True
+        if not mark:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'posts'", (mark,)).rowcount == 0:
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('posts', ?)", (mark,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def cover(self, conn: sqlite3.Connection, post_id: int) -> None:
+        """Make the mark durably at least ``post_id`` (an fsync, once per `POST_ID_BLOCK` posts)."""
+        if post_id <= self.value:
+            return
+        mark = post_id + POST_ID_BLOCK
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (old,) = conn.execute("SELECT MAX(seq) FROM sqlite_sequence WHERE name = ?", (POST_ID_MARK,)).fetchone()
+            if old is None:
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (POST_ID_MARK, mark))
+            else:
+                mark = max(mark, int(old))
+                conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (mark, POST_ID_MARK))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.value = mark
+
+
+def _versioned_batch(
+    conn: sqlite3.Connection,
+    items: list[tuple[Callable[..., Any], tuple[Any, ...]]],
+    read_watch: Callable[[], int | None],
+    lazy: _PostMark | None = None,
+) -> tuple[list[Any | Exception], int | None, int]:
+    """`_record_batch`, then the watch connection's data version and, read after it, the connection's own:
+    like `_versioned`, they tell whether anyone but us has committed up to the moment the watch was read.
+
+    With ``lazy`` (a batch of posts alone) the commit makes no fsync, and the post id mark is raised
+    (with one) if a post passed it, before anyone hears of these posts."""
+    if lazy is None:
+        results = _record_batch(conn, items)
+    else:
+        conn.execute("PRAGMA synchronous=NORMAL")  # not allowed inside a transaction
+        try:
+            results = _record_batch(conn, items)
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
+        ids = [r.id for r in results if isinstance(r, PostRecord)]
+        if ids:
+            lazy.cover(conn, max(ids))
+    seen = read_watch()
+    return results, seen, _data_version(conn)
 
 
 def _rescue(conn: sqlite3.Connection, target: Path) -> None:
