@@ -18,6 +18,7 @@ from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
+from bot.core.practice import PackCards, PracticeEngine
 from bot.core.reminders import Reminders
 from bot.core.service import StudyService
 from bot.storage import ManagedStore, open_storage, reminders_for
@@ -101,6 +102,7 @@ async def build_app(
     ContentCommands(library).register(service)
     learning = LearningEngine(storage.learning, store, library, clock)
     learning.install(service)
+    PracticeEngine(storage.practice, PackCards(library), learning).install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.core.decks import DeckStore
 from bot.core.learning import LearningPort
 from bot.core.ports import InstallStore, ScheduleStore, SchemaTooNew, Store, StoreError
+from bot.core.practice import PracticePort
 from bot.core.reminders import ReminderStore
 from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for, sql
 from bot.storage.deck_store import SqliteDeckStore
@@ -35,6 +36,7 @@ from bot.storage.learning_store import LearningStore
 from bot.storage.migrations import DEFAULT_ROOT, discover, folder_for, migrate
 from bot.storage.pg_deck_store import PgDeckStore
 from bot.storage.pg_store import PgInstallStore, PgLearningStore, PgScheduleStore, PgStore
+from bot.storage.practice_store import PgPracticeStore, SqlitePracticeStore
 from bot.storage.reminder_store import PgReminderStore, SqliteReminderStore
 from bot.storage.schedule_store import SqliteScheduleStore
 from tests.pg import PgCluster, free_port
@@ -55,7 +57,14 @@ def public(cls: type) -> set[str]:
         instance: object = SqliteStore(":memory:")
     elif cls is PgStore:
         instance = PgStore("postgresql://u@127.0.0.1:1/db")
-    elif cls in (SqliteScheduleStore, LearningStore, SqliteInstallStore, SqliteDeckStore, SqliteReminderStore):
+    elif cls in (
+        SqliteScheduleStore,
+        LearningStore,
+        SqliteInstallStore,
+        SqliteDeckStore,
+        SqliteReminderStore,
+        SqlitePracticeStore,
+    ):
         instance = cls(SqliteStore(":memory:"))
     else:
         instance = cls(PgStore("postgresql://u@127.0.0.1:1/db"))
@@ -73,7 +82,8 @@ def port_members(protocol: type) -> set[str]:
     ("sqlite_cls", "pg_cls", "port"),
     [(SqliteStore, PgStore, Store), (SqliteScheduleStore, PgScheduleStore, ScheduleStore),
      (LearningStore, PgLearningStore, LearningPort), (SqliteInstallStore, PgInstallStore, InstallStore),
-     (SqliteDeckStore, PgDeckStore, DeckStore), (SqliteReminderStore, PgReminderStore, ReminderStore)],
+     (SqliteDeckStore, PgDeckStore, DeckStore), (SqliteReminderStore, PgReminderStore, ReminderStore),
+     (SqlitePracticeStore, PgPracticeStore, PracticePort)],
 )  # fmt: skip
 def test_every_store_method_exists_on_both_stores(sqlite_cls: type, pg_cls: type, port: type) -> None:
     only_sqlite = public(sqlite_cls) - public(pg_cls) - SQLITE_ONLY

@@ -37,6 +37,12 @@ def render_buttons(buttons: Sequence[Button]) -> str:
         return f"{labels}   ← answer with /study answer <letter>"
     if any(isinstance(p, actions.SimpleAction) and p.name == "forget-confirm" for p in parsed):
         return f"{labels}   ← type /study forget-me confirm (or cancel)"
+    steps = {p.step for p in parsed if isinstance(p, actions.PracticeAction)}
+    if steps & {"r1", "r2", "r3", "r4"}:
+        return f"{labels}   ← type /study rate again|hard|good|easy"
+    if "show" in steps:
+        hint = "/study write <your answer>, then /study points" if "write" in steps else "/study points"
+        return f"{labels}   ← type {hint}"
     return labels
 
 

@@ -172,9 +172,9 @@ def _word(value: str, joiner: str) -> str:
 # ---------------------------------------------------------------------------------------------- buttons
 
 
-class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:)[a-z][a-z0-9-]*"):
-    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm`` …). Dynamic: it works on
-    any message, also after a restart, because the id says everything."""
+class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:)[a-z][a-z0-9.:-]*"):
+    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm``, ``sb:pr:12:show`` …).
+    Dynamic: it works on any message, also after a restart, because the id says everything."""
 
     def __init__(self, action_id: str, label: str = "", style: discord.ButtonStyle = discord.ButtonStyle.secondary):
         super().__init__(discord.ui.Button(label=label[:80] or None, style=style, custom_id=action_id))
@@ -291,9 +291,34 @@ class StudyCommands(app_commands.Group):
     ) -> None:
         await self._run(interaction, "leaderboard" if scope is None else f"leaderboard {scope}")
 
-    @app_commands.command(description="Spaced-repetition reviews due for you")
+    @app_commands.command(description="Spaced-repetition reviews due for you (questions and open cards)")
     async def review(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "review")
+
+    @app_commands.command(description="Practise an interview question: think or write, show points, rate yourself")
+    async def interview(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "interview")
+
+    @app_commands.command(description="Flashcards: an open card from a deck, rated Again/Hard/Good/Easy")
+    @app_commands.describe(deck="The deck (default: every deck here)")
+    async def cards(self, interaction: discord.Interaction[Any], deck: str | None = None) -> None:
+        await self._run(interaction, "cards" if deck is None else f"cards {_word(deck, '-')}")
+
+    @app_commands.command(description="Write your answer to the card in front of you (only you see it)")
+    @app_commands.describe(answer="Your answer")
+    async def write(self, interaction: discord.Interaction[Any], answer: str) -> None:
+        await self._run(interaction, f"write {answer}")
+
+    @app_commands.command(description="Show the points (the back) of the card in front of you")
+    async def points(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "points")
+
+    @app_commands.command(description="Rate yourself on the card in front of you")
+    @app_commands.describe(rating="How well you knew it")
+    async def rate(
+        self, interaction: discord.Interaction[Any], rating: Literal["again", "hard", "good", "easy"]
+    ) -> None:
+        await self._run(interaction, f"rate {rating}")
 
     @app_commands.command(description="Your own time zone, for streaks")
     @app_commands.describe(zone="An IANA zone such as Europe/Berlin (empty: show yours)")

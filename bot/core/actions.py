@@ -1,7 +1,9 @@
 """Stable action ids for buttons.
 
-They survive restarts because they carry everything needed to act: ``sb:ans:<post id>:<letter>``.
-Discord limits a ``custom_id`` to 100 characters and Slack an ``action_id`` to 255; ours stay short.
+They survive restarts because they carry everything needed to act: ``sb:ans:<post id>:<letter>``,
+``sb:pr:<attempt id>:<step>`` (open-card practice), ``sb:prx:<card key>`` ("Practise this" under a
+channel post). Discord limits a ``custom_id`` to 100 characters and Slack an ``action_id`` to 255; ours
+stay short.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ LETTERS = ("A", "B", "C", "D")
 #: A post id in an action id: ASCII digits only (``"²".isdigit()`` is true, but ``int("²")`` fails) and
 #: at most 18 of them, so the number always fits the database's signed 64-bit integers.
 POST_ID = re.compile(r"[0-9]{1,18}")
+#: An open card's key: a pack id (``iv-01``) or a deck item (``d.42``).
+CARD_KEY = re.compile(r"[a-z0-9][a-z0-9.-]{0,47}")
+#: The steps of practising an open card: show the points, write an answer, rate 1-4 (Again…Easy).
+PRACTICE_STEPS = frozenset({"show", "write", "r1", "r2", "r3", "r4"})
+#: Confidence on a multiple-choice answer: ``sb:ans:<post>:<letter>:<sure|guess>``.
+CONFIDENCE = frozenset({"sure", "guess"})
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerAction:
     post_id: int
     letter: str
+    confidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +46,33 @@ class QuizMeAction:
     member_id: int
 
 
-Action = AnswerAction | SimpleAction | QuizMeAction
+@dataclass(frozen=True, slots=True)
+class PracticeAction:
+    """A step on an open card dealt to a member: ``show``, ``write`` or ``r1``…``r4`` (a rating)."""
+
+    attempt_id: int
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class PractiseThisAction:
+    """ "Practise this" under a channel post: deal the card privately to whoever clicks."""
+
+    card_key: str
+
+
+Action = AnswerAction | SimpleAction | QuizMeAction | PracticeAction | PractiseThisAction
 #: Buttons without a payload: forget-me's confirmation, and the Slack Home tab's buttons and switches.
 SIMPLE_ACTIONS = frozenset(
     {"forget-confirm", "forget-cancel", "review-now", "remind-on", "remind-off", "board-hide", "board-show"}
 )
 
 
-def answer_action(post_id: int, letter: str) -> str:
+def answer_action(post_id: int, letter: str, confidence: str | None = None) -> str:
+    if confidence is not None:
+        if confidence not in CONFIDENCE:
+            raise ValueError(f"unknown confidence {confidence!r}")
+        return f"{PREFIX}:ans:{post_id}:{letter}:{confidence}"
     return f"{PREFIX}:ans:{post_id}:{letter}"
 
 
@@ -58,15 +86,33 @@ def simple_action(name: str) -> str:
     return f"{PREFIX}:{name}"
 
 
+def practice_action(attempt_id: int, step: str) -> str:
+    if step not in PRACTICE_STEPS:
+        raise ValueError(f"unknown practice step {step!r}")
+    return f"{PREFIX}:pr:{attempt_id}:{step}"
+
+
+def practise_this_action(card_key: str) -> str:
+    if not CARD_KEY.fullmatch(card_key):
+        raise ValueError(f"not a card key: {card_key!r}")
+    return f"{PREFIX}:prx:{card_key}"
+
+
 def parse_action(action_id: str) -> Action | None:
     """Decode an action id; None when it is not one of ours or is malformed."""
     parts = action_id.split(":")
     if len(parts) < 2 or parts[0] != PREFIX:
         return None
-    if parts[1] == "ans" and len(parts) == 4 and POST_ID.fullmatch(parts[2]) and parts[3] in LETTERS:
+    if parts[1] == "ans" and len(parts) in (4, 5) and POST_ID.fullmatch(parts[2]) and parts[3] in LETTERS:
+        if len(parts) == 5:
+            return AnswerAction(int(parts[2]), parts[3], parts[4]) if parts[4] in CONFIDENCE else None
         return AnswerAction(int(parts[2]), parts[3])
     if parts[1] == "quizme" and len(parts) == 3 and POST_ID.fullmatch(parts[2]):
         return QuizMeAction(int(parts[2]))
+    if parts[1] == "pr" and len(parts) == 4 and POST_ID.fullmatch(parts[2]) and parts[3] in PRACTICE_STEPS:
+        return PracticeAction(int(parts[2]), parts[3])
+    if parts[1] == "prx" and len(parts) == 3 and CARD_KEY.fullmatch(parts[2]):
+        return PractiseThisAction(parts[2])
     if len(parts) == 2 and parts[1] in SIMPLE_ACTIONS:
         return SimpleAction(parts[1])
     return None

@@ -54,6 +54,14 @@ ADMIN_COMMAND = "/study-admin"
 _PREFIXES = ("/study", "study", "/study-admin", "study-admin")
 
 
+#: The longest written answer kept (`/study write`, the answer form). Discord's modal text input allows
+#: 4,000 characters and Slack's 3,000: a member who reaches this has written a long essay, not an answer.
+MAX_ANSWER_CHARS = 2000
+#: A `/study write` text up to this length reaches the practice flow, which explains what is wrong with
+#: it; longer ones are refused here without being looked at further.
+MAX_WRITE_CHARS = 20_000
+_WRITE = re.compile(r"^\s*(?:/?study\s+)?write(?:\s+|$)", re.I)
+
 #: Every command, in the order `help` lists them.
 SPECS: dict[str, Spec] = {
     "help": Spec("/study help", "what studybot can do"),
@@ -65,6 +73,11 @@ SPECS: dict[str, Spec] = {
     "progress": Spec("/study progress [member]", "answers, accuracy, streak, mastery per topic"),
     "leaderboard": Spec("/study leaderboard [week|all|hide|show]", "top members; hide/show yourself"),
     "review": Spec("/study review", "spaced-repetition reviews due for you"),
+    "interview": Spec("/study interview", "practise an interview question, rate yourself"),
+    "cards": Spec("/study cards [deck]", "flashcards from a deck"),
+    "write": Spec("/study write <your answer>", "answer the card in front of you (private)"),
+    "points": Spec("/study points", "show that card's points"),
+    "rate": Spec("/study rate <again|hard|good|easy>", "rate yourself on it"),
     "timezone": Spec("/study timezone <IANA zone>", "your own zone, for streaks (e.g. Europe/Berlin)"),
     "remind": Spec("/study remind [on|off] [HH:MM]", "a private reminder in your evening when reviews are due"),
     "forget-me": Spec("/study forget-me", "delete everything stored about you in this group"),
@@ -115,6 +128,16 @@ def _no_more(name: str, rest: list[str]) -> None:
 def parse(text: str) -> Command:
     """Parse the text after ``/study`` (or Discord's ``/study-admin``: one grammar for both); raises
     `UsageError` with a one-line explanation."""
+    written = _WRITE.match(text)
+    if written:
+        # A written answer keeps its line breaks and may run past MAX_COMMAND_CHARS; the practice flow
+        # checks it (empty, too long) with the same messages as the answer form.
+        if len(text) > MAX_WRITE_CHARS:
+            raise UsageError(
+                f"Your answer is too long ({len(text) - written.end():,} characters; the limit is "
+                f"{MAX_ANSWER_CHARS:,}). Nothing was saved — shorten it and send it again."
+            )
+        return Command("write", {"text": text[written.end() :]})
     if len(text) > MAX_COMMAND_CHARS:
         raise UsageError(
             f"That command is too long ({len(text):,} characters; the limit is {MAX_COMMAND_CHARS}). Try /study help."
@@ -163,7 +186,15 @@ def parse(text: str) -> Command:
         if rest and (len(rest) > 1 or rest[0].casefold() not in ("confirm", "cancel")):
             raise UsageError("Usage: /study forget-me (then confirm with the button or /study forget-me confirm)")
         return Command("forget-me", {"confirm": rest[0].casefold()} if rest else {})
-    if head in ("help", "quiz", "tip", "review", "export"):
+    if head == "cards":
+        if len(rest) > 1:
+            raise UsageError(f"Usage: {_usage('cards')} — one deck name")
+        return Command("cards", {"deck": rest[0].casefold()} if rest else {})
+    if head == "rate":
+        if len(rest) != 1 or rest[0].casefold() not in ("again", "hard", "good", "easy"):
+            raise UsageError(f"Usage: {_usage('rate')}")
+        return Command("rate", {"rating": rest[0].casefold()})
+    if head in ("help", "quiz", "tip", "review", "export", "interview", "points"):
         _no_more(head, rest)
         return Command(head)
     raise UsageError(f'Unknown command "{_shown(words[0])}". Try /study help.')

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -157,6 +157,8 @@ class LearningEngine:
         self.charts = charts
         self.scheduler = scheduler or make_scheduler()
         self._excused: dict[int, tuple[datetime, asyncio.Future[list[datetime]]]] = {}
+        #: Extra rows for the chart's accuracy section (open-card practice adds its own row per kind).
+        self.chart_rows: list[Callable[[MemberRef, datetime], Awaitable[list[tuple[str, float, int]]]]] = []
         self.renderer = chart.ChartRenderer(in_process=not chart_process)
 
     async def close(self) -> None:
@@ -206,6 +208,13 @@ class LearningEngine:
             q = self.library.pack.question(qid)
             if q is not None:
                 return q
+        return None
+
+    async def question_due_at(self, member: MemberRef, now: datetime) -> datetime | None:
+        """When the member's most overdue question card (still in the pack) fell due; None: none due."""
+        for qid, due in await self.store.due_cards(member.member_id, now, 20):
+            if self.library.pack.question(qid) is not None:
+                return due
         return None
 
     # -------------------------------------------------------------- streaks
@@ -276,9 +285,10 @@ class LearningEngine:
         since = datetime.combine(first, datetime.min.time(), zone(member.zone))
         per_day = counts_by_day(await self.store.answer_times(member.member_id, since), member.zone)
         days = [first + timedelta(days=n) for n in range(ACTIVITY_DAYS)]
+        extra = [row for rows in [await make(member, now) for make in self.chart_rows] for row in rows]
         return chart.ChartData(
             title=f"Progress — {member.display_name}",
-            topics=[(t.topic, t.accuracy, t.answered) for t in mastery(pack, tallies)],
+            topics=[(t.topic, t.accuracy, t.answered) for t in mastery(pack, tallies)] + extra,
             activity=[(d, per_day.get(d, 0)) for d in days],
             steps=[(s.step, s.title, s.step in done) for s in pack.steps],
         )

@@ -34,6 +34,8 @@ class Context:
 
 
 Handler = Callable[[Context, Command], Awaitable[list[Reply]]]
+#: A feature's button clicks: its replies, or None when the action is not the feature's.
+ActionHandler = Callable[[Context, actions.Action], Awaitable[list[Reply] | None]]
 ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
 
 
@@ -103,6 +105,8 @@ class StudyService:
         }
         #: Called after a member changed their zone (the next reminder follows it).
         self.zone_changed: list[Callable[[MemberRef, datetime], Awaitable[None]]] = []
+        #: Button clicks of other features (open-card practice), asked in order before the fallback.
+        self.feature_actions: list[ActionHandler] = []
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -172,14 +176,20 @@ class StudyService:
             if action.member_id != ctx.member.member_id:
                 return private("That button was someone else's reminder — get your own question with /study quiz.")
             return await self._quiz(ctx, Command("quiz"))
-        if action.name == "forget-confirm":
-            return await self._forget_me(ctx, Command("forget-me", {"confirm": "confirm"}))
-        handler = self.action_handlers.get(action.name)
-        if handler is not None:
-            return await handler(ctx)
-        if action.name == "forget-cancel":
-            return private("Nothing was deleted.")
-        return private(f"That button is not available on this front end ({action.name}).")
+        if isinstance(action, actions.SimpleAction):
+            if action.name == "forget-confirm":
+                return await self._forget_me(ctx, Command("forget-me", {"confirm": "confirm"}))
+            handler = self.action_handlers.get(action.name)
+            if handler is not None:
+                return await handler(ctx)
+            if action.name == "forget-cancel":
+                return private("Nothing was deleted.")
+            return private(f"That button is not available on this front end ({action.name}).")
+        for handle in self.feature_actions:
+            replies = await handle(ctx, action)
+            if replies is not None:
+                return replies
+        return private("That button is no longer valid. Try /study quiz for a fresh question.")
 
     async def _direct_context(self, inbound: Inbound, action: actions.Action) -> Context | None:
         """A click in a direct message (no group): the member is found through what the button names — the

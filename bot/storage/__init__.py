@@ -18,6 +18,7 @@ from bot.storage.urls import UrlError, check_url, redact, sqlite_path
 if TYPE_CHECKING:
     from bot.core.decks import DeckStore
     from bot.core.learning import LearningPort
+    from bot.core.practice import PracticePort
     from bot.core.reminders import ReminderStore
     from bot.storage.pg_store import PgStore
 
@@ -30,6 +31,7 @@ __all__ = [
     "decks_for",
     "learning_for",
     "open_storage",
+    "practice_for",
     "redact",
     "reminders_for",
     "schedules_for",
@@ -70,6 +72,7 @@ class Storage:
     installs: InstallStore
     dialect: str
     decks: DeckStore
+    practice: PracticePort
 
     @property
     def where(self) -> str:
@@ -84,13 +87,25 @@ def open_storage(url: str, migrations_root: Path = migrations.DEFAULT_ROOT) -> S
     if dialect == "sqlite":
         sqlite = SqliteStore(sqlite_path(url), migrations_dir=folder)
         return Storage(
-            sqlite, schedules_for(sqlite), learning_for(sqlite), installs_for(sqlite), dialect, decks_for(sqlite)
+            sqlite,
+            schedules_for(sqlite),
+            learning_for(sqlite),
+            installs_for(sqlite),
+            dialect,
+            decks_for(sqlite),
+            practice_for(sqlite),
         )
     from bot.storage.pg_store import PgStore  # asyncpg is loaded only for a PostgreSQL URL
 
     pgstore = PgStore(url, migrations_dir=folder)
     return Storage(
-        pgstore, schedules_for(pgstore), learning_for(pgstore), installs_for(pgstore), dialect, decks_for(pgstore)
+        pgstore,
+        schedules_for(pgstore),
+        learning_for(pgstore),
+        installs_for(pgstore),
+        dialect,
+        decks_for(pgstore),
+        practice_for(pgstore),
     )
 
 
@@ -145,3 +160,12 @@ def reminders_for(store: SqliteStore | PgStore) -> ReminderStore:
     if isinstance(store, SqliteStore):
         return SqliteReminderStore(store)
     return PgReminderStore(store)
+
+
+def practice_for(store: SqliteStore | PgStore) -> PracticePort:
+    """Open-card practice (attempts, their FSRS cards) on ``store``'s connection(s)."""
+    from bot.storage.practice_store import PgPracticeStore, SqlitePracticeStore
+
+    if isinstance(store, SqliteStore):
+        return SqlitePracticeStore(store)
+    return PgPracticeStore(store)

@@ -50,6 +50,8 @@ MEMBER_STATS = (
 MEMBER_TABLES = (
     ("answers", "member_id"),
     ("cards", "member_id"),
+    ("attempts", "member_id"),
+    ("practice_cards", "member_id"),
     ("path_steps", "member_id"),
     ("weekly_points", "member_id"),
     ("posts", "member_id"),
