@@ -31,6 +31,9 @@ class Spec:
     admin: bool = False
     #: Only the bot's operator (``STUDYBOT_OWNERS``, the console user): it affects every group.
     operator: bool = False
+    #: Listed by `help`. The steps of a dealt card (write, points, rate) are named in `interview`'s line
+    #: instead: their buttons are the main path.
+    listed: bool = True
 
     @property
     def restricted(self) -> bool:
@@ -73,11 +76,13 @@ SPECS: dict[str, Spec] = {
     "progress": Spec("/study progress [member]", "answers, accuracy, streak, mastery per topic"),
     "leaderboard": Spec("/study leaderboard [week|all|hide|show]", "top members; hide/show yourself"),
     "review": Spec("/study review", "spaced-repetition reviews due for you"),
-    "interview": Spec("/study interview", "practise an interview question, rate yourself"),
-    "cards": Spec("/study cards [deck]", "flashcards from a deck"),
-    "write": Spec("/study write <your answer>", "answer the card in front of you (private)"),
-    "points": Spec("/study points", "show that card's points"),
-    "rate": Spec("/study rate <again|hard|good|easy>", "rate yourself on it"),
+    "interview": Spec(
+        "/study interview", "practise an interview question (then /study write <answer>, points, rate <again…easy>)"
+    ),
+    "cards": Spec("/study cards [deck]", "flashcards from a deck, the same way"),
+    "write": Spec("/study write <your answer>", "answer the card in front of you (private)", listed=False),
+    "points": Spec("/study points", "show that card's points", listed=False),
+    "rate": Spec("/study rate <again|hard|good|easy>", "rate yourself on it", listed=False),
     "timezone": Spec("/study timezone <IANA zone>", "your own zone, for streaks (e.g. Europe/Berlin)"),
     "remind": Spec("/study remind [on|off] [HH:MM]", "a private reminder in your evening when reviews are due"),
     "forget-me": Spec("/study forget-me", "delete everything stored about you in this group"),

@@ -220,7 +220,7 @@ class StudyService:
         # commands live under /study-admin).
         platform = ctx.inbound.platform
         lines = ["**studybot** — learn the path into technical project management together.", ""]
-        lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if not s.restricted]
+        lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if not s.restricted and s.listed]
         if ctx.inbound.can_admin:
             lines += ["", "**Admins:**"]
             lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.admin and not s.operator]
