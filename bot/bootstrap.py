@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
+from bot.core.home import HomeTab
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
 from bot.core.practice import PackCards, PracticeEngine
@@ -138,12 +139,19 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
         from bot.storage import installs_for
 
         installations = installs_for(app.store) if app.settings.slack_oauth else None  # type: ignore[arg-type]
-        frontends.append(SlackAdapter(app.service, app.settings, installations=installations))
+        frontends.append(SlackAdapter(app.service, app.settings, installations=installations, home=home_tab(app)))
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter
 
         frontends.append(ConsoleAdapter(app.service, console_user))
     return frontends
+
+
+def home_tab(app: App) -> HomeTab | None:
+    """The members' dashboards of the Slack Home tab (None without reminders, whose store it reads)."""
+    if app.reminders is None:
+        return None
+    return HomeTab(app.service, app.reminders.learning, app.reminders.store)
 
 
 async def _start_all(hooks: list[Callable[[], Awaitable[None]]]) -> None:

@@ -517,6 +517,25 @@ class FakeSlack:
             },
         }
 
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A Home tab view for ``user_id``; refused as Slack does when it breaks the view limits."""
+        user = str(args.get("user_id", ""))
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks") or []
+        too_long = any(
+            len((b.get("text") or {}).get("text", "")) > (150 if b.get("type") == "header" else 3000)
+            or any(len(el["text"]["text"]) > 75 for el in b.get("elements") or [] if el.get("type") == "button")
+            for b in blocks
+        )
+        if len(blocks) > 100 or too_long:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.home_views[user] = view
+        self.home_publishes[user] = self.home_publishes.get(user, 0) + 1
+        return {"ok": True, "view": {"id": f"V{next(self._ids):06d}", "type": "home", **view}}
+
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users", ""))
         if not users:

@@ -24,10 +24,11 @@ import yaml
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from bot.adapters.slack_adapter import SCOPES, SlackAdapter, blocks_for, mrkdwn
-from bot.bootstrap import App, build_app, make_frontends
+from bot.adapters.slack_adapter import SCOPES, SlackAdapter, blocks_for, home_blocks, mrkdwn
+from bot.bootstrap import App, build_app, home_tab, make_frontends
 from bot.config import Settings
 from bot.core.commands import SPECS
+from bot.core.home import HomeSection, HomeView
 from bot.core.messages import Attachment, Button, Post, Reply
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, answer_buttons
@@ -865,6 +866,7 @@ SCOPES_BY_METHOD = {
     "files_upload_v2": {"files:write"},
     "conversations_open": {"im:write"},
     "conversations_history": {"channels:history", "groups:history"},
+    "views_publish": set(),  # the Home tab: Slack asks no scope for it, only the app_home_opened event
 }
 
 
@@ -880,6 +882,8 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_adapter_uses() -> None:
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/study" and command["url"].endswith("/slack/events")
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]  # the Home tab
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
     assert manifest["settings"]["socket_mode_enabled"] in (True, False)
 
@@ -959,3 +963,158 @@ async def test_a_closed_app_dm_turns_reminders_off_and_the_member_is_told(rig: R
     key, _, _ = await rig.command("tip", user=BOB)
     said = " ".join(r["text"] for r in await rig.fake.responses_for(key, count=2))
     assert "could not send you a reminder by direct message (Slack says" in said
+
+
+# ---------------------------------------------------------------- the Home tab
+
+#: Slack's limits on a published Home view (https://docs.slack.dev/reference/block-kit).
+VIEW_LIMITS = {"blocks": 100, "section": 3000, "header": 150, "button": 75, "action_id": 255, "elements": 25}
+
+
+def assert_valid_home(view: dict[str, Any]) -> None:
+    """Fail unless ``view`` keeps Slack's limits for a Home tab view."""
+    assert view["type"] == "home"
+    blocks = view["blocks"]
+    assert 0 < len(blocks) <= VIEW_LIMITS["blocks"]
+    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids)), "block ids are unique"
+    for block in blocks:
+        assert block["type"] in ("header", "section", "divider", "actions", "context")
+        if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text" and 0 < len(block["text"]["text"]) <= VIEW_LIMITS["header"]
+        if block["type"] == "section":
+            assert 0 < len(block["text"]["text"]) <= VIEW_LIMITS["section"]
+        if block["type"] == "actions":
+            assert 0 < len(block["elements"]) <= VIEW_LIMITS["elements"]
+            for el in block["elements"]:
+                assert 0 < len(el["text"]["text"]) <= VIEW_LIMITS["button"]
+                assert len(el["action_id"]) <= VIEW_LIMITS["action_id"] and el["action_id"].startswith("sb:")
+
+
+def home_text(view: dict[str, Any]) -> str:
+    return "\n".join(b["text"]["text"] for b in view["blocks"] if b["type"] in ("section", "header"))
+
+
+def home_buttons(view: dict[str, Any]) -> dict[str, str]:
+    return {el["text"]["text"]: el["action_id"] for el in buttons_of(view)}
+
+
+async def send_event(rig: Rig, event: dict[str, Any]) -> None:
+    body = json.dumps(rig.fake.event(HOME, event))
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body),
+    }
+    async with rig.session.post(rig.url, data=body.encode(), headers=headers) as resp:
+        assert resp.status == 200
+
+
+async def click_home(rig: Rig, action_id: str, user: str = MEMBER) -> None:
+    """A button click on the Home tab: a ``view`` container, no channel and no response_url."""
+    payload = click_payload(rig.fake, action_id, rig.key(), user=user, team=HOME, channel="")
+    payload.pop("channel")
+    payload.pop("response_url")
+    payload["container"] = {"type": "view", "view_id": "V0HOME"}
+    payload["view"] = {"id": "V0HOME", "type": "home"}
+    status, _ = await rig.send(urlencode({"payload": json.dumps(payload)}))
+    assert status == 200
+
+
+async def published(rig: Rig, user: str, count: int) -> dict[str, Any]:
+    await rig.fake.wait_for(lambda: rig.fake.home_publishes.get(user, 0) >= count)
+    return rig.fake.home_views[user]
+
+
+@pytest.fixture
+async def home_rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = slack_settings(fake, tmp_path)
+    app = await build_app(settings)
+    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0, home=home_tab(app))
+    adapter.home_debounce = 0.5
+    await adapter.start()
+    app.gateways["slack"] = adapter
+    runner = asyncio.create_task(adapter.run())
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Rig(fake, app, adapter, session)
+    finally:
+        await adapter.close()
+        await asyncio.wait_for(runner, 5)
+        await app.close()
+
+
+async def test_opening_the_home_tab_publishes_the_members_dashboard_within_slacks_limits(home_rig: Rig) -> None:
+    rig = home_rig
+    await send_event(rig, {"type": "app_home_opened", "user": MEMBER, "channel": "D0MEMBER", "tab": "home"})
+    view = await published(rig, MEMBER, 1)
+    assert_valid_home(view)
+    text = home_text(view)
+    for part in ("Streak", "freezes 0 of 2", "Answered 0", "Career path", "Reminders", "Off", "Leaderboard"):
+        assert part in text, part
+    assert set(home_buttons(view)) == {"Quiz me", "Turn on", "Hide me"}, "no Review now without due reviews"
+    # The Messages tab opening publishes nothing.
+    await send_event(rig, {"type": "app_home_opened", "user": MEMBER, "channel": "D0MEMBER", "tab": "messages"})
+    await asyncio.sleep(0.2)
+    assert rig.fake.home_publishes[MEMBER] == 1
+
+
+async def test_the_home_tab_follows_answers_at_most_once_per_debounce_window(home_rig: Rig) -> None:
+    rig = home_rig
+    await send_event(rig, {"type": "app_home_opened", "user": MEMBER, "channel": "D0MEMBER", "tab": "home"})
+    await published(rig, MEMBER, 1)
+    for _ in range(3):  # three answers inside one window: one update, after the window
+        await answer_one(rig, MEMBER)
+    assert rig.fake.home_publishes[MEMBER] == 1, "not at once: the last publish is younger than the window"
+    view = await published(rig, MEMBER, 2)
+    assert "Answered 3" in home_text(view) and "1 day" in home_text(view)
+    await asyncio.sleep(0.8)
+    assert rig.fake.home_publishes[MEMBER] == 2, "one publish for the three answers"
+    await answer_one(rig, MEMBER)  # the window has passed: at once
+    view = await published(rig, MEMBER, 3)
+    assert "Answered 4" in home_text(view)
+    assert_valid_home(view)
+
+
+async def test_home_tab_buttons_review_now_and_the_switches_work(home_rig: Rig) -> None:
+    rig = home_rig
+    await answer_one(rig, MEMBER)
+    past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    await rig.app.store.run_sync(lambda conn: conn.execute("UPDATE cards SET due = ?", (past,)))
+    await send_event(rig, {"type": "app_home_opened", "user": MEMBER, "channel": "D0MEMBER", "tab": "home"})
+    view = await published(rig, MEMBER, 1)
+    assert "1 review due" in home_text(view)
+    buttons = home_buttons(view)
+    assert buttons["Review now"] == "sb:review-now"
+
+    await click_home(rig, buttons["Review now"])
+    await rig.fake.wait_for(lambda: any(ch == "D0MEMBER" for ch, _ in rig.fake.messages))
+    [review] = [m for (ch, _), m in rig.fake.messages.items() if ch == "D0MEMBER"]
+    assert "Review (1 review due)" in review["text"]
+    assert [b["action_id"].rsplit(":", 1)[1] for b in buttons_of(review)] == ["A", "B", "C", "D"]
+
+    await click_home(rig, buttons["Hide me"])
+    view = await published(rig, MEMBER, 3)
+    assert "Show me" in home_buttons(view) and "hidden" in home_text(view)
+    assert await rig.scalar("SELECT leaderboard_hidden FROM members WHERE user_id = ?", MEMBER) == 1
+    await click_home(rig, buttons["Turn on"])
+    view = await published(rig, MEMBER, 4)
+    assert "Turn off" in home_buttons(view) and "On: 19:00 in UTC" in home_text(view)
+    assert rig.app.reminders is not None and await rig.app.reminders.next_wakeup() is not None
+    await click_home(rig, home_buttons(view)["Turn off"])
+    view = await published(rig, MEMBER, 5)
+    assert "Turn on" in home_buttons(view)
+
+
+def test_home_blocks_stay_within_slacks_limits_whatever_the_content() -> None:
+    huge = HomeView(
+        "studybot — " + "N" * 400,
+        tuple(
+            HomeSection(
+                f"Heading {n}", "line of text " * 700, tuple(Button(f"sb:x{n}-{b}", "L" * 120) for b in range(30))
+            )
+            for n in range(60)
+        ),
+    )
+    assert_valid_home({"type": "home", "blocks": home_blocks(huge)})

@@ -886,6 +886,7 @@ class DiscordFrontEnd:
         await self._connected()
         text = _fit(render(post.text))
         try:
+            await self.pacer.wait()  # opening the DM is a REST request too: paced with the posts
             channel = await self.client.create_dm(discord.Object(id=int(user)))
             extra: dict[str, Any] = {}
             view = _view(post.buttons)

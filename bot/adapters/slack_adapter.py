@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
 from bot.core import markup
+from bot.core.home import HomeTab, HomeView
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.ports import DeliveryError, InstallStore
 from bot.core.service import StudyService
@@ -64,6 +65,11 @@ ACTION_PATTERN = re.compile(r"^sb:")
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 ADMIN_TTL = 600.0
+#: A member's Home tab is published again after an answer at most this often (seconds).
+HOME_DEBOUNCE = 60.0
+#: Slack's limits on a published view and its parts (a longer one is refused as ``invalid_arguments``).
+MAX_VIEW_BLOCKS = 100
+HEADER_LIMIT = 150
 #: The metadata event type of our channel posts; its payload carries the post's key (see `Post.key`).
 POST_EVENT = "studybot_post"
 #: How many of a channel's messages after a post's creation `find` looks through.
@@ -175,6 +181,25 @@ def button_element(button: Button) -> dict[str, Any]:
     elif button.style == "success":
         element["style"] = "primary"
     return element
+
+
+def home_blocks(view: HomeView) -> list[dict[str, Any]]:
+    """The Home tab's Block Kit: a header, then per section a divider, its text (split to Slack's section
+    limit) and its buttons; never more than `MAX_VIEW_BLOCKS` blocks."""
+    title = markup.plain(view.title)
+    title = title if len(title) <= HEADER_LIMIT else title[: HEADER_LIMIT - 1] + "…"
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}}]
+    for n, section in enumerate(view.sections):
+        part: list[dict[str, Any]] = [{"type": "divider"}]
+        text = mrkdwn(f"**{section.heading}**\n{section.text}")
+        part += [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in _chunks(text)]
+        if section.buttons:
+            elements = [button_element(b) for b in section.buttons[:25]]
+            part.append({"type": "actions", "block_id": f"sb-home-{n}", "elements": elements})
+        if len(blocks) + len(part) > MAX_VIEW_BLOCKS:
+            break
+        blocks += part
+    return blocks
 
 
 def blocks_for(text: str, buttons: Sequence[Button] = ()) -> list[dict[str, Any]]:
@@ -294,8 +319,13 @@ class SlackAdapter:
         server_error_retries: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
         installations: InstallStore | None = None,
+        home: HomeTab | None = None,
+        home_debounce: float = HOME_DEBOUNCE,
     ) -> None:
         self.oauth = settings.slack_oauth
+        #: Members' dashboards for the Home tab (None: no Home tab).
+        self.home = home
+        self.home_debounce = home_debounce
         if not self.oauth and settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
         if self.oauth and installations is None:
@@ -381,11 +411,20 @@ class SlackAdapter:
             self.app.event("tokens_revoked")(self._uninstalled)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(ACTION_PATTERN)(self._on_action)
+        if home is not None:
+            self.app.event("app_home_opened")(self._on_home_opened)
         #: The installed workspace and the bot's own user, from ``auth.test`` in `start`.
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
         self.port: int | None = None
         self._who: dict[str, _Who] = {}
+        #: Members who opened their Home tab while this process ran, with their DM channel with the app:
+        #: their tab is kept up to date after answers. When each was last published (monotonic), and
+        #: the updates waiting out `home_debounce`.
+        self._home_seen: dict[tuple[str, str], str] = {}
+        self._home_last: dict[tuple[str, str], float] = {}
+        self._home_pending: set[tuple[str, str]] = set()
+        self._home_tasks: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -448,6 +487,9 @@ class SlackAdapter:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        for task in list(self._home_tasks):  # debounced Home updates: the next opening publishes anyway
+            task.cancel()
+        await asyncio.gather(*self._home_tasks, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
             for task in pending:
@@ -531,6 +573,70 @@ class SlackAdapter:
         api = self._request_api(client)
         self._spawn(self._action(body, self._responder(body.get("response_url")), api), "action")
 
+    async def _on_home_opened(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return  # the Messages tab
+        user = str(event.get("user", ""))
+        team = str(body.get("team_id") or self.team_id or "")
+        if event.get("channel"):
+            self._home_seen[(team, user)] = str(event["channel"])
+        self._spawn(self.publish_home(team, user, api=self._request_api(client)), "home")
+
+    async def _dm_channel(self, team: str, user: str, api: AsyncWebClient) -> str:
+        """The member's DM channel with the app (where Home tab buttons answer)."""
+        known = self._home_seen.get((team, user))
+        if known:
+            return known
+        opened = await api.conversations_open(users=user)
+        channel = str(opened["channel"]["id"])
+        self._home_seen[(team, user)] = channel
+        return channel
+
+    async def publish_home(self, team: str, user: str, *, api: AsyncWebClient | None = None) -> None:
+        """Publish ``user``'s own dashboard to their Home tab (``views.publish``). Never raises: a failure is
+        logged, and the next opening tries again."""
+        if self.home is None:
+            return
+        api = api or self.client
+        try:
+            admin, name = await self.whois(user, team=team, api=api)
+            channel = await self._dm_channel(team, user, api)
+            inbound = Inbound(
+                platform="slack",
+                group=team,
+                channel=channel,
+                user=user,
+                user_name=name,
+                is_admin=admin,
+                is_operator=user in self.owner_ids,
+            )
+            view = await self.home.view(inbound)
+            self._home_last[(team, user)] = self._monotonic()
+            await api.views_publish(user_id=user, view={"type": "home", "blocks": home_blocks(view)})
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("slack: could not publish the Home tab of %s: %s", user, delivery_error(e, "views.publish"))
+
+    def home_soon(self, team: str, user: str, api: AsyncWebClient) -> None:
+        """Publish the member's Home tab again after an answer: at once when the last publish is
+        `home_debounce` seconds old, else once when it will be (answers meanwhile share that one)."""
+        key = (team, user)
+        if self.home is None or key not in self._home_seen or key in self._home_pending:
+            return
+        wait = self._home_last.get(key, float("-inf")) + self.home_debounce - self._monotonic()
+        self._home_pending.add(key)
+
+        async def later() -> None:
+            try:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            finally:
+                self._home_pending.discard(key)
+            await self.publish_home(team, user, api=api)
+
+        task = asyncio.create_task(later(), name="slack-home-update")
+        self._home_tasks.add(task)
+        task.add_done_callback(self._home_tasks.discard)
+
     async def _command(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client
         user = str(body.get("user_id", ""))
@@ -565,10 +671,14 @@ class SlackAdapter:
         group = str(team.get("id") or user_obj.get("team_id") or "")
         fallback = str(user_obj.get("username") or user_obj.get("name") or "")
         admin, name = await self.whois(user, fallback, team=group, api=api)
+        # A click on the Home tab has no channel and no response_url: it acts in the member's DM with the
+        # app, where its replies go as messages.
+        from_home = (body.get("container") or {}).get("type") == "view" and self.home is not None
+        where = await self._dm_channel(group, user, api) if from_home else str(channel.get("id", ""))
         inbound = Inbound(
             platform="slack",
             group=group,
-            channel=str(channel.get("id", "")),
+            channel=where,
             user=user,
             user_name=name,
             action=action_id,
@@ -578,7 +688,13 @@ class SlackAdapter:
             channel_name=str(channel.get("name", "")),
         )
         replies = await self.service.handle(inbound)
+        if from_home:
+            await self._deliver([replace(r, private=False) for r in replies], None, inbound, api)
+            await self.publish_home(group, user, api=api)  # a switch shows its new state at once
+            return
         await self._deliver(replies, respond, inbound, api)
+        if action_id.startswith("sb:ans:"):
+            self.home_soon(group, user, api)
 
     async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound, api: AsyncWebClient) -> None:
         for reply in replies:

@@ -149,6 +149,11 @@ class StudyService:
             log.exception("error handling %s command from %s", inbound.platform, inbound.user)
             return private(ERROR_TEXT)
 
+    async def context(self, inbound: Inbound) -> Context:
+        """The member and time of ``inbound`` (the member is created if new), for features that answer
+        outside `handle` (the Slack Home tab). Raises `StoreError`."""
+        return await self._context(inbound)
+
     async def _context(self, inbound: Inbound) -> Context:
         now = self.clock.now()
         member = await self.store.ensure_member(
