@@ -394,11 +394,10 @@ async def main():
     [p] = await app.service.handle(Inbound("console", "g", "c", "ann", "Ann", "progress"))
     [c] = await followups(p)
     engine = app.service.progress_attachments[0].__self__
-    pool = engine.renderer._pool
-    workers = list(pool._processes.values())
-    assert len(workers) == 1
+    worker = engine.renderer._proc
+    assert worker is not None and worker.returncode is None
     await app.close()
-    assert engine.renderer._pool is None and not workers[0].is_alive()
+    assert engine.renderer._proc is None and worker.returncode is not None
     print(c.attachments[0].data[:8] == {PNG_SIGNATURE!r}, len(c.attachments[0].data), "matplotlib" in sys.modules)
 
 asyncio.run(main())

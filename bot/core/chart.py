@@ -3,6 +3,7 @@
 matplotlib is imported only inside `draw_progress` (with the Agg backend, no pyplot and no global
 state), so the bot starts without it. `ChartRenderer` draws in one worker process: matplotlib adds
 ~50 MB and ~150 ms of GIL-holding work per chart, neither of which the bot's own process should carry.
+``python -m bot.core.chart`` is that worker (see `ChartRenderer`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import multiprocessing
+import os
+import pickle
+import sys
 import textwrap
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +132,21 @@ def _two_lines(title: str, width: int = 15) -> str:
 
 
 class ChartRenderer:
-    """Draws charts off the event loop: in one spawned worker process (``in_process=False``, started on
-    first use) or in a thread. `draw` raises whatever drawing raised (ImportError without matplotlib,
-    BrokenProcessPool if the worker died — the next call starts a new one); call `close` at shutdown."""
+    """Draws charts off the event loop: in one worker process (``in_process=False``, started on first use)
+    or in a thread.
+
+    The worker is ``python -m bot.core.chart`` spoken to over its stdin and stdout by the event loop itself
+    (a length-prefixed pickle of `ChartData` in, a status byte and the PNG or the error out). So the bot's
+    process runs no helper threads for it: a `ProcessPoolExecutor`'s manager and queue-feeder threads took
+    the GIL in turns with the event loop while a burst was being answered. `draw` raises `ChartError` when
+    drawing failed in the worker (matplotlib missing, say) or the worker died (the next call starts a new
+    one); call `close` at shutdown."""
 
     def __init__(self, *, in_process: bool = False) -> None:
         self.in_process = in_process
-        self._pool: ProcessPoolExecutor | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._drawn = 0
+        self._dying: set[asyncio.subprocess.Process] = set()  # killed mid-exchange, to be waited for
         self._closed = False
         self._lock = asyncio.Lock()  # one chart at a time: a burst of /study progress queues up
 
@@ -145,31 +156,100 @@ class ChartRenderer:
                 return await asyncio.to_thread(draw_progress, data)
             if self._closed:
                 raise RuntimeError("the chart renderer is closed")
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded process
-                    max_tasks_per_child=CHARTS_PER_WORKER,
-                )
-            try:
-                future = asyncio.get_running_loop().run_in_executor(self._pool, draw_progress, data)
-            except Exception as e:  # no worker could start (say, a script without a __main__ guard)
-                why = " ".join(str(e).split())[:160]
-                log.warning("cannot start a chart worker process (%s); drawing charts in a thread instead", why)
-                pool, self._pool, self.in_process = self._pool, None, True
-                pool.shutdown(wait=False, cancel_futures=True)
+            proc = await self._worker()
+            if proc is None:  # no worker could start: drawn in a thread from now on
                 return await asyncio.to_thread(draw_progress, data)
+            assert proc.stdin is not None and proc.stdout is not None
+            request = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
             try:
-                return await future
-            except BrokenProcessPool:
+                proc.stdin.write(len(request).to_bytes(4, "big") + request)
+                await proc.stdin.drain()
+                head = await proc.stdout.readexactly(5)
+                body = await proc.stdout.readexactly(int.from_bytes(head[1:], "big"))
+            except (OSError, asyncio.IncompleteReadError) as e:
                 log.warning("the chart worker process died; a new one starts with the next chart")
-                pool, self._pool = self._pool, None
-                pool.shutdown(wait=False, cancel_futures=True)
+                await self._stop()
+                raise ChartError(f"the chart worker process died ({e.__class__.__name__})") from None
+            except BaseException:  # cancelled halfway through an exchange: the stream is out of step
+                self._kill()
                 raise
+            self._drawn += 1
+            if head[0] != 0:
+                raise ChartError(body.decode("utf-8", "replace"))
+            return body
+
+    async def _worker(self) -> asyncio.subprocess.Process | None:
+        """The running worker (a new one after `CHARTS_PER_WORKER` charts or when it has exited); None
+        (logged once) if no worker process can start."""
+        if self._proc is not None and (self._proc.returncode is not None or self._drawn >= CHARTS_PER_WORKER):
+            await self._stop()
+        if self._proc is None:
+            env = dict(os.environ)
+            # The bot's own folder first, so the worker imports this same code whether or not it is installed.
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH")) if p)
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env=env,
+                )
+            except OSError as e:
+                log.warning("cannot start a chart worker process (%s); drawing charts in a thread instead", e)
+                self.in_process = True
+                return None
+            self._drawn = 0
+        return self._proc
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            self._dying.add(proc)
+
+    async def _stop(self) -> None:
+        """Let the worker finish (end of its input) and wait for it; killed if it takes over 10 s."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
     async def close(self) -> None:
         """Stop the worker process, if one was started. Safe to call twice."""
         self._closed = True
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        await self._stop()
+        while self._dying:
+            await self._dying.pop().wait()
+
+
+class ChartError(Exception):
+    """A chart could not be drawn in the worker process (the worker's error, or it died)."""
+
+
+#: The folder that holds the ``bot`` package (the worker imports this same code).
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """The worker's loop: a length-prefixed pickled `ChartData` in, then status (0 drawn, 1 failed), length
+    and the PNG (or the error) out, until the end of input."""
+    while len(head := stdin.read(4)) == 4:
+        data = pickle.loads(stdin.read(int.from_bytes(head, "big")))
+        try:
+            out, status = draw_progress(data), 0
+        except Exception as e:
+            out, status = f"{e.__class__.__name__}: {e}".encode(), 1
+        stdout.write(bytes([status]) + len(out).to_bytes(4, "big") + out)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
