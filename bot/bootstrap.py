@@ -114,9 +114,16 @@ async def build_app(
 def wire_scheduling(app: App, reminders: Reminders | None = None) -> None:
     """Daily posts (and members' reminders, on the same timers): register the commands; the scheduler
     starts after the front ends."""
+    from bot.core.native import ChannelFeatures
     from bot.scheduling import Scheduler
+    from bot.storage.native_store import native_for
 
-    scheduler = Scheduler(app.schedules, app.service, app.gateways, app.clock, app.settings, reminders=reminders)
+    # Threads, pings, the permission self-check and role rewards (issue 18).
+    features = ChannelFeatures(native_for(app.store), app.store, app.gateways)  # type: ignore[arg-type]
+    features.install(app.service)
+    scheduler = Scheduler(
+        app.schedules, app.service, app.gateways, app.clock, app.settings, reminders=reminders, features=features
+    )
     scheduler.install_commands()
     if reminders is not None:
         reminders.rearm = scheduler.reschedule

@@ -125,11 +125,77 @@ class Fault:
     after: bool = False  # the request took effect before the error was answered
 
 
+#: What the fake gives studybot's own role by default: everything the bot may use (so checks pass).
+BOT_ROLE_PERMISSIONS = int(
+    discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        attach_files=True,
+        read_message_history=True,
+        create_public_threads=True,
+        send_messages_in_threads=True,
+        manage_roles=True,
+    ).value
+)
+
+
+@dataclass
+class FakeRole:
+    """A guild role as the fake serves it (in GUILD_CREATE and as a slash-command option)."""
+
+    id: int
+    name: str
+    position: int
+    permissions: int = 0
+    managed: bool = False
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "hoist": False,
+            "managed": self.managed,
+            "mentionable": False,
+            "flags": 0,
+        }
+
+
 @dataclass
 class Guild:
+    """A guild: its channels, its roles (``@everyone`` has the guild's id), the roles of studybot's own
+    member, per-channel permission overwrites and the roles granted to members so far."""
+
     id: int
     name: str
     channels: dict[int, str]
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    bot_roles: list[int] = field(default_factory=list)
+    overwrites: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    member_roles: dict[int, set[int]] = field(default_factory=dict)
+
+    @property
+    def bot_role(self) -> FakeRole:
+        return self.roles[self.bot_roles[0]]
+
+    def bot_permissions(self, channel_id: int | None = None) -> discord.Permissions:
+        """studybot's permissions in the guild, or in a channel after its overwrites (Discord's algorithm)."""
+        perms = self.roles[self.id].permissions
+        for rid in self.bot_roles:
+            perms |= self.roles[rid].permissions
+        if perms & discord.Permissions(administrator=True).value:
+            return discord.Permissions.all()
+        if channel_id is not None:
+            mine = {str(self.id), *map(str, self.bot_roles)}
+            for ow in sorted(self.overwrites.get(channel_id, []), key=lambda o: o["id"] != str(self.id)):
+                if ow["type"] == 0 and ow["id"] in mine:
+                    perms = (perms & ~int(ow["deny"])) | int(ow["allow"])
+        return discord.Permissions(perms)
+
+    def bot_top_position(self) -> int:
+        return max((self.roles[r].position for r in self.bot_roles), default=0)
 
 
 def shard_of(guild_id: int, count: int) -> int:
@@ -188,6 +254,8 @@ class FakeDiscord:
         self.dm_channels: dict[int, int] = {}
         #: Users who do not accept direct messages from the bot: a DM to them answers 403 with code 50007.
         self.closed_dms: set[int] = set()
+        #: Threads opened on messages (a thread's id is its message's id), as Discord returns them.
+        self.threads: dict[int, dict[str, Any]] = {}
         self.history_denied: set[int] = set()
         #: Seconds a channel post takes to be answered (the message is created on arrival).
         self.post_delay = 0.0
@@ -222,10 +290,33 @@ class FakeDiscord:
     # ------------------------------------------------------------------ set-up
 
     def add_guild(self, guild_id: int, name: str, channels: dict[int, str]) -> Guild:
-        """Add a guild (with text channels ``{id: name}``); it is sent in READY/GUILD_CREATE on IDENTIFY."""
+        """Add a guild (with text channels ``{id: name}``); it is sent in READY/GUILD_CREATE on IDENTIFY.
+        It has ``@everyone`` (View Channel, Send Messages) and studybot's own managed role at position 1
+        with `BOT_ROLE_PERMISSIONS`."""
         g = Guild(guild_id, name, dict(channels))
+        g.roles[guild_id] = FakeRole(
+            guild_id, "@everyone", 0, int(discord.Permissions(view_channel=True, send_messages=True).value)
+        )
+        bot_role = guild_id + 1
+        g.roles[bot_role] = FakeRole(bot_role, "studybot", 1, BOT_ROLE_PERMISSIONS, managed=True)
+        g.bot_roles.append(bot_role)
         self.guilds[guild_id] = g
         return g
+
+    def add_role(self, guild_id: int, role_id: int, name: str, position: int, permissions: int = 0) -> FakeRole:
+        """Add a role to a guild (before the bot connects: it is sent in GUILD_CREATE). Positions above the
+        bot's role (1) are out of its reach."""
+        role = FakeRole(role_id, name, position, permissions)
+        self.guilds[guild_id].roles[role_id] = role
+        return role
+
+    def overwrite(self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0) -> None:
+        """A role permission overwrite on a channel (before the bot connects)."""
+        gid = self._guild_of(channel_id)
+        assert gid is not None
+        self.guilds[gid].overwrites.setdefault(channel_id, []).append(
+            {"id": str(target_id), "type": 0, "allow": str(allow), "deny": str(deny)}
+        )
 
     @property
     def guild(self) -> Guild:
@@ -411,13 +502,16 @@ class FakeDiscord:
         focused: str | None = None,
     ) -> dict[str, Any]:
         """An ``INTERACTION_CREATE`` payload for ``/<command> <path> options…`` (``path`` like
-        ``"schedule set"``). Option values: str → string, bool → boolean, int → integer, `FakeUser` → user
-        (with ``resolved`` data). ``focused`` makes it an autocomplete (type 4) for that option."""
+        ``"schedule set"``). Option values: str → string, bool → boolean, int → integer, `FakeUser` → user,
+        `FakeRole` → role (both with ``resolved`` data). ``focused`` makes it an autocomplete (type 4) for that option."""
         user = user or FakeUser(830000000000000001, "alice")
         opts: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
         for name, value in (options or {}).items():
-            if isinstance(value, FakeUser):
+            if isinstance(value, FakeRole):
+                opts.append({"name": name, "type": 8, "value": str(value.id)})
+                resolved.setdefault("roles", {})[str(value.id)] = value.json()
+            elif isinstance(value, FakeUser):
                 opts.append({"name": name, "type": 6, "value": str(value.id)})
                 resolved.setdefault("users", {})[str(value.id)] = value.user()
                 m = value.member()
@@ -581,7 +675,7 @@ class FakeDiscord:
             "guild_id": str(gid),
             "name": name,
             "position": 0,
-            "permission_overwrites": [],
+            "permission_overwrites": self.guilds[gid].overwrites.get(cid, []) if gid in self.guilds else [],
             "nsfw": False,
             "parent_id": None,
             "topic": None,
@@ -590,7 +684,10 @@ class FakeDiscord:
         }
 
     def _guild_of(self, cid: int) -> int | None:
-        return next((g.id for g in self.guilds.values() if cid in g.channels), None)
+        found = next((g.id for g in self.guilds.values() if cid in g.channels), None)
+        if found is None and cid in self.threads:
+            return int(self.threads[cid]["guild_id"])
+        return found
 
     def _guild_create(self, g: Guild) -> dict[str, Any]:
         return {
@@ -610,22 +707,11 @@ class FakeDiscord:
             "features": [],
             "emojis": [],
             "stickers": [],
-            "roles": [
-                {
-                    "id": str(g.id),
-                    "name": "@everyone",
-                    "permissions": str(discord.Permissions(view_channel=True, send_messages=True).value),
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                    "flags": 0,
-                }
-            ],
+            "roles": [r.json() for r in g.roles.values()],
             "channels": [self._channel_obj(g.id, cid) for cid in g.channels],
             "threads": [],
-            "members": [],
+            # Discord always sends the bot's own member, whatever the intents: that is `guild.me`.
+            "members": [self._bot_member(g)],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -634,6 +720,17 @@ class FakeDiscord:
             "large": False,
             "unavailable": False,
             "joined_at": "2026-01-01T00:00:00+00:00",
+        }
+
+    def _bot_member(self, g: Guild) -> dict[str, Any]:
+        return {
+            "user": self._bot_user(),
+            "nick": None,
+            "roles": [str(r) for r in g.bot_roles],
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
         }
 
     def _snowflake(self) -> int:
@@ -886,6 +983,15 @@ class FakeDiscord:
             self.dm_channels[cid] = uid
             recipient = {"id": str(uid), "username": f"user-{uid}", "discriminator": "0", "avatar": None}
             return self._json({"id": str(cid), "type": 1, "recipients": [recipient], "last_message_id": None})
+        th = re.fullmatch(r"/channels/(\d+)/messages/(\d+)/threads", p)
+        if th and m == "POST":
+            return self._open_thread(int(th.group(1)), int(th.group(2)), body)
+        role = re.fullmatch(r"/guilds/(\d+)/members/(\d+)/roles/(\d+)", p)
+        if role and m == "PUT":
+            return self._grant(int(role.group(1)), int(role.group(2)), int(role.group(3)))
+        member = re.fullmatch(r"/guilds/(\d+)/members/(\d+)", p)
+        if member and m == "GET" and int(member.group(1)) in self.guilds and int(member.group(2)) == self.bot_id:
+            return self._json(self._bot_member(self.guilds[int(member.group(1))]))
         ch = re.fullmatch(r"/channels/(\d+)(/messages(?:/(\d+))?)?", p)
         if ch and int(ch.group(1)) in self.dm_channels and ch.group(3) is None and m == "POST":
             if self.dm_channels[int(ch.group(1))] in self.closed_dms:
@@ -919,6 +1025,51 @@ class FakeDiscord:
         if wh:
             return self._webhook(wh.group(1), wh.group(2), m, body, rec)
         return self._error(404, "404: Not Found")
+
+    def _open_thread(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
+        """``POST /channels/{id}/messages/{id}/threads``: a public thread whose id is the message's; a second
+        one on the same message is refused (160004), as on Discord; without Create Public Threads, 403."""
+        gid = self._guild_of(cid)
+        msg = self.messages.get(mid)
+        if gid is None or msg is None or msg["channel_id"] != str(cid):
+            return self._error(404, "Unknown Message", 10008)
+        if not self.guilds[gid].bot_permissions(cid).create_public_threads:
+            return self._error(403, "Missing Permissions", 50013)
+        if mid in self.threads:
+            return self._error(400, "A thread has already been created for this message", 160004)
+        thread = {
+            "id": str(mid),
+            "guild_id": str(gid),
+            "parent_id": str(cid),
+            "owner_id": str(self.bot_id),
+            "type": 11,
+            "name": str(body.get("name", "")),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int(body.get("auto_archive_duration") or 1440),
+                "archive_timestamp": "2026-11-23T12:00:00+00:00",
+                "locked": False,
+            },
+        }
+        self.threads[mid] = thread
+        msg["thread"] = thread
+        return self._json(thread)
+
+    def _grant(self, gid: int, uid: int, rid: int) -> web.Response:
+        """``PUT /guilds/{id}/members/{id}/roles/{id}``: 204, or 403 (50013) without Manage Roles or for a
+        role at or above the bot's highest, or a managed one."""
+        g = self.guilds.get(gid)
+        if g is None or rid not in g.roles:
+            return self._error(404, "Unknown Role", 10011)
+        role = g.roles[rid]
+        if not g.bot_permissions().manage_roles or role.position >= g.bot_top_position() or role.managed:
+            return self._error(403, "Missing Permissions", 50013)
+        g.member_roles.setdefault(uid, set()).add(rid)
+        return web.Response(status=204)
 
     def _create(self, cid: int, body: dict[str, Any], rec: Recorded) -> web.Response:
         nonce = str(body["nonce"]) if body.get("nonce") is not None and body.get("enforce_nonce") else None

@@ -131,6 +131,13 @@ class FakeSlack:
         #: Home tabs published with ``views.publish``, by user id (the latest view), and how many times.
         self.home_views: dict[str, dict[str, Any]] = {}
         self.home_publishes: dict[str, int] = {}
+        #: The bot token's scopes, as ``auth.test`` reports them in its ``x-oauth-scopes`` header.
+        self.scopes: list[str] = [
+            "commands", "chat:write", "users:read", "files:write", "im:write",
+            "channels:history", "groups:history", "channels:read", "groups:read",
+        ]  # fmt: skip
+        #: Channels studybot was not invited to (``conversations.info`` says ``is_member: false``).
+        self.not_member: set[str] = set()
         #: Seconds ``chat.postMessage`` takes to answer (the message exists on arrival).
         self.post_delay = 0.0
         #: Each ``chat.postMessage`` takes effect up to this many seconds after it arrives, at random.
@@ -346,7 +353,9 @@ class FakeSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return self._json({"ok": False, "error": "unknown_method"})
-        result: dict[str, Any] = handler(args) if method != "auth.test" else self._m_auth_test(args, token)
+        if method == "auth.test":
+            return self._json(self._m_auth_test(args, token), headers={"x-oauth-scopes": ",".join(self.scopes)})
+        result: dict[str, Any] = handler(args)
         return self._json(result)
 
     def _oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -438,6 +447,7 @@ class FakeSlack:
             "blocks": self._blocks(args),
             "edits": 0,
             "metadata": metadata,
+            "thread_ts": str(args["thread_ts"]) if args.get("thread_ts") else None,
         }
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text", ""), "ts": ts}}
 
@@ -456,9 +466,53 @@ class FakeSlack:
         oldest = float(args.get("oldest") or 0)
         limit = max(1, min(999, int(args.get("limit") or 100)))
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = sorted((ts, m) for (ch, ts), m in self.messages.items() if ch == channel and float(ts) > oldest)[
-            -limit:
+        # Replies in a thread are not in the channel's history (they are in conversations.replies).
+        found = sorted(
+            (ts, m)
+            for (ch, ts), m in self.messages.items()
+            if ch == channel and float(ts) > oldest and m.get("thread_ts") in (None, ts)
+        )[-limit:]
+        return self._listing(found, with_metadata)
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent message and the replies (``thread_ts`` = ``ts``), oldest first."""
+        channel = str(args.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        parent = str(args.get("ts", ""))
+        if (channel, parent) not in self.messages:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = sorted(
+            (ts, m)
+            for (ch, ts), m in self.messages.items()
+            if ch == channel and (ts == parent or m.get("thread_ts") == parent) and float(ts) > oldest
+        )
+        listing = self._listing(found, with_metadata)
+        listing["messages"].reverse()
+        return listing
+
+    def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if "channels:read" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "channels:read"}
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        member = channel not in self.not_member
+        return {
+            "ok": True,
+            "channel": {"id": channel, "name": channel.lower(), "is_private": False, "is_member": member},
+        }
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies in a message's thread, oldest first."""
+        return [
+            m for (ch, t), m in sorted(self.messages.items()) if ch == channel and m.get("thread_ts") == ts and t != ts
         ]
+
+    def _listing(self, found: list[tuple[str, dict[str, Any]]], with_metadata: bool) -> dict[str, Any]:
         out = []
         for ts, m in reversed(found):
             msg: dict[str, Any] = {

@@ -109,3 +109,22 @@ def test_run_without_tokens_starts_the_console_and_says_so(tmp_path: Path) -> No
     notice = [ln for ln in run.stderr.splitlines() if "console" in ln]
     assert len(notice) == 1 and "no DISCORD_TOKEN or SLACK_BOT_TOKEN" in notice[0]
     assert "Your path to technical project manager" in run.stdout
+
+
+def test_check_and_threads_in_the_console(tmp_path: Path) -> None:
+    run = console(
+        tmp_path / "c.db",
+        [
+            "/study check",
+            "/study schedule set 09:00 thread on",
+            "/study schedule post-now",
+            "/study rewards set streak 7 123",
+        ],
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "✅ View the channel" in out and "✅ Discussion threads" in out and "➖ Manage roles" in out
+    assert "Everything studybot needs here is in place." in out
+    assert "🧵 Each post opens a discussion thread" in out
+    assert "🧵 thread opened on console-" in out  # post-now opens the post's thread too
+    assert "Role rewards give Discord roles" in out

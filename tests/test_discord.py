@@ -33,7 +33,7 @@ from bot.core.messages import Button, Inbound, Post, Reply
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, Context, StudyService
 from tests.conftest import FIXTURE_PACK, FakeClock
-from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeUser, Recorded
+from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeRole, FakeUser, Recorded
 
 # A front-end test: the store behind the service is not its subject (the storage tests run on both).
 pytestmark = pytest.mark.sqlite_only
@@ -41,6 +41,8 @@ pytestmark = pytest.mark.sqlite_only
 ALICE = FakeUser(830000000000000001, "alice")
 BOB = FakeUser(830000000000000002, "bob")
 ADMIN = FakeUser(830000000000000003, "ada", ADMIN_PERMISSIONS)
+#: A role below studybot's own (which sits at position 1 in the fake), so studybot may give it.
+REGULARS = FakeRole(860000000000000001, "Regulars", 0)
 ADMIN_PATHS = [name.replace(".", " ") for name, spec in SPECS.items() if spec.admin]
 
 #: Ack latencies (seconds) of every interaction in this module, printed at the end.
@@ -415,6 +417,8 @@ async def test_timezone_autocomplete_offers_matching_zones(live: Bot, fake: Fake
 
 
 def admin_options(path: str) -> dict[str, Any]:
+    if path == "rewards set":
+        return {"kind": "streak", "threshold": 7, "role": REGULARS}
     return {"time": "09:00"} if path == "schedule set" else {}
 
 
@@ -794,7 +798,10 @@ async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins
         assert loaded["content"].startswith("✅ Loaded 4 questions") and "from pack/ " in loaded["content"]
         assert str(tmp_path) not in loaded["content"]
         assert all("edited" in q.prompt for q in app.library.pack.questions)
-        assert "/study-admin content load" in (await reply_of(fake, "help", user=OPERATOR))["content"]
+        # The operator's help is long enough to come in two messages (Discord takes 2,000 characters each).
+        iid, cb = await command(fake, "help", user=OPERATOR)
+        parts = [cb.json["data"]["content"]] + [r.json["content"] for r in await fake.followups(iid)]
+        assert "/study-admin content load" in "\n".join(parts)
     finally:
         await bot.stop()
         await app.close()

@@ -25,6 +25,7 @@ import pytest
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.decks import DeckStore
 from bot.core.learning import LearningPort
+from bot.core.native import NativeStore
 from bot.core.ports import InstallStore, ScheduleStore, SchemaTooNew, Store, StoreError
 from bot.core.practice import PracticePort
 from bot.core.reminders import ReminderStore
@@ -34,6 +35,7 @@ from bot.storage.dialect import NAME_EQUALS, pg
 from bot.storage.install_store import SqliteInstallStore
 from bot.storage.learning_store import LearningStore
 from bot.storage.migrations import DEFAULT_ROOT, discover, folder_for, migrate
+from bot.storage.native_store import PgNativeStore, SqliteNativeStore
 from bot.storage.pg_deck_store import PgDeckStore
 from bot.storage.pg_store import PgInstallStore, PgLearningStore, PgScheduleStore, PgStore
 from bot.storage.practice_store import PgPracticeStore, SqlitePracticeStore
@@ -64,6 +66,7 @@ def public(cls: type) -> set[str]:
         SqliteDeckStore,
         SqliteReminderStore,
         SqlitePracticeStore,
+        SqliteNativeStore,
     ):
         instance = cls(SqliteStore(":memory:"))
     else:
@@ -83,7 +86,8 @@ def port_members(protocol: type) -> set[str]:
     [(SqliteStore, PgStore, Store), (SqliteScheduleStore, PgScheduleStore, ScheduleStore),
      (LearningStore, PgLearningStore, LearningPort), (SqliteInstallStore, PgInstallStore, InstallStore),
      (SqliteDeckStore, PgDeckStore, DeckStore), (SqliteReminderStore, PgReminderStore, ReminderStore),
-     (SqlitePracticeStore, PgPracticeStore, PracticePort)],
+     (SqlitePracticeStore, PgPracticeStore, PracticePort),
+     (SqliteNativeStore, PgNativeStore, NativeStore)],
 )  # fmt: skip
 def test_every_store_method_exists_on_both_stores(sqlite_cls: type, pg_cls: type, port: type) -> None:
     only_sqlite = public(sqlite_cls) - public(pg_cls) - SQLITE_ONLY

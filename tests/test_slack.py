@@ -511,6 +511,10 @@ ADMIN_COMMANDS = {
     "content.validate": "content validate",
     "content.load": "content load",
     "export": "export",
+    "check": "check",
+    "rewards.show": "rewards show",
+    "rewards.set": "rewards set streak 7 <@&860000000000000001>",
+    "rewards.clear": "rewards clear",
 }
 
 
@@ -867,6 +871,8 @@ SCOPES_BY_METHOD = {
     "conversations_open": {"im:write"},
     "conversations_history": {"channels:history", "groups:history"},
     "views_publish": set(),  # the Home tab: Slack asks no scope for it, only the app_home_opened event
+    "conversations_replies": {"channels:history", "groups:history"},
+    "conversations_info": {"channels:read", "groups:read"},
 }
 
 

@@ -16,6 +16,8 @@ from typing import TextIO
 
 from bot.core import actions, markup
 from bot.core.messages import Button, Inbound, Post, Reply, SentMessage, followups
+from bot.core.native import Ability, ChannelAccess
+from bot.core.ports import DeliveryError
 from bot.core.service import StudyService
 
 GROUP = "local"
@@ -159,8 +161,32 @@ class ConsoleAdapter:
 
     # ChatGateway
     async def post(self, post: Post) -> SentMessage:
-        self._print("📣 " + render(post))
+        where = f"🧵 (in the thread of {post.thread}) " if post.thread else ""
+        self._print("📣 " + where + render(post))
         return SentMessage(post.channel, f"console-{next(self._ids)}")
+
+    # The native touches: the console prints everything, has no roles and no one to DM.
+    async def check_access(self, channel: str, group: str) -> ChannelAccess:
+        """Everything a channel needs works in the console; roles and DMs do not apply."""
+        ok = [("view", "View the channel"), ("send", "Send messages (daily posts)"), ("attach", "Attach files")]
+        ok += [("history", "Read message history"), ("threads", "Discussion threads")]
+        return ChannelAccess(
+            (
+                *tuple(Ability(k, label, True) for k, label in ok),
+                Ability("roles", "Manage roles (role rewards)", None, "the console has no roles"),
+                Ability("dm", "DM members", None, "the console has no one to DM"),
+            )
+        )
+
+    async def open_thread(self, channel: str, message_id: str, title: str, group: str) -> str:
+        self._print(f"🧵 thread opened on {message_id}: {title}")
+        return message_id
+
+    async def role_problem(self, group: str, role: str) -> str | None:
+        return "the console has no roles"
+
+    async def grant_role(self, group: str, user: str, role: str) -> None:
+        raise DeliveryError("the console has no roles", retryable=False)
 
     async def find(self, post: Post, since: datetime) -> str | None:
         """The console cannot read back what it printed: nothing is ever found."""

@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.core import markup
 from bot.core.commands import ADMIN_COMMAND, SPECS, Spec
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
+from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, StudyService
 
@@ -388,6 +389,9 @@ class AdminCommands(app_commands.Group):
         days="daily, mon-fri, weekends or a list like mon,wed,fri",
         kind="What to post",
         reveal="Reveal the answer after this many hours",
+        thread="Open a discussion thread on each post (the answer is revealed there)",
+        ping="A role to mention on each post (the only mention studybot makes)",
+        ping_off="Stop mentioning a role on each post",
     )
     async def schedule_set(
         self,
@@ -397,6 +401,9 @@ class AdminCommands(app_commands.Group):
         days: str | None = None,
         kind: Literal["question", "tip", "mix"] | None = None,
         reveal: app_commands.Range[int, 1, 72] | None = None,
+        thread: Literal["on", "off"] | None = None,
+        ping: discord.Role | None = None,
+        ping_off: bool | None = None,
     ) -> None:
         text = f"schedule set {_word(time, '')}"
         if tz is not None:
@@ -407,6 +414,12 @@ class AdminCommands(app_commands.Group):
             text += f" kind {kind}"
         if reveal is not None:
             text += f" reveal {reveal}"
+        if thread is not None:
+            text += f" thread {thread}"
+        if ping is not None:
+            text += f" ping {ping.id}"
+        elif ping_off:
+            text += " ping off"
         await self._run(interaction, text)
 
     @schedule_set.autocomplete("tz")
@@ -428,6 +441,32 @@ class AdminCommands(app_commands.Group):
     @schedule.command(name="post-now", description="Post the next item here now")
     async def schedule_post_now(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "schedule post-now")
+
+    rewards = app_commands.Group(name="rewards", description="Roles given for streaks and points")
+
+    @rewards.command(name="show", description="The role rewards of this server")
+    async def rewards_show(self, interaction: discord.Interaction[Any]) -> None:
+        await self._run(interaction, "rewards show")
+
+    @rewards.command(name="set", description="Give a role when a member reaches a streak or points")
+    @app_commands.describe(
+        kind="Streak (days in a row) or points", threshold="How many days or points", role="The role to give"
+    )
+    async def rewards_set(
+        self,
+        interaction: discord.Interaction[Any],
+        kind: Literal["streak", "points"],
+        threshold: app_commands.Range[int, 1, 100000],
+        role: discord.Role,
+    ) -> None:
+        await self._run(interaction, f"rewards set {kind} {threshold} {role.id}")
+
+    @rewards.command(name="clear", description="Remove role rewards (roles already given stay)")
+    @app_commands.describe(kind="Only this kind (default: all)")
+    async def rewards_clear(
+        self, interaction: discord.Interaction[Any], kind: Literal["streak", "points"] | None = None
+    ) -> None:
+        await self._run(interaction, "rewards clear" if kind is None else f"rewards clear {kind}")
 
     content = app_commands.Group(name="content", description="Operator: the content pack")
 
@@ -859,11 +898,22 @@ class DiscordFrontEnd:
         text = _fit(rendered)
         if text != rendered:
             log.warning("Discord: post to channel %s cut to %d characters", cid, MAX_CONTENT)
+        if post.mention_role is not None and post.mention_role.isdigit():
+            # The one mention studybot ever makes: the role an admin chose, and nothing else in the text.
+            text = _fit(f"<@&{post.mention_role}> {rendered}")
         try:
-            channel = self.client.get_channel(cid) or await self.client.fetch_channel(cid)
+            channel: Any
+            if post.thread is not None:
+                channel = self.client.get_partial_messageable(_channel_id(post.thread), guild_id=_guild(post.group))
+            else:
+                channel = self.client.get_channel(cid) or await self.client.fetch_channel(cid)
             if not isinstance(channel, discord.abc.Messageable):
                 raise DeliveryError(f"Discord channel {cid} is not a text channel", retryable=False, forbidden=True)
             extra: dict[str, Any] = {}
+            if post.mention_role is not None and post.mention_role.isdigit():
+                extra["allowed_mentions"] = discord.AllowedMentions(
+                    everyone=False, users=False, roles=[discord.Object(int(post.mention_role))], replied_user=False
+                )
             view = _view(post.buttons)
             if view is not None:
                 extra["view"] = view
@@ -908,6 +958,126 @@ class DiscordFrontEnd:
             raise _delivery_error(e, f"direct message to {user}") from e
         return SentMessage(str(channel.id), str(message.id))
 
+    # -------------------------------------------------------------------------------- native touches
+
+    async def check_access(self, channel: str, group: str) -> ChannelAccess:
+        """What studybot may do in a channel, from the guild's roles and the channel's overwrites
+        (``channel.permissions_for(guild.me)``), each missing permission with its fix. Raises `DeliveryError`."""
+        cid = _channel_id(channel)
+        await self._connected()
+        found = self.client.get_channel(cid)
+        if found is None:
+            try:
+                found = await self.client.fetch_channel(cid)
+            except (discord.Forbidden, discord.NotFound):
+                fix = (
+                    "the bot cannot see this channel: give its role View Channel here (channel settings → Permissions)"
+                )
+                return ChannelAccess(tuple(Ability(k, label, False, fix) for k, label in _LABELS.items() if k != "dm"))
+            except Exception as e:
+                raise _delivery_error(e, f"read channel {cid}") from e
+        guild = getattr(found, "guild", None)
+        if guild is None or not isinstance(found, discord.abc.GuildChannel | discord.Thread):
+            raise DeliveryError(f"Discord channel {cid} is not in a server", retryable=False)
+        me = guild.me
+        if me is None:
+            try:
+                me = await guild.fetch_member(self.client.user.id if self.client.user else 0)
+            except Exception as e:
+                raise _delivery_error(e, f"read studybot's member in server {guild.id}") from e
+        here = found.permissions_for(me)
+        server = me.guild_permissions
+        where = "this channel's settings → Permissions → studybot's role"
+        return ChannelAccess(
+            (
+                Ability("view", _LABELS["view"], here.view_channel, f"allow View Channel ({where})"),
+                Ability("send", _LABELS["send"], here.send_messages, f"allow Send Messages ({where})"),
+                Ability("attach", _LABELS["attach"], here.attach_files, f"allow Attach Files ({where})"),
+                Ability(
+                    "history",
+                    _LABELS["history"],
+                    here.read_message_history,
+                    f"allow Read Message History ({where}); without it a post may repeat after a crash",
+                ),
+                Ability(
+                    "threads",
+                    _LABELS["threads"],
+                    here.create_public_threads and here.send_messages_in_threads,
+                    f"allow Create Public Threads and Send Messages in Threads ({where})",
+                ),
+                Ability(
+                    "roles",
+                    _LABELS["roles"],
+                    server.manage_roles,
+                    "give studybot's role Manage Roles (Server Settings → Roles) and drag it above the reward roles",
+                ),
+                Ability(
+                    "dm",
+                    _LABELS["dm"],
+                    None,
+                    "Discord lets the bot DM a member who allows direct messages from server members",
+                ),
+            )
+        )
+
+    async def open_thread(self, channel: str, message_id: str, title: str, group: str) -> str:
+        """A public thread on a posted message (``POST /channels/{id}/messages/{id}/threads``); its id is the
+        message's. A thread already there (Discord's 160004) is that one: nothing new is opened. Raises
+        `DeliveryError`."""
+        cid = _channel_id(channel)
+        if not message_id.isdigit():
+            raise DeliveryError(f"{message_id!r} is not a Discord message id", retryable=False)
+        await self._connected()
+        try:
+            await self.pacer.wait()
+            thread = await self.client.http.start_thread_with_message(
+                cid, int(message_id), name=title[:100] or "Discussion", auto_archive_duration=1440
+            )
+        except discord.HTTPException as e:
+            if e.code == THREAD_EXISTS:
+                return message_id
+            raise _delivery_error(e, f"open a thread on message {message_id}") from e
+        except Exception as e:
+            raise _delivery_error(e, f"open a thread on message {message_id}") from e
+        return str(thread["id"])
+
+    async def role_problem(self, group: str, role: str) -> str | None:
+        """Why studybot cannot give ``role`` in the server (None: it can): it needs Manage Roles and a highest
+        role above the one given; @everyone and roles of integrations cannot be given at all."""
+        await self._connected()
+        guild = self.client.get_guild(_guild(group) or 0)
+        if guild is None:
+            return "studybot does not see this server"
+        found = guild.get_role(int(role)) if role.isdigit() else None
+        if found is None:
+            return "that role is not in this server"
+        if found.is_default() or found.managed:
+            return "that role cannot be given by anyone (it is @everyone or belongs to an integration)"
+        me = guild.me
+        if me is None:
+            return "studybot cannot see its own roles in this server yet; try again in a minute"
+        if not me.guild_permissions.manage_roles:
+            return "studybot lacks Manage Roles — give its role that permission in Server Settings → Roles"
+        if found >= me.top_role:
+            return (
+                f"studybot's highest role ({me.top_role.name}) is not above {found.name} — drag studybot's role "
+                "above it in Server Settings → Roles"
+            )
+        return None
+
+    async def grant_role(self, group: str, user: str, role: str) -> None:
+        """``PUT /guilds/{id}/members/{id}/roles/{id}`` (a no-op on Discord's side if the member has it).
+        Raises `DeliveryError` (``forbidden`` without Manage Roles or for a role above the bot's)."""
+        gid = _guild(group)
+        if gid is None or not user.isdigit() or not role.isdigit():
+            raise DeliveryError(f"cannot grant role {role!r} to {user!r} in {group!r}", retryable=False)
+        await self._connected()
+        try:
+            await self.pacer.wait()
+            await self.client.http.add_role(gid, int(user), int(role), reason="studybot reward")
+        except Exception as e:
+            raise _delivery_error(e, f"give role {role} to {user}") from e
+
     async def find(self, post: Post, since: datetime) -> str | None:
         """The id of the bot's own message in ``post.channel`` after ``since`` that is ``post``: one carrying
         any of its buttons' ids (answer buttons name the post), or for a post without buttons the same text
@@ -917,10 +1087,13 @@ class DiscordFrontEnd:
         me = self.client.user.id if self.client.user else None
         wanted = {b.action_id for b in post.buttons}
         text = _fit(render(post.text))
+        if post.mention_role is not None and post.mention_role.isdigit():
+            text = _fit(f"<@&{post.mention_role}> {render(post.text)}")
+        where = _channel_id(post.thread) if post.thread is not None else cid
         try:
             await self.pacer.wait()
             found: list[Any] = await self.client.http.logs_from(
-                cid, FIND_LIMIT, after=discord.utils.time_snowflake(since)
+                where, FIND_LIMIT, after=discord.utils.time_snowflake(since)
             )
         except Exception as e:
             raise _delivery_error(e, f"read the messages of channel {cid}") from e
@@ -952,6 +1125,24 @@ class DiscordFrontEnd:
 def _fit(text: str) -> str:
     """``text`` as posted: cut to Discord's limit."""
     return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+
+
+#: The self-check's abilities as Discord names them.
+_LABELS = {
+    "view": "View the channel",
+    "send": "Send messages (daily posts)",
+    "attach": "Attach files",
+    "history": "Read message history",
+    "threads": "Create discussion threads",
+    "roles": "Manage roles (role rewards)",
+    "dm": "DM members",
+}
+#: Discord's error code for "A thread has already been created for this message".
+THREAD_EXISTS = 160004
+
+
+def _guild(group: str) -> int | None:
+    return int(group) if group.isdigit() else None
 
 
 def _channel_id(channel: str) -> int:

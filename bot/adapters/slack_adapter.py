@@ -48,6 +48,7 @@ from bot.config import Settings
 from bot.core import markup
 from bot.core.home import HomeTab, HomeView
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
+from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError, InstallStore
 from bot.core.service import StudyService
 
@@ -57,7 +58,17 @@ EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 #: The bot scopes an OAuth install asks for: exactly those in slack-manifest.yaml.
-SCOPES = ("commands", "chat:write", "users:read", "files:write", "im:write", "channels:history", "groups:history")
+SCOPES = (
+    "commands",
+    "chat:write",
+    "users:read",
+    "files:write",
+    "im:write",
+    "channels:history",
+    "groups:history",
+    "channels:read",
+    "groups:read",
+)
 COMMAND = "/study"
 #: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
 ACTION_PATTERN = re.compile(r"^sb:")
@@ -838,6 +849,8 @@ class SlackAdapter:
         extra: dict[str, Any] = {}
         if post.key is not None:
             extra["metadata"] = {"event_type": POST_EVENT, "event_payload": {"key": post.key}}
+        if post.thread is not None:
+            extra["thread_ts"] = post.thread  # a reply in the post's discussion thread
         try:
             result = await _retrying_429s_only(api).chat_postMessage(
                 channel=post.channel, text=text, blocks=blocks_for(text, post.buttons), unfurl_links=False, **extra
@@ -875,9 +888,21 @@ class SlackAdapter:
         text = mrkdwn(post.text)
         api = await self.api_for(post.group)
         try:
-            result = await api.conversations_history(
-                channel=post.channel, oldest=f"{since.timestamp():.6f}", limit=FIND_LIMIT, include_all_metadata=True
-            )
+            if post.thread is not None:  # a reply: it is in the thread, not in the channel's history
+                result = await api.conversations_replies(
+                    channel=post.channel,
+                    ts=post.thread,
+                    oldest=f"{since.timestamp():.6f}",
+                    limit=FIND_LIMIT,
+                    include_all_metadata=True,
+                )
+            else:
+                result = await api.conversations_history(
+                    channel=post.channel,
+                    oldest=f"{since.timestamp():.6f}",
+                    limit=FIND_LIMIT,
+                    include_all_metadata=True,
+                )
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
             raise delivery_error(e, f"read the history of {post.channel}") from e
         for message in result.get("messages") or []:
@@ -892,6 +917,74 @@ class SlackAdapter:
             ):
                 return str(message["ts"])
         return None
+
+    # ------------------------------------------------------------------ native touches
+
+    async def check_access(self, channel: str, group: str) -> ChannelAccess:
+        """What studybot may do in a channel: the token's scopes (``auth.test``'s ``x-oauth-scopes`` header)
+        and whether the bot is a member of the channel (``conversations.info``). Raises `DeliveryError`."""
+        api = await self.api_for(group)
+        try:
+            auth = await api.auth_test()
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, "auth.test") from e
+        header = next((v for k, v in (auth.headers or {}).items() if k.lower() == "x-oauth-scopes"), "")
+        scopes = {s.strip() for s in str(header).split(",") if s.strip()}
+        member: bool | None
+        try:
+            info = await api.conversations_info(channel=channel)
+            member = bool((info.get("channel") or {}).get("is_member"))
+        except SlackApiError as e:
+            code = _error_code(e)
+            if code == "missing_scope":
+                member = None
+            elif code == "channel_not_found":
+                member = False  # a private channel the bot was not invited to
+            else:
+                raise delivery_error(e, f"conversations.info {channel}") from e
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise delivery_error(e, f"conversations.info {channel}") from e
+
+        def scope(*names: str) -> bool:
+            return any(n in scopes for n in names)
+
+        reinstall = "reinstall the app from slack-manifest.yaml (it asks for {})"
+        invite = "invite studybot here: /invite @studybot"
+        can_post = scope("chat:write") and member is not False
+        post_fix = reinstall.format("chat:write") if not scope("chat:write") else invite
+        return ChannelAccess(
+            (
+                Ability(
+                    "view",
+                    "View the channel",
+                    member,
+                    invite if member is False else reinstall.format("channels:read and groups:read"),
+                ),
+                Ability("send", "Send messages (daily posts)", can_post, post_fix),
+                Ability("attach", "Attach files", scope("files:write"), reinstall.format("files:write")),
+                Ability(
+                    "history",
+                    "Read message history",
+                    scope("channels:history", "groups:history") and member is not False,
+                    reinstall.format("channels:history and groups:history") if member is not False else invite,
+                ),
+                Ability("threads", "Reply in discussion threads", can_post, post_fix),
+                Ability(
+                    "roles", "Manage roles (role rewards)", None, "Slack has no roles: role rewards are for Discord"
+                ),
+                Ability("dm", "DM members", scope("im:write") and scope("chat:write"), reinstall.format("im:write")),
+            )
+        )
+
+    async def open_thread(self, channel: str, message_id: str, title: str, group: str) -> str:
+        """On Slack a message's replies are its thread: its ``ts`` is the thread's id, and nothing is called."""
+        return message_id
+
+    async def role_problem(self, group: str, role: str) -> str | None:
+        return "Slack has no roles to give"
+
+    async def grant_role(self, group: str, user: str, role: str) -> None:
+        raise DeliveryError("Slack has no roles to give", retryable=False)
 
     async def edit(
         self, channel: str, message_id: str, text: str, buttons: Sequence[Button] = (), *, group: str = ""

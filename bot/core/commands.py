@@ -90,7 +90,7 @@ SPECS: dict[str, Spec] = {
     "schedule.preview": Spec("/study schedule preview", "the next 7 posts in local time", admin=True),
     "schedule.set": Spec(
         "/study schedule set <HH:MM> [tz <IANA zone>] [days <mon-fri|daily|mon,wed,fri>] "
-        "[kind question|tip|mix] [reveal <hours>]",
+        "[kind question|tip|mix] [reveal <hours>] [thread on|off] [ping <@role>|off]",
         "post here every chosen day at a local time",
         admin=True,
     ),
@@ -106,9 +106,23 @@ SPECS: dict[str, Spec] = {
         "/study content load", "reload the content pack for every group (keeps the old one on errors)", True, True
     ),
     "export": Spec("/study export", "CSV of members' progress and per-question analytics", admin=True),
+    "check": Spec("/study check", "what studybot can and cannot do in this channel, and how to fix it", admin=True),
+    "rewards.show": Spec("/study rewards show", "the role rewards of this server (Discord)", admin=True),
+    "rewards.set": Spec(
+        "/study rewards set <streak|points> <number> <@role>",
+        "give a role when a member reaches a streak or points (Discord)",
+        admin=True,
+    ),
+    "rewards.clear": Spec(
+        "/study rewards clear [streak|points]", "remove role rewards (roles already given stay)", admin=True
+    ),
 }
 
-_GROUPS = {"schedule", "content", "path"}
+_GROUPS = {"schedule", "content", "path", "rewards"}
+#: A role as typed or picked: a mention ``<@&123…>`` or the bare id.
+_ROLE = re.compile(r"^(?:<@&([0-9]{1,20})>|([0-9]{1,20}))$")
+#: The highest reward threshold (days of streak or points).
+MAX_THRESHOLD = 100_000
 _SCHEDULE_SIMPLE = {"show", "preview", "pause", "resume", "skip", "post-now"}
 _CONTENT_SIMPLE = {"list", "validate", "load"}
 _TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
@@ -155,6 +169,11 @@ def parse(text: str) -> Command:
     head, rest = words[0].casefold(), words[1:]
     if head == "schedule":
         return _parse_schedule(rest)
+    if head == "rewards":
+        return _parse_rewards(rest)
+    if head == "check":
+        _no_more("check", rest)
+        return Command("check")
     if head == "content":
         sub = rest[0].casefold() if rest else ""
         if sub not in _CONTENT_SIMPLE:
@@ -240,7 +259,7 @@ def _parse_schedule(rest: list[str]) -> Command:
         raise UsageError(f'"{_shown(opts[-1])}" needs a value — usage: {usage}')
     for key, value in zip(opts[::2], opts[1::2], strict=True):
         key = key.casefold()
-        if key not in ("tz", "days", "kind", "reveal"):
+        if key not in ("tz", "days", "kind", "reveal", "thread", "ping"):
             raise UsageError(f'Unknown option "{_shown(key)}" — usage: {usage}')
         if key in args:
             raise UsageError(f'"{key}" is given twice — usage: {usage}')
@@ -248,10 +267,44 @@ def _parse_schedule(rest: list[str]) -> Command:
             raise UsageError(f'kind must be question, tip or mix (got "{_shown(value)}")')
         if key == "reveal" and not (_HOURS.fullmatch(value) and 0 < int(value) <= 72):
             raise UsageError(f'reveal takes a whole number of hours from 1 to 72 (got "{_shown(value)}")')
-        args[key] = value.casefold() if key in ("kind", "days") else value
+        if key == "thread" and value.casefold() not in ("on", "off"):
+            raise UsageError(f'thread takes on or off (got "{_shown(value)}")')
+        if key == "ping":
+            value = "off" if value.casefold() == "off" else parse_role(value)
+        args[key] = value.casefold() if key in ("kind", "days", "thread") else value
     if "days" in args:
         parse_days(args["days"])
     return Command("schedule.set", args)
+
+
+def parse_role(text: str) -> str:
+    """A role mention (``<@&123>``) or id → the id; raises `UsageError`."""
+    m = _ROLE.match(text)
+    if not m:
+        raise UsageError(f'"{_shown(text)}" is not a role — mention one, like @Learners (on Discord)')
+    return m.group(1) or m.group(2)
+
+
+def _parse_rewards(rest: list[str]) -> Command:
+    sub = rest[0].casefold() if rest else "show"
+    if sub == "show":
+        _no_more("rewards.show", rest[1:])
+        return Command("rewards.show")
+    if sub == "clear":
+        if len(rest) > 2 or (len(rest) == 2 and rest[1].casefold() not in ("streak", "points")):
+            raise UsageError(f"Usage: {_usage('rewards.clear')}")
+        return Command("rewards.clear", {"kind": rest[1].casefold()} if len(rest) == 2 else {})
+    if sub != "set":
+        raise UsageError("Usage: /study rewards show|set|clear")
+    usage = _usage("rewards.set")
+    if len(rest) != 4:
+        raise UsageError(f"Usage: {usage} — e.g. rewards set streak 7 @Regulars")
+    kind, number, role = rest[1].casefold(), rest[2], rest[3]
+    if kind not in ("streak", "points"):
+        raise UsageError(f'A reward is for a streak or for points (got "{_shown(rest[1])}") — usage: {usage}')
+    if not (_HOURS.fullmatch(number) or re.fullmatch(r"[0-9]{4,6}", number)) or not 0 < int(number) <= MAX_THRESHOLD:
+        raise UsageError(f'"{_shown(number)}" is not a number from 1 to {MAX_THRESHOLD:,} — usage: {usage}')
+    return Command("rewards.set", {"kind": kind, "threshold": str(int(number)), "role": parse_role(role)})
 
 
 def parse_days(text: str) -> tuple[int, ...]:

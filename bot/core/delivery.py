@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.core.content import ContentLibrary, Question, Tip
 from bot.core.messages import Post
@@ -41,6 +42,9 @@ from bot.core.ports import ChatGateway, Clock, DeliveryError, PostRecord, Schedu
 from bot.core.posting import Pick, pick_channel_item, reveal_text, tip_post_text
 from bot.core.schedule import MAX_LOOKBACK, ChannelSchedule, Delivery, next_occurrence, occurrences
 from bot.core.service import answer_buttons, question_text
+
+if TYPE_CHECKING:
+    from bot.core.native import ChannelFeatures, ChannelOptions
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +104,11 @@ class DailyPoster:
         catchup: timedelta = timedelta(hours=6),
         name: str | None = None,
         rng: random.Random | None = None,
+        features: ChannelFeatures | None = None,
     ) -> None:
         self.schedules = schedules
+        #: Threads, the role ping and the check before a channel's first post (`bot.core.native`).
+        self.features = features
         self.store = store
         self.library = library
         self.gateways = gateways
@@ -204,9 +211,10 @@ class DailyPoster:
                 if found is None:
                     raise NothingToPost("the prepared post was deleted")
                 post = found
+            options = await self.features.before_post(s, now) if self.features is not None else None
             # A post prepared by an earlier attempt may have gone out (a crash or a lost answer): look first.
             message_id = await self._send(
-                s.platform, s.channel, post, gateway, now, s.group, may_exist=d.post_id is not None
+                s.platform, s.channel, post, gateway, now, s.group, may_exist=d.post_id is not None, options=options
             )
         except NothingToPost as e:
             await self.schedules.mark_failed(d.id, str(e), None)
@@ -251,9 +259,31 @@ class DailyPoster:
         group: str,
         *,
         may_exist: bool,
+        options: ChannelOptions | None = None,
     ) -> str:
         """Reveal earlier questions, then post ``post`` once (`_post_once`); returns the platform's message id.
-        ``group`` is the platform's group id (see `Post.group`).
+        ``group`` is the platform's group id (see `Post.group`). ``options``: the role to ping, and whether to
+        open a discussion thread on the post (idempotent: a thread's id is its message's)."""
+        message_id = await self._send_item(platform, channel, post, gateway, now, group, may_exist, options)
+        if options is not None and options.thread and self.features is not None:
+            title = (
+                f"{HEADING} · {post.created_at:%d %b}" if post.kind == "question" else f"Tip · {post.created_at:%d %b}"
+            )
+            await self.features.open_thread(platform, channel, group, post.channel_id, post.id, message_id, title, now)
+        return message_id
+
+    async def _send_item(
+        self,
+        platform: str,
+        channel: str,
+        post: PostRecord,
+        gateway: ChatGateway,
+        now: datetime,
+        group: str,
+        may_exist: bool,
+        options: ChannelOptions | None,
+    ) -> str:
+        """The reveals before it, then the post itself (see `_send`).
 
         Raises `DeliveryError`, `NothingToPost` (the item left the pack)."""
         for old in await self.schedules.unrevealed_questions(post.channel_id, now):
@@ -271,12 +301,19 @@ class DailyPoster:
                 answer_buttons(post.id),
                 key=post_key(post.id),
                 group=group,
+                mention_role=options.ping_role if options else None,
             )
         else:
             item = pack.tip(post.item_id)
             if item is None:
                 raise NothingToPost(f"tip {post.item_id} is no longer in the content pack")
-            out = Post(channel, tip_post_text(pack, item), key=post_key(post.id), group=group)
+            out = Post(
+                channel,
+                tip_post_text(pack, item),
+                key=post_key(post.id),
+                group=group,
+                mention_role=options.ping_role if options else None,
+            )
         return await self._post_once(gateway, out, post.created_at - LOOK_BACK, may_exist=may_exist)
 
     async def _post_once(self, gateway: ChatGateway, out: Post, since: datetime, *, may_exist: bool) -> str:
@@ -324,7 +361,9 @@ class DailyPoster:
         if q is None or gateway is None:
             return False
         counts = await self.store.choice_counts(post.id)
-        out = Post(channel, reveal_text(q, counts), key=post_key(post.id, "reveal"), group=group)
+        # In the post's discussion thread when it has one, so the channel stays tidy.
+        thread = await self.features.thread_of(post.id) if self.features is not None else None
+        out = Post(channel, reveal_text(q, counts), key=post_key(post.id, "reveal"), group=group, thread=thread)
         try:  # like a post: a failure that may have made the message is looked up, and so is a re-send after it
             await self._post_once(
                 gateway, out, post.created_at - LOOK_BACK, may_exist=post.id in self._reveals_maybe_out
@@ -361,8 +400,13 @@ class DailyPoster:
         # The buttons carry the post's id, so the row comes first; it stays invisible (no reveal, no
         # count) until the message id is recorded, and a failed send deletes it.
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)
+        options = (
+            await self.features.post_now_options(platform, channel, group, channel_id, now) if self.features else None
+        )
         try:
-            message_id = await self._send(platform, channel, post, gateway, now, group, may_exist=False)
+            message_id = await self._send(
+                platform, channel, post, gateway, now, group, may_exist=False, options=options
+            )
         except BaseException:
             await asyncio.shield(self.store.discard_post(post.id))
             raise

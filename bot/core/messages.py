@@ -101,7 +101,11 @@ class Post:
 
     ``key`` names the post the same way on every attempt (at most 25 characters): a gateway hands it to
     the platform's own means of idempotency (Discord's message nonce, Slack's message metadata) so that a
-    repeat is dropped or the message can be recognised later (`ChatGateway.find`)."""
+    repeat is dropped or the message can be recognised later (`ChatGateway.find`).
+
+    ``thread``: post inside this discussion thread of the channel (Discord: the thread's channel id;
+    Slack: the parent message's ``ts``). ``mention_role``: the one role the post may ping (Discord), set by
+    an admin with ``schedule set … ping``; no other mention ever pings."""
 
     channel: str
     text: str
@@ -109,6 +113,8 @@ class Post:
     attachments: tuple[Attachment, ...] = field(default=())
     group: str = ""
     key: str | None = None
+    thread: str | None = None
+    mention_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, time, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.core.commands import Command, UsageError, format_days, parse_days
 from bot.core.delivery import DailyPoster, NothingToPost
@@ -19,6 +19,9 @@ from bot.core.ports import DeliveryError, ScheduleStore
 from bot.core.schedule import ChannelSchedule, ScheduleRule, next_occurrence, preview
 from bot.core.service import Context, StudyService, private
 from bot.core.timezones import UnknownZone, resolve_zone, zone
+
+if TYPE_CHECKING:
+    from bot.core.native import ChannelFeatures
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +67,18 @@ def _rule_text(rule: ScheduleRule) -> str:
 class ScheduleCommands:
     """The schedule handlers. Raise nothing for bad input: they reply with a clear private message."""
 
-    def __init__(self, poster: DailyPoster, schedules: ScheduleStore, runtime: ScheduleRuntime | None = None) -> None:
+    def __init__(
+        self,
+        poster: DailyPoster,
+        schedules: ScheduleStore,
+        runtime: ScheduleRuntime | None = None,
+        features: ChannelFeatures | None = None,
+    ) -> None:
         self.poster = poster
         self.schedules = schedules
         self.runtime = runtime
+        #: Threads, pings and the permission self-check (`bot.core.native`), when wired.
+        self.features = features
 
     def install(self, service: StudyService) -> None:
         service.register("schedule.show", self.show)
@@ -92,6 +103,8 @@ class ScheduleCommands:
         if s is None:
             return private(f"No daily posts in this channel yet. Set them up, e.g.:\n`{EXAMPLE}`")
         lines = [f"**Daily posts here:** {_rule_text(s.rule)}"]
+        if self.features is not None:
+            lines += await self.features.options_text(s.channel_id)
         if s.paused:
             why = f" — {s.paused_reason}" if s.paused_reason else ""
             lines.append(f"⏸️ Paused{why}. Resume with /study schedule resume.")
@@ -149,6 +162,8 @@ class ScheduleCommands:
         ]
         if group_tz_set:
             lines.append(f"The group's time zone is now {tz} too (weeks and streaks follow it).")
+        if self.features is not None:
+            lines += await self.features.schedule_saved(ctx, args)
         return private("\n".join(lines))
 
     async def pause(self, ctx: Context, _: Command) -> list[Reply]:
@@ -200,7 +215,8 @@ class ScheduleCommands:
 
     async def notices(self, ctx: Context) -> list[Reply]:
         found = await self.schedules.take_notices(ctx.member.group_id)
-        return [
+        mine = await self.features.notices(ctx) if self.features is not None else []
+        return mine + [
             Reply(
                 f"⚠️ Daily posts in {name(n.channel_name or n.channel)} are paused: {n.reason}. "
                 "Give the bot access again, then run /study schedule resume in that channel.",
@@ -211,9 +227,13 @@ class ScheduleCommands:
 
 
 def install_schedule_commands(
-    service: StudyService, poster: DailyPoster, schedules: ScheduleStore, runtime: ScheduleRuntime | None = None
+    service: StudyService,
+    poster: DailyPoster,
+    schedules: ScheduleStore,
+    runtime: ScheduleRuntime | None = None,
+    features: ChannelFeatures | None = None,
 ) -> ScheduleCommands:
     """Register the schedule handlers (and the admin-notice hook) on ``service``."""
-    commands = ScheduleCommands(poster, schedules, runtime)
+    commands = ScheduleCommands(poster, schedules, runtime, features)
     commands.install(service)
     return commands

@@ -14,7 +14,7 @@ from bot.core.commands import SPECS, Command, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, Question
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
-from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store, StreakState
+from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, Clock, MemberRef, Store, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
 
@@ -36,6 +36,8 @@ class Context:
 Handler = Callable[[Context, Command], Awaitable[list[Reply]]]
 #: A feature's button clicks: its replies, or None when the action is not the feature's.
 ActionHandler = Callable[[Context, actions.Action], Awaitable[list[Reply] | None]]
+#: Runs after an answer was recorded (e.g. role rewards); returns extra replies for the member.
+AfterAnswer = Callable[[Context, AnswerOutcome], Awaitable[list[Reply]]]
 ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
 
 
@@ -107,6 +109,8 @@ class StudyService:
         self.zone_changed: list[Callable[[MemberRef, datetime], Awaitable[None]]] = []
         #: Button clicks of other features (open-card practice), asked in order before the fallback.
         self.feature_actions: list[ActionHandler] = []
+        #: After a recorded answer (role rewards); a failing hook is logged and costs only its replies.
+        self.after_answer: list[AfterAnswer] = []
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -312,7 +316,16 @@ class StudyService:
         ):
             missed = f"{s.freeze_used} missed day{'s' if s.freeze_used != 1 else ''}"
             lines.append(f"🧊 A freeze kept your {s.streak - 1}-day streak ({missed}).")
-        return private("\n".join(lines))
+        return private("\n".join(lines)) + await self._after_answer(ctx, outcome)
+
+    async def _after_answer(self, ctx: Context, outcome: AnswerOutcome) -> list[Reply]:
+        extra: list[Reply] = []
+        for hook in self.after_answer:
+            try:
+                extra += await hook(ctx, outcome)
+            except Exception:
+                log.exception("an after-answer step failed for member %s", ctx.member.member_id)
+        return extra
 
     async def _tip(self, ctx: Context, _: Command) -> list[Reply]:
         pack = self.library.pack

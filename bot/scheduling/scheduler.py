@@ -29,6 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Settings
 from bot.core.delivery import DailyPoster, RunReport
+from bot.core.native import ChannelFeatures
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
 from bot.core.reminders import ReminderReport, Reminders
 from bot.core.schedule_commands import ScheduleCommands, install_schedule_commands
@@ -60,9 +61,12 @@ class Scheduler:
         name: str | None = None,
         rng: random.Random | None = None,
         reminders: Reminders | None = None,
+        features: ChannelFeatures | None = None,
     ) -> None:
         #: Members' reminders, run on the same timers as the posts (None: no reminders).
         self.reminders = reminders
+        #: Threads, pings and the first-post check (`bot.core.native`), handed to the poster and commands.
+        self.features = features
         self.poster = DailyPoster(
             schedules,
             service.store,
@@ -72,6 +76,7 @@ class Scheduler:
             catchup=timedelta(hours=settings.catchup_hours),
             name=name,
             rng=rng,
+            features=features,
         )
         self.schedules = schedules
         self.service = service
@@ -86,7 +91,7 @@ class Scheduler:
 
     def install_commands(self) -> ScheduleCommands:
         """Register the `/study schedule …` handlers on the service, with this scheduler as runtime."""
-        return install_schedule_commands(self.service, self.poster, self.schedules, self)
+        return install_schedule_commands(self.service, self.poster, self.schedules, self, self.features)
 
     async def start(self) -> None:
         """Catch up on what is due (posting once within the grace window), then arm the timers."""

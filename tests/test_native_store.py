@@ -1,0 +1,103 @@
+"""The `NativeStore` contract (issue 18) on both stores: channel options, post threads, notices for admins,
+role rewards and their grants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.core.native import ChannelOptions, Reward
+from bot.storage import ManagedStore
+from bot.storage.native_store import native_for
+from tests.conftest import Outside
+
+T = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+async def _member(store: ManagedStore, user: str = "ada", channel: str = "c1", group: str = "g1"):  # type: ignore[no-untyped-def]
+    return await store.ensure_member("discord", group, channel, user, user, now=T)
+
+
+async def test_channel_options_merge_record_who_set_them_and_rearm_the_first_post_check(store: ManagedStore) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    assert await native.channel_options(ada.channel_id) == ChannelOptions()
+    assert not await native.claim_check(ada.channel_id, T), "no options yet: nothing to check"
+    saved = await native.save_channel_options(ada.channel_id, True, "123", ada.member_id, T)
+    assert saved == ChannelOptions(True, "123", ada.member_id, None)
+    # Options left out keep their value; "" clears the role.
+    assert (await native.save_channel_options(ada.channel_id, None, None, ada.member_id, T)).thread is True
+    cleared = await native.save_channel_options(ada.channel_id, False, "", ada.member_id, T)
+    assert (cleared.thread, cleared.ping_role) == (False, None)
+    assert await native.channel_options(ada.channel_id) == cleared
+    # The check before the first post runs once; setting the schedule again re-arms it.
+    assert await native.claim_check(ada.channel_id, T) is True
+    assert await native.claim_check(ada.channel_id, T) is False
+    assert (await native.channel_options(ada.channel_id)).checked_at == T
+    await native.save_channel_options(ada.channel_id, None, None, ada.member_id, T + timedelta(days=1))
+    assert await native.claim_check(ada.channel_id, T + timedelta(days=1)) is True
+
+
+async def test_notices_go_once_to_their_admin_or_to_any_admin(store: ManagedStore) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    bob = await _member(store, "bob")
+    other = await _member(store, "eve", group="g2")
+    assert await native.add_notice(ada.channel_id, "check", ada.member_id, "for ada", T)
+    assert not await native.add_notice(ada.channel_id, "check", ada.member_id, "again", T), "told once per topic"
+    assert await native.add_notice(ada.channel_id, "reward-1", None, "for any admin", T + timedelta(seconds=1))
+    assert await native.take_member_notices(other.group_id, other.member_id, T) == [], "another group's are not seen"
+    assert await native.take_member_notices(ada.group_id, bob.member_id, T) == ["for any admin"]
+    assert await native.take_member_notices(ada.group_id, ada.member_id, T) == ["for ada"]
+    assert await native.take_member_notices(ada.group_id, ada.member_id, T) == []
+    # Setting the schedule again clears the channel's notices, so the same problem is told again later.
+    await native.save_channel_options(ada.channel_id, True, None, ada.member_id, T)
+    assert await native.add_notice(ada.channel_id, "check", ada.member_id, "for ada, later", T)
+
+
+async def test_a_post_thread_is_recorded_once(store: ManagedStore) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    post = await store.create_post(ada.group_id, ada.channel_id, None, "question", "q1", T)
+    assert await native.thread_of(post.id) is None
+    await native.set_thread(post.id, "555")
+    await native.set_thread(post.id, "666")  # a second opening changes nothing
+    assert await native.thread_of(post.id) == "555"
+
+
+async def test_rewards_are_per_group_replaced_by_threshold_and_granted_once(
+    store: ManagedStore, outside: Outside
+) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    eve = await _member(store, "eve", group="g2")
+    await native.set_reward(ada.group_id, "streak", 7, "111", T)
+    await native.set_reward(ada.group_id, "points", 50, "222", T)
+    await native.set_reward(ada.group_id, "streak", 7, "333", T)  # same threshold: the role is replaced
+    await native.set_reward(eve.group_id, "streak", 3, "999", T)
+    found = await native.rewards(ada.group_id)
+    assert [(r.kind, r.threshold, r.role) for r in found] == [("points", 50, "222"), ("streak", 7, "333")]
+    assert all(isinstance(r, Reward) and r.group_id == ada.group_id for r in found)
+    streak = found[1]
+    assert await native.claim_grant(streak.id, ada.member_id, T) is True
+    assert await native.claim_grant(streak.id, ada.member_id, T) is False
+    await native.unclaim_grant(streak.id, ada.member_id)  # the grant failed: try again next time
+    assert await native.claim_grant(streak.id, ada.member_id, T) is True
+    assert await native.clear_rewards(ada.group_id, "points") == 1
+    assert await native.clear_rewards(ada.group_id, None) == 1
+    assert await native.rewards(ada.group_id) == []
+    assert await outside("SELECT COUNT(*) FROM reward_grants") == [(0,)], "grants go with their reward"
+    assert [r.role for r in await native.rewards(eve.group_id)] == ["999"]
+
+
+async def test_forgetting_a_member_removes_their_notices_and_grants(store: ManagedStore, outside: Outside) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    await native.save_channel_options(ada.channel_id, True, None, ada.member_id, T)
+    await native.add_notice(ada.channel_id, "check", ada.member_id, "for ada", T)
+    await native.set_reward(ada.group_id, "streak", 7, "111", T)
+    (reward,) = await native.rewards(ada.group_id)
+    await native.claim_grant(reward.id, ada.member_id, T)
+    await store.forget_member(ada.member_id)
+    assert await outside("SELECT COUNT(*) FROM channel_notices") == [(0,)]
+    assert await outside("SELECT COUNT(*) FROM reward_grants") == [(0,)]
+    assert (await native.channel_options(ada.channel_id)).set_by is None
