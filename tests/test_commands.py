@@ -38,6 +38,22 @@ from bot.core.commands import Command, UsageError, format_days, parse, parse_day
         # Discord's /study-admin is the same grammar: its text parses to the same commands.
         ("/study-admin schedule set 23:59 reveal 4", Command("schedule.set", {"time": "23:59", "reveal": "4"})),
         ("study-admin export", Command("export")),
+        ("check", Command("check")),
+        ("/study-admin check", Command("check")),
+        ("rewards", Command("rewards.show")),
+        ("rewards show", Command("rewards.show")),
+        ("rewards clear", Command("rewards.clear")),
+        ("rewards clear Points", Command("rewards.clear", {"kind": "points"})),
+        (
+            "rewards set streak 7 <@&860000000000000001>",
+            Command("rewards.set", {"kind": "streak", "threshold": "7", "role": "860000000000000001"}),
+        ),
+        ("rewards set POINTS 050 123", Command("rewards.set", {"kind": "points", "threshold": "50", "role": "123"})),
+        (
+            "schedule set 09:00 thread ON ping <@&42>",
+            Command("schedule.set", {"time": "09:00", "thread": "on", "ping": "42"}),
+        ),
+        ("schedule set 09:00 ping off", Command("schedule.set", {"time": "09:00", "ping": "off"})),
     ],
 )
 def test_parses(text: str, expected: Command) -> None:
@@ -71,6 +87,19 @@ def test_parses(text: str, expected: Command) -> None:
         ("schedule set 09:00 reveal ٣", "reveal takes a whole number"),
         ("schedule set 09:00 reveal 99999999999999999999999", "reveal takes a whole number"),
         ("content explode", "content list|validate|load"),
+        ("check now", 'Unexpected "now"'),
+        ("rewards give", "rewards show|set|clear"),
+        ("rewards set streak 7", "rewards set <streak|points> <number> <@role>"),
+        ("rewards set coins 7 <@&1>", "for a streak or for points"),
+        ("rewards set streak seven <@&1>", '"seven" is not a number from 1 to 100,000'),
+        ("rewards set streak 0 <@&1>", "not a number from 1 to 100,000"),
+        ("rewards set streak ٧ <@&1>", "not a number from 1 to 100,000"),
+        ("rewards set points 1000001 <@&1>", "not a number from 1 to 100,000"),
+        ("rewards set streak 7 @everyone", "is not a role"),
+        ("rewards set streak 7 <@123>", "is not a role"),
+        ("rewards clear coins", "rewards clear [streak|points]"),
+        ("schedule set 09:00 thread maybe", "thread takes on or off"),
+        ("schedule set 09:00 ping everyone", "is not a role"),
         ("x" * 10_000, "too long (10,000 characters"),
     ],
 )
