@@ -431,4 +431,5 @@ async def test_rotating_tokens_are_refreshed_through_our_api_url_and_kept(rig: R
     assert [r.token for r in fake.delivered("chat.postMessage")] == [third] and third != second
     assert json.loads(await rig.store.find_installation("slack", ACME) or "{}")["bot_token"] == third
     refreshes = [r for r in fake.calls("oauth.v2.access") if r.args.get("grant_type") == "refresh_token"]
-    assert len(refreshes) == 2 and all(r.status == 200 for r in refreshes)
+    # The command, the permission check `schedule set` runs with the workspace's token, and the post.
+    assert len(refreshes) == 3 and all(r.status == 200 for r in refreshes)

@@ -40,6 +40,8 @@ REWARDS_TTL = 60.0
 #: Notice topics (one notice per channel and topic until the schedule is set again).
 CHECK_TOPIC = "check"
 THREAD_TOPIC = "threads"
+#: Bound on the in-memory record of rewards already given (cleared when passed; the database decides).
+MAX_GRANTED_CACHED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,8 @@ class ChannelFeatures:
         self.gateways = gateways
         self._monotonic = monotonic
         self._rewards: dict[int, _Cached] = {}
+        #: (reward, member) pairs known to be given already: later answers do not ask the database again.
+        self._granted: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ registration
 
@@ -234,13 +238,14 @@ class ChannelFeatures:
         and anything the bot is missing here right now)."""
         thread = {"on": True, "off": False}.get(args.get("thread", ""))
         ping = args.get("ping")
+        lines = []
         if ping is not None and ctx.inbound.platform != "discord":
-            return ["(ping is for Discord roles; it was left out here.)"]
+            lines.append("(ping mentions a Discord role; it was left out here.)")
+            ping = None
         role = "" if ping == "off" else ping
         options = await self.store.save_channel_options(
             ctx.member.channel_id, thread, role, ctx.member.member_id, ctx.now
         )
-        lines = []
         if options.thread:
             lines.append("🧵 Each post opens a discussion thread; the answer is revealed there.")
         if options.ping_role:
@@ -394,6 +399,7 @@ class ChannelFeatures:
         kind, threshold = command.args["kind"], int(command.args["threshold"])
         await self.store.set_reward(ctx.member.group_id, kind, threshold, role, ctx.now)
         self._rewards.pop(ctx.member.group_id, None)
+        self._granted.clear()
         what = f"reach a {threshold}-day streak" if kind == "streak" else f"reach {threshold} points"
         return private(f"🏅 Members who {what} get <@&{role}>. Roles once given stay.")
 
@@ -401,6 +407,7 @@ class ChannelFeatures:
         kind = command.args.get("kind")
         n = await self.store.clear_rewards(ctx.member.group_id, kind)
         self._rewards.pop(ctx.member.group_id, None)
+        self._granted.clear()  # a reward's id may be used again after it is gone
         if not n:
             return private("There were no role rewards to clear.")
         return private(
@@ -426,7 +433,13 @@ class ChannelFeatures:
         reached = [r for r in found if (outcome.streak.streak if r.kind == "streak" else points) >= r.threshold]
         lines: list[str] = []
         for r in reached:
+            pair = (r.id, ctx.member.member_id)
+            if pair in self._granted:
+                continue
+            if len(self._granted) > MAX_GRANTED_CACHED:
+                self._granted.clear()
             if not await self.store.claim_grant(r.id, ctx.member.member_id, ctx.now):
+                self._granted.add(pair)
                 continue
             try:
                 await gateway.grant_role(ctx.inbound.group, ctx.inbound.user, r.role)
@@ -442,6 +455,7 @@ class ChannelFeatures:
                     ctx.now,
                 )
                 continue
+            self._granted.add(pair)
             what = f"a {r.threshold}-day streak" if r.kind == "streak" else f"{r.threshold} points"
             lines.append(f"🏅 You reached {what} and got the <@&{r.role}> role!")
         return [Reply("\n".join(lines), private=True)] if lines else []
