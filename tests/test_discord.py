@@ -507,7 +507,8 @@ async def test_scheduled_posts_go_out_through_the_gateway_once_and_a_lost_channe
     await scheduler.run_due(clock.now())
     assert rows(db, "SELECT paused FROM schedules") == [(1,)]
     assert len(fake.channel_messages(quiz_channel)) == 1
-    iid, _ = await command(fake, "help", user=ADMIN)
+    # (A short reply, so the notice is the first follow-up: help no longer fits in one message.)
+    iid, _ = await command(fake, "schedule show", user=ADMIN)
     notices = [r.json["content"] for r in await fake.followups(iid)]
     assert any("paused" in n for n in notices), notices
 
