@@ -22,7 +22,8 @@ from bot.core.ports import ChatGateway, Clock, ScheduleStore
 from bot.core.practice import PackCards, PracticeEngine
 from bot.core.reminders import Reminders
 from bot.core.service import StudyService
-from bot.storage import ManagedStore, open_storage, reminders_for
+from bot.core.suggestions import Suggestions
+from bot.storage import ManagedStore, open_storage, reminders_for, suggestions_for
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ async def build_app(
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]
+    # Outcomes go to members by direct message through the running front ends (app.gateways).
+    Suggestions(suggestions_for(store), app.gateways).install(service)  # type: ignore[arg-type]
     wire_scheduling(app, app.reminders)
     return app
 

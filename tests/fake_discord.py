@@ -30,6 +30,9 @@ What it does (see /work/shared/platform-testing.md for why each detail matters):
   (`expire_nonces` lets a test make that window pass). ``GET /channels/{id}/messages`` (``limit``, ``after``,
   ``before``) lists a channel's messages newest first; `deny_history` answers it with 403, as for a bot
   without Read Message History. Message ids are snowflakes of the current time.
+- Modals: an interaction callback of type 9 is checked as Discord checks it (title and labels ≤ 45, at most 5
+  inputs, ``custom_id`` ≤ 100, not in answer to a modal submit: 400 otherwise) and kept in `modals` by
+  interaction id; `submit_modal` builds the type-5 ``INTERACTION_CREATE`` that submitting it sends.
 - Ack latency: the time from dispatching an ``INTERACTION_CREATE`` to receiving its callback
   (`ack_latencies`).
 
@@ -281,6 +284,10 @@ class FakeDiscord:
         self._acked: dict[int, float] = {}
         self._tokens: dict[int, str] = {}
         self._channel_of: dict[int, int] = {}
+        self._itype: dict[int, int] = {}
+        #: DM channel id -> user id; users whose DMs are closed; what each user was sent by DM.
+        #: Modals the bot opened (callback type 9), by the id of the interaction they answered.
+        self.modals: dict[int, dict[str, Any]] = {}
         self._cond: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self._saved: tuple[str, yarl.URL] | None = None
@@ -552,6 +559,27 @@ class FakeDiscord:
         payload["message"] = message
         return payload
 
+    def submit_modal(
+        self,
+        modal: dict[str, Any],
+        values: dict[str, str],
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+        guild_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The ``INTERACTION_CREATE`` (type 5) for submitting ``modal`` (from `modals`) with ``values`` by
+        field ``custom_id``; fields not in ``values`` keep their prefilled value, as in the client."""
+        user = user or FakeUser(830000000000000001, "alice")
+        components = []
+        for row in modal["components"]:
+            inner = row["component"] if row["type"] == 18 else row["components"][0]
+            value = values.get(inner["custom_id"], inner.get("value") or "")
+            component = {"type": 4, "id": row.get("id", 1), "custom_id": inner["custom_id"], "value": value}
+            components.append({"type": 18, "id": row.get("id", 1), "component": component})
+        data = {"custom_id": modal["custom_id"], "components": components}
+        return self._interaction(5, data, user, channel_id, guild_id)
+
     def _interaction(
         self, itype: int, data: dict[str, Any], user: FakeUser, channel_id: int | None, guild_id: int | None
     ) -> dict[str, Any]:
@@ -560,6 +588,7 @@ class FakeDiscord:
         iid = next(self._ids)
         token = f"itoken-{iid}"
         self._tokens[iid] = token
+        self._itype[iid] = itype
         self._channel_of[iid] = cid
         return {
             "id": str(iid),
@@ -1111,6 +1140,11 @@ class FakeDiscord:
         interaction: dict[str, Any] = {"id": str(iid), "type": 2}
         resource: dict[str, Any] = {"type": rtype}
         headers: dict[str, str] = {}
+        if rtype == 9:
+            problem = self._modal_problem(iid, data)
+            if problem:
+                return self._error(400, f"Invalid Form Body: {problem}", 50035)
+            self.modals[iid] = data
         if rtype in (4, 5):
             flags = int(data.get("flags") or 0) | (LOADING if rtype == 5 else 0)
             cid = int(self._channel_for_token(iid))
@@ -1124,6 +1158,38 @@ class FakeDiscord:
             resource["message"] = self._public(msg)
             headers["X-Fake-Message-Id"] = msg["id"]
         return self._json({"interaction": interaction, "resource": resource}, headers=headers)
+
+    def _modal_problem(self, iid: int, data: dict[str, Any]) -> str | None:
+        """What Discord would refuse in a modal callback, or None."""
+        if self._itype.get(iid) == 5:
+            return "interaction response type 9 is not valid for a MODAL_SUBMIT interaction"
+        if not 0 < len(data.get("title") or "") <= 45:
+            return "title must be 1-45 characters"
+        if not 0 < len(data.get("custom_id") or "") <= 100:
+            return "custom_id must be 1-100 characters"
+        rows = data.get("components") or []
+        if not 0 < len(rows) <= 5:
+            return "a modal holds 1-5 components"
+        for row in rows:
+            if row.get("type") == 18:
+                label, inner = row.get("label") or "", row.get("component") or {}
+                if len(row.get("description") or "") > 100:
+                    return "label description longer than 100"
+            elif row.get("type") == 1 and len(row.get("components") or []) == 1:
+                inner = row["components"][0]
+                label = inner.get("label") or ""
+            else:
+                return f"unexpected modal component {row.get('type')}"
+            if not 0 < len(label) <= 45:
+                return "labels must be 1-45 characters"
+            if inner.get("type") != 4 or not inner.get("custom_id"):
+                return "a text input with a custom_id is expected"
+            max_length = int(inner.get("max_length") or 4000)
+            if not 1 <= max_length <= 4000 or len(inner.get("placeholder") or "") > 100:
+                return "max_length 1-4000, placeholder up to 100"
+            if len(inner.get("value") or "") > max_length:
+                return "a prefilled value is longer than max_length"
+        return None
 
     def _channel_for_token(self, iid: int) -> int:
         return self._channel_of.get(iid, self.channel_id)

@@ -6,6 +6,9 @@ One aiohttp server on 127.0.0.1 serves:
   ``chat.postEphemeral``, ``users.info``, ``conversations.open``, ``conversations.history``,
   ``files.getUploadURLExternal``, ``files.completeUploadExternal``, ``apps.connections.open``), checking
   the bearer token;
+- modals: ``views.open`` checks the view as Slack does (a ``trigger_id`` it handed out, title ≤ 24, input
+  blocks with ``plain_text_input``, ``max_length`` ≤ 3000, at most 100 blocks) and keeps it in `views`;
+  `view_submission` builds the payload Slack sends when the member submits it;
 - the file upload URLs that ``files.getUploadURLExternal`` hands out (``/upload/<file id>``);
 - ``response_url`` endpoints (``/respond/<key>``) that record what ``respond()`` sent;
 - a Socket Mode websocket (``/link``): it says hello, sends envelopes and collects the acks;
@@ -156,6 +159,10 @@ class FakeSlack:
         #: Uploaded file bytes by file id, and completed uploads (file ids, channel, comment).
         self.uploaded: dict[str, bytes] = {}
         self.completed_uploads: list[dict[str, Any]] = []
+        #: Modals opened with views.open, in order (each with its ``id`` and ``trigger_id``).
+        self.views: list[dict[str, Any]] = []
+        #: trigger_ids that views.open refuses as ``expired_trigger_id``.
+        self.expired_triggers: set[str] = set()
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -589,6 +596,81 @@ class FakeSlack:
         self.home_views[user] = view
         self.home_publishes[user] = self.home_publishes.get(user, 0) + 1
         return {"ok": True, "view": {"id": f"V{next(self._ids):06d}", "type": "home", **view}}
+
+    def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        if not trigger.startswith("trigger-") or trigger in self.expired_triggers:
+            return {"ok": False, "error": "expired_trigger_id" if trigger else "invalid_arguments"}
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        problem = self._view_problem(view) if isinstance(view, dict) else "view must be an object"
+        if problem:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": [problem]}}
+        assert isinstance(view, dict)
+        opened = {**view, "id": f"V{next(self._ids):06d}", "trigger_id": trigger}
+        self.views.append(opened)
+        return {"ok": True, "view": opened}
+
+    @staticmethod
+    def _view_problem(view: dict[str, Any]) -> str | None:
+        if view.get("type") != "modal":
+            return "type must be modal"
+        for key in ("title", "submit", "close"):
+            text = (view.get(key) or {}).get("text", "")
+            if (key == "title" and not text) or len(text) > 24:
+                return f"{key} must be 1-24 characters"
+        if len(view.get("callback_id") or "") > 255 or len(view.get("private_metadata") or "") > 3000:
+            return "callback_id up to 255, private_metadata up to 3000"
+        blocks = view.get("blocks") or []
+        if not 0 < len(blocks) <= 100:
+            return "1-100 blocks"
+        for b in blocks:
+            el = b.get("element") or {}
+            if b.get("type") != "input" or el.get("type") != "plain_text_input" or not b.get("block_id"):
+                return "input blocks with a plain_text_input and a block_id expected"
+            if not 0 < len((b.get("label") or {}).get("text", "")) <= 2000:
+                return "labels 1-2000 characters"
+            if not 1 <= int(el.get("max_length") or 3000) <= 3000:
+                return "max_length 1-3000"
+            if len(el.get("initial_value") or "") > int(el.get("max_length") or 3000):
+                return "initial_value longer than max_length"
+            if len((el.get("placeholder") or {}).get("text", "")) > 150:
+                return "placeholder up to 150 characters"
+        return None
+
+    def view_submission(
+        self, view: dict[str, Any], values: dict[str, str], *, user: str, team: str | None = None
+    ) -> dict[str, Any]:
+        """The ``view_submission`` payload for submitting ``view`` (from `views`) with ``values`` by block
+        id; blocks not in ``values`` keep their initial value, as in the client."""
+        team = team or self.team_id
+        state: dict[str, Any] = {}
+        for b in view["blocks"]:
+            el = b["element"]
+            value = values.get(b["block_id"], el.get("initial_value") or "")
+            state[b["block_id"]] = {el["action_id"]: {"type": "plain_text_input", "value": value or None}}
+        return {
+            "type": "view_submission",
+            "team": {"id": team, "domain": "home"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+            "api_app_id": "A0STUDY",
+            "token": "legacy-verification-token",
+            "trigger_id": f"trigger-sub-{next(self._ids)}",
+            "view": {
+                "id": view["id"],
+                "team_id": team,
+                "type": "modal",
+                "blocks": view["blocks"],
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view["callback_id"],
+                "state": {"values": state},
+                "hash": "1700000000.abcdef",
+                "title": view["title"],
+                "app_id": "A0STUDY",
+                "bot_id": "B0BOT",
+            },
+            "response_urls": [],
+        }
 
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users", ""))

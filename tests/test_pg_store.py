@@ -29,6 +29,7 @@ from bot.core.native import NativeStore
 from bot.core.ports import InstallStore, ScheduleStore, SchemaTooNew, Store, StoreError
 from bot.core.practice import PracticePort
 from bot.core.reminders import ReminderStore
+from bot.core.suggestions import SuggestionStore
 from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for, sql
 from bot.storage.deck_store import SqliteDeckStore
 from bot.storage.dialect import NAME_EQUALS, pg
@@ -41,6 +42,7 @@ from bot.storage.pg_store import PgInstallStore, PgLearningStore, PgScheduleStor
 from bot.storage.practice_store import PgPracticeStore, SqlitePracticeStore
 from bot.storage.reminder_store import PgReminderStore, SqliteReminderStore
 from bot.storage.schedule_store import SqliteScheduleStore
+from bot.storage.suggestion_store import PgSuggestionStore, SqliteSuggestionStore
 from tests.pg import PgCluster, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +69,7 @@ def public(cls: type) -> set[str]:
         SqliteReminderStore,
         SqlitePracticeStore,
         SqliteNativeStore,
+        SqliteSuggestionStore,
     ):
         instance = cls(SqliteStore(":memory:"))
     else:
@@ -87,7 +90,8 @@ def port_members(protocol: type) -> set[str]:
      (LearningStore, PgLearningStore, LearningPort), (SqliteInstallStore, PgInstallStore, InstallStore),
      (SqliteDeckStore, PgDeckStore, DeckStore), (SqliteReminderStore, PgReminderStore, ReminderStore),
      (SqlitePracticeStore, PgPracticeStore, PracticePort),
-     (SqliteNativeStore, PgNativeStore, NativeStore)],
+     (SqliteNativeStore, PgNativeStore, NativeStore),
+     (SqliteSuggestionStore, PgSuggestionStore, SuggestionStore)],
 )  # fmt: skip
 def test_every_store_method_exists_on_both_stores(sqlite_cls: type, pg_cls: type, port: type) -> None:
     only_sqlite = public(sqlite_cls) - public(pg_cls) - SQLITE_ONLY

@@ -203,7 +203,7 @@ class Rig:
         return await self.app.store.run_sync(lambda conn: conn.execute(sql, args).fetchone()[0])
 
     async def rows_written(self) -> int:
-        tables = ("groups", "channels", "members", "posts", "answers")
+        tables = ("groups", "channels", "members", "posts", "answers", "suggestions", "suggestion_settings")
         return int(sum([await self.scalar(f"SELECT COUNT(*) FROM {t}") for t in tables]))
 
 
@@ -515,6 +515,7 @@ ADMIN_COMMANDS = {
     "rewards.show": "rewards show",
     "rewards.set": "rewards set streak 7 <@&860000000000000001>",
     "rewards.clear": "rewards clear",
+    "suggestions": "suggestions off",
 }
 
 
@@ -873,6 +874,7 @@ SCOPES_BY_METHOD = {
     "views_publish": set(),  # the Home tab: Slack asks no scope for it, only the app_home_opened event
     "conversations_replies": {"channels:history", "groups:history"},
     "conversations_info": {"channels:read", "groups:read"},
+    "views_open": set(),  # modals need no scope, only a trigger_id from the member's command or click
 }
 
 

@@ -1,4 +1,9 @@
-"""The local console: one `/study …` command per line on stdin, replies on stdout. Needs no tokens."""
+"""The local console: one `/study …` command per line on stdin, replies on stdout. Needs no tokens.
+
+A form (`bot.core.forms`) is asked field by field, one line each (``\\n`` typed in a several-line field
+makes a line break); a field's error is shown and the field asked again. A blank line on a required
+field, or the end of input, cancels the form: nothing is submitted.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,12 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.core import actions, markup
+from bot.core import actions, forms, markup
 from bot.core.messages import Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError
@@ -102,11 +108,66 @@ class ConsoleAdapter:
         pending = list(replies)
         while pending:
             r = pending.pop(0)
+            if r.form is not None:
+                pending[:0] = await self.fill(r, inbound)
+                continue
             self._print(render(r, who=inbound.user))
             for a in r.attachments:
                 self._print(f"(saved to {self._save(a.filename, a.data)})")
             pending[:0] = await followups(r)
         return replies
+
+    async def fill(self, reply: Reply, inbound: Inbound) -> list[Reply]:
+        """Ask ``reply.form`` field by field and submit it; the replies to the submission (a form offered
+        again with errors is asked again, its fields with errors only). Cancelled: a one-line notice."""
+        form = reply.form
+        assert form is not None
+        self._print(plain(reply.text))
+        values = {f.key: f.default for f in form.fields}
+        ask = list(form.fields) if not form.errors else [f for f in form.fields if f.key in form.errors]
+        errors = dict(form.errors)
+        while True:
+            for f in ask:
+                value = await self._ask(f, errors.get(f.key), values[f.key] if not errors.get(f.key) else "")
+                if value is None:
+                    self._print("Form cancelled — nothing was saved.")
+                    return []
+                values[f.key] = value
+            submitted = replace(inbound, text="", action=form.action, values=values)
+            answers = await self.service.handle(submitted)
+            again = next((r for r in answers if r.form is not None and r.form.errors), None)
+            if again is None or again.form is None:
+                return answers
+            form, errors = again.form, dict(again.form.errors)
+            ask = [f for f in form.fields if f.key in errors]
+
+    async def _ask(self, f: forms.Field, error: str | None, default: str) -> str | None:
+        """One field's value (checked for length and presence); None to cancel."""
+        while True:
+            if error:
+                self._print(f"  ⚠ {f.label}: {error}")
+            hint = [] if f.required else ["optional"]
+            if f.style == "paragraph":
+                hint.append("\\n for a new line")
+            if default:
+                hint.append(f"Enter keeps: {default[:60]}")
+            note = f" ({'; '.join(hint)})" if hint else ""
+            self._print(f"› {f.label}{note}:")
+            line = await self._readline()
+            if not line:  # end of input
+                return None
+            typed = line.rstrip("\r\n")
+            if f.style == "paragraph":
+                typed = typed.replace("\\n", "\n")
+            if not typed.strip():
+                if default:
+                    return default
+                if f.required:
+                    return None
+            value = forms.clean(typed)
+            error = forms.check_field(f, value)
+            if error is None:
+                return value
 
     def _save(self, filename: str, data: bytes) -> Path:
         if self.files_dir is None:

@@ -9,6 +9,14 @@ Two translations and a thin shell around them (the core decides everything):
 
 Buttons are `discord.ui.DynamicItem`s: their ``custom_id`` carries the post and the letter
 (``sb:ans:<post>:<letter>``), so a click on a message from before a restart still reaches the core.
+
+Forms (`bot.core.forms`): a reply with a form answers the interaction with a modal (callback type 9) of
+labelled text inputs whose ``custom_id`` is the form's action id; the submit (interaction type 5) is read
+in `StudyClient.on_interaction` straight from the payload, so a modal opened before a restart still
+submits. Discord does not allow answering a modal submit with another modal, so a form offered again with
+field errors goes out as a private message listing them, with a button that reopens the modal prefilled
+with what was typed and each error under its field (kept in memory: after a restart that button says the
+form expired).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import asyncio
 import io
 import logging
 import re
+import secrets
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -30,6 +40,7 @@ from discord import app_commands
 from bot.config import Settings
 from bot.core import markup
 from bot.core.commands import ADMIN_COMMAND, SPECS, Spec
+from bot.core.forms import Form
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError
@@ -173,8 +184,10 @@ def _word(value: str, joiner: str) -> str:
 # ---------------------------------------------------------------------------------------------- buttons
 
 
-class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:)[a-z][a-z0-9.:-]*"):
-    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm``, ``sb:pr:12:show`` …).
+class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:|quizme:)[a-z][A-Za-z0-9_.:-]*"):
+    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm``, ``sb:pr:12:show``,
+    ``sb:<name>:<arg>`` …). ``sb:quizme:`` ids are `QuizMeButton`'s alone: discord.py calls every dynamic
+    item whose template matches, so the templates must not overlap.
     Dynamic: it works on any message, also after a restart, because the id says everything."""
 
     def __init__(self, action_id: str, label: str = "", style: discord.ButtonStyle = discord.ButtonStyle.secondary):
@@ -212,6 +225,75 @@ class _MalformedAnswerButton(_CoreButton, template=r"sb:ans:(?![0-9]{1,18}:[ABCD
     """A click on an ``sb:ans:`` id that is not one we make (``sb:ans:²:A``, a 20-digit post): handed to
     the core, which says the button is no longer valid, instead of the click going unanswered. The
     template never overlaps `AnswerButton`'s (discord.py calls every dynamic item that matches)."""
+
+
+class _ReopenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sbx:form:(?P<token>[0-9a-f]{16})"):
+    """ "Fix the form": reopens a form offered again with field errors (see `DiscordFrontEnd.offer_again`)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="Fix the form", style=discord.ButtonStyle.primary, custom_id=f"sbx:form:{token}")
+        )
+        self.token = token
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> _ReopenButton:
+        return cls(match.group("token"))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if isinstance(client, StudyClient):
+            await client.frontend.reopen(interaction, self.token)
+
+
+#: Discord's limits on a label's description and an input's placeholder.
+_DESCRIPTION = 100
+
+
+def modal(form: Form) -> discord.ui.Modal:
+    """The modal for ``form``: one labelled text input per field (``custom_id`` = the field's key), each
+    field's error (when offered again) as its label's description."""
+    m = discord.ui.Modal(title=form.title[:45], custom_id=form.action, timeout=None)
+    for f in form.fields:
+        text_input: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph if f.style == "paragraph" else discord.TextStyle.short,
+            custom_id=f.key,
+            placeholder=f.placeholder[:_DESCRIPTION] or None,
+            default=f.default[: f.max_len] or None,
+            required=f.required,
+            max_length=f.max_len,
+        )
+        error = form.errors.get(f.key)
+        description = _cut(f"⚠️ {error}", _DESCRIPTION) if error else None
+        m.add_item(discord.ui.Label(text=f.label[:45], component=text_input, description=description))
+    return m
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def submitted_values(components: Sequence[Any]) -> dict[str, str]:
+    """Field key → value from a modal submit's ``data.components`` (action rows of text inputs, or
+    labels holding one component each)."""
+    out: dict[str, str] = {}
+    for c in components:
+        if not isinstance(c, dict):
+            continue
+        if c.get("type") == 1:
+            out.update(submitted_values(c.get("components") or []))
+        elif c.get("type") == 18:
+            out.update(submitted_values([c.get("component")]))
+        elif c.get("type") == 4 and isinstance(c.get("custom_id"), str):
+            out[c["custom_id"]] = str(c.get("value") or "")
+    return out
+
+
+#: Forms offered again with errors, kept for their "Fix the form" button: at most this many, this long.
+MAX_DRAFTS = 2000
+DRAFT_SECONDS = 3600.0
 
 
 def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
@@ -347,6 +429,16 @@ class StudyCommands(app_commands.Group):
     async def forget_me(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "forget-me")
 
+    @app_commands.command(description="Suggest a question or tip for this server")
+    @app_commands.describe(kind="A question (default) or a tip", credit="Show your name with it (default: yes)")
+    async def suggest(
+        self,
+        interaction: discord.Interaction[Any],
+        kind: Literal["question", "tip"] | None = None,
+        credit: bool = True,
+    ) -> None:
+        await self._run(interaction, f"suggest {kind or 'question'}" + ("" if credit else " anonymous"))
+
 
 class AdminCommands(app_commands.Group):
     """`/study-admin …`: the admin (and operator) commands, as a second top-level command so that Discord's
@@ -371,6 +463,13 @@ class AdminCommands(app_commands.Group):
     @app_commands.command(description="CSV of members' progress and per-question analytics")
     async def export(self, interaction: discord.Interaction[Any]) -> None:
         await self._run(interaction, "export", slow=True)
+
+    @app_commands.command(description="Members' suggestions waiting for approval")
+    @app_commands.describe(switch="Turn suggestions on or off for this server")
+    async def suggestions(
+        self, interaction: discord.Interaction[Any], switch: Literal["on", "off"] | None = None
+    ) -> None:
+        await self._run(interaction, "suggestions" if switch is None else f"suggestions {switch}")
 
     schedule = app_commands.Group(name="schedule", description="This channel's daily post schedule")
 
@@ -608,8 +707,23 @@ class StudyClient(discord.Client):
 
     async def setup_hook(self) -> None:
         # Registered before the gateway connects, so clicks on old messages work from the first event.
-        self.add_dynamic_items(AnswerButton, QuizMeButton, _CoreButton, _MalformedAnswerButton)
+        self.add_dynamic_items(AnswerButton, QuizMeButton, _CoreButton, _MalformedAnswerButton, _ReopenButton)
         await self.frontend.sync_commands()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        # Modal submits are read from the payload rather than through discord.py's modal store, which
+        # forgets every modal at a restart (a member may take minutes to fill one in).
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        custom_id = str(data.get("custom_id") or "")
+        if not custom_id.startswith("sb:form:"):
+            return
+        try:
+            values = submitted_values(data.get("components") or [])
+            await self.frontend.serve_interaction(interaction, action=custom_id, values=values)
+        except Exception as e:
+            await self.frontend.report_error(interaction, e)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py sleeps 5 s before every IDENTIFY but a process's first; the limit is per bucket, so a
@@ -677,6 +791,8 @@ class DiscordFrontEnd:
         self.ready_timeout = ready_timeout
         self.ready = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: Forms offered again with errors, by token: (user id, form, expiry on the loop's clock).
+        self._drafts: OrderedDict[str, tuple[int, Form, float]] = OrderedDict()
         self.pacer = Pacer(posts_per_second)
         self.client: StudyClient
         if shard_count is None:
@@ -781,7 +897,14 @@ class DiscordFrontEnd:
 
     # -------------------------------------------------------------------------------- interactions
 
-    def inbound(self, interaction: discord.Interaction[Any], *, text: str = "", action: str | None = None) -> Inbound:
+    def inbound(
+        self,
+        interaction: discord.Interaction[Any],
+        *,
+        text: str = "",
+        action: str | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Inbound:
         """The core's view of an interaction. ``is_admin`` is Manage Server (or Administrator) in that channel;
         ``is_operator``, the user being one of ``STUDYBOT_OWNERS`` (whatever the server)."""
         perms = interaction.permissions
@@ -798,13 +921,21 @@ class DiscordFrontEnd:
             is_operator=str(user.id) in self.owners,
             group_name=interaction.guild.name if interaction.guild and interaction.guild.name else "",
             channel_name=getattr(interaction.channel, "name", None) or "",
+            values=values,
         )
 
     async def serve_interaction(
-        self, interaction: discord.Interaction[Any], *, text: str = "", action: str | None = None, slow: bool = False
+        self,
+        interaction: discord.Interaction[Any],
+        *,
+        text: str = "",
+        action: str | None = None,
+        slow: bool = False,
+        values: dict[str, str] | None = None,
     ) -> None:
-        """Answer one command (``text``) or click (``action``): core call, then the replies. A reply not
-        ready within `defer_after` (or a slow command) is deferred first and followed up."""
+        """Answer one command (``text``), click (``action``) or form submit (``action`` and ``values``): core
+        call, then the replies. A reply not ready within `defer_after` (or a slow command) is deferred
+        first and followed up."""
         # Outside a server only buttons work (a reminder's "Quiz me" in a DM names the member it is for).
         if (interaction.guild_id is None and action is None) or interaction.channel_id is None:
             await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
@@ -813,7 +944,8 @@ class DiscordFrontEnd:
         if task is not None:  # so that close() can wait for the answer (and its follow-ups) to go out
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        work = asyncio.ensure_future(self.service.handle(self.inbound(interaction, text=text, action=action)))
+        inbound = self.inbound(interaction, text=text, action=action, values=values)
+        work = asyncio.ensure_future(self.service.handle(inbound))
         if slow:
             await self._defer(interaction)
         else:
@@ -836,7 +968,18 @@ class DiscordFrontEnd:
 
     async def send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
         """Send one `Reply`: as the response, as the edit of a deferred response, or as a follow-up.
-        Long text is split into several messages; buttons and files go with the last."""
+        Long text is split into several messages; buttons and files go with the last. A form opens as a
+        modal when the interaction can still answer with one, else see `offer_again`."""
+        if reply.form is not None:
+            can_open = (
+                not interaction.response.is_done()
+                and interaction.type is not discord.InteractionType.modal_submit
+                and not reply.form.errors
+            )
+            if can_open:
+                await interaction.response.send_modal(modal(reply.form))
+                return
+            reply = self.offer_again(interaction, reply, reply.form)
         parts = chunks(render(reply.text) or "\u200b")
         for i, text in enumerate(parts):
             last = i == len(parts) - 1
@@ -852,6 +995,32 @@ class DiscordFrontEnd:
                 await interaction.edit_original_response(content=text, attachments=files, **extra)
             else:
                 await interaction.followup.send(text, ephemeral=reply.private, files=files, **extra)
+
+    def offer_again(self, interaction: discord.Interaction[Any], reply: Reply, form: Form) -> Reply:
+        """``reply`` as a private message with a "Fix the form" button that reopens ``form`` (kept here
+        for `DRAFT_SECONDS`, for this member only): a modal submit cannot be answered with a modal."""
+        token = secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        self._drafts[token] = (interaction.user.id, form, loop.time() + DRAFT_SECONDS)
+        while len(self._drafts) > MAX_DRAFTS:
+            self._drafts.popitem(last=False)
+        button = Button(f"sbx:form:{token}", "Fix the form", "primary")
+        text = reply.text if form.errors else f"{reply.text}\nOpen it with the button."
+        return Reply(text, private=True, buttons=(*reply.buttons, button))
+
+    async def reopen(self, interaction: discord.Interaction[Any], token: str) -> None:
+        """The "Fix the form" button: the form again, prefilled, errors under the fields."""
+        draft = self._drafts.get(token)
+        if draft is None or draft[2] < asyncio.get_running_loop().time():
+            self._drafts.pop(token, None)
+            await interaction.response.send_message(
+                "That form has expired (or the bot restarted); run the command again.", ephemeral=True
+            )
+            return
+        if draft[0] != interaction.user.id:
+            await interaction.response.send_message("That form is someone else's.", ephemeral=True)
+            return
+        await interaction.response.send_modal(modal(draft[1]))
 
     async def report_error(self, interaction: discord.Interaction[Any], error: BaseException) -> None:
         """Log an unexpected error with its traceback and tell the member privately (never the details)."""

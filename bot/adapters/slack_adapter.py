@@ -6,6 +6,12 @@ Two translations and a thin I/O shell (the core decides everything):
   file uploads for attachments;
 - `Post` -> ``chat.postMessage`` / ``chat.update`` for the core's own posts (`ChatGateway`).
 
+Forms (`bot.core.forms`): a reply with a form opens a modal with ``views.open`` and the request's
+``trigger_id``; its ``view_submission`` goes to the core before the acknowledgement, so that field errors
+go back in the ack (``response_action: errors``, shown under each field) and the modal stays open with
+what was typed. The channel the form was opened from rides in the view's ``private_metadata``: replies
+to a submission go there (``chat.postEphemeral`` for private ones).
+
 HTTP mode (bot token + signing secret) serves ``/slack/events``; Socket Mode (bot token + app token)
 holds a websocket instead. With OAuth credentials instead of a bot token (many workspaces) the HTTP
 listener also serves ``/slack/install`` and ``/slack/oauth_redirect``; each workspace's installation (its
@@ -17,6 +23,7 @@ this adapter tracks, so `close()` can let it finish.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -46,6 +53,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
 from bot.core import markup
+from bot.core.forms import Form
 from bot.core.home import HomeTab, HomeView
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
@@ -72,6 +80,13 @@ SCOPES = (
 COMMAND = "/study"
 #: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
 ACTION_PATTERN = re.compile(r"^sb:")
+#: Every form's callback id (`bot.core.forms.Form.action`).
+FORM_PATTERN = re.compile(r"^sb:form:")
+#: What Slack takes in a modal: title and button texts, placeholders, a field error (kept short).
+VIEW_TITLE = 24
+PLACEHOLDER = 150
+ERROR_CHARS = 150
+FORM_FAILED_TEXT = "The form could not be opened (Slack allows 3 seconds for that); run the command again."
 #: Slack refuses a section text longer than this, and a message with more than 50 blocks.
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -156,6 +171,10 @@ def mrkdwn(text: str) -> str:
     return markup.render(text, escape_name, _convert)
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     """Split on line breaks into pieces of at most ``limit`` characters (hard-splitting long lines)."""
     out: list[str] = []
@@ -224,6 +243,50 @@ def blocks_for(text: str, buttons: Sequence[Button] = ()) -> list[dict[str, Any]
             {"type": "actions", "block_id": "sb-buttons", "elements": [button_element(b) for b in buttons][:25]}
         )
     return blocks
+
+
+def modal_view(form: Form, channel: str) -> dict[str, Any]:
+    """The Block Kit modal for ``form``: one input block per field (block and action id = the field's key);
+    the ``channel`` it was opened from in ``private_metadata``."""
+    blocks: list[dict[str, Any]] = []
+    for f in form.fields:
+        element: dict[str, Any] = {
+            "type": "plain_text_input",
+            "action_id": f.key,
+            "multiline": f.style == "paragraph",
+            "max_length": f.max_len,
+        }
+        if f.placeholder:
+            element["placeholder"] = {"type": "plain_text", "text": f.placeholder[:PLACEHOLDER]}
+        if f.default:
+            element["initial_value"] = f.default
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f.key,
+                "optional": not f.required,
+                "label": {"type": "plain_text", "text": f.label},
+                "element": element,
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": form.action,
+        "title": {"type": "plain_text", "text": form.title[:VIEW_TITLE]},
+        "submit": {"type": "plain_text", "text": form.submit_label[:VIEW_TITLE]},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps({"channel": channel}),
+        "blocks": blocks,
+    }
+
+
+def view_values(view: dict[str, Any]) -> dict[str, str]:
+    """Field key → typed text from a ``view_submission``'s ``view.state.values``."""
+    out: dict[str, str] = {}
+    for actions in ((view.get("state") or {}).get("values") or {}).values():
+        for action_id, element in (actions or {}).items():
+            out[str(action_id)] = str((element or {}).get("value") or "")
+    return out
 
 
 # ---------------------------------------------------------------- errors
@@ -424,6 +487,7 @@ class SlackAdapter:
         self.app.action(ACTION_PATTERN)(self._on_action)
         if home is not None:
             self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.view(FORM_PATTERN)(self._on_view)
         #: The installed workspace and the bot's own user, from ``auth.test`` in `start`.
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
@@ -648,6 +712,43 @@ class SlackAdapter:
         self._home_tasks.add(task)
         task.add_done_callback(self._home_tasks.discard)
 
+    async def _on_view(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A form submitted: the core decides before the ack, so field errors go back in it."""
+        api = self._request_api(client)
+        view = body.get("view") or {}
+        user_obj = body.get("user") or {}
+        team = body.get("team") or {}
+        user = str(user_obj.get("id", ""))
+        group = str(team.get("id") or user_obj.get("team_id") or "")
+        try:
+            channel = str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
+        except (ValueError, AttributeError):
+            channel = ""
+        admin, name = await self.whois(
+            user, str(user_obj.get("username") or user_obj.get("name") or ""), team=group, api=api
+        )
+        inbound = Inbound(
+            platform="slack",
+            group=group,
+            channel=channel,
+            user=user,
+            user_name=name,
+            action=str(view.get("callback_id") or ""),
+            values=view_values(view),
+            is_admin=admin,
+            is_operator=user in self.owner_ids,
+            group_name=str(team.get("domain", "")),
+        )
+        replies = await self.service.handle(inbound)
+        bad = next((r.form for r in replies if r.form is not None and r.form.errors), None)
+        if bad is not None:
+            errors = {k: _cut(v, ERROR_CHARS) for k, v in bad.errors.items()}
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        if channel:
+            self._spawn(self._deliver(replies, None, inbound, api), "form")
+
     async def _command(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client
         user = str(body.get("user_id", ""))
@@ -666,7 +767,7 @@ class SlackAdapter:
             channel_name=str(body.get("channel_name", "")),
         )
         replies = await self.service.handle(inbound)
-        await self._deliver(replies, respond, inbound, api)
+        await self._deliver(replies, respond, inbound, api, trigger_id=str(body.get("trigger_id") or ""))
 
     async def _action(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client
@@ -703,18 +804,37 @@ class SlackAdapter:
             await self._deliver([replace(r, private=False) for r in replies], None, inbound, api)
             await self.publish_home(group, user, api=api)  # a switch shows its new state at once
             return
-        await self._deliver(replies, respond, inbound, api)
+        await self._deliver(replies, respond, inbound, api, trigger_id=str(body.get("trigger_id") or ""))
         if action_id.startswith("sb:ans:"):
             self.home_soon(group, user, api)
 
-    async def _deliver(self, replies: Iterable[Reply], respond: Any, inbound: Inbound, api: AsyncWebClient) -> None:
+    async def _deliver(
+        self, replies: Iterable[Reply], respond: Any, inbound: Inbound, api: AsyncWebClient, trigger_id: str = ""
+    ) -> None:
         for reply in replies:
+            if reply.form is not None:
+                if await self._open_form(reply.form, trigger_id, inbound, api):
+                    continue
+                reply = Reply(FORM_FAILED_TEXT, private=True)
             text = mrkdwn(reply.text)
             await self._say(text, reply.buttons, private=reply.private, respond=respond, inbound=inbound, api=api)
             for attachment in reply.attachments:
                 await self._attach(attachment, inbound, private=reply.private, respond=respond, api=api)
             if reply.later is not None:
                 await self._deliver(await followups(reply), respond, inbound, api)
+
+    async def _open_form(self, form: Form, trigger_id: str, inbound: Inbound, api: AsyncWebClient) -> bool:
+        """``views.open`` for ``form``; False when there is no trigger or Slack refused (e.g. expired)."""
+        if not trigger_id:
+            return False
+        try:
+            await api.views_open(trigger_id=trigger_id, view=modal_view(form, inbound.channel))
+            return True
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning(
+                "slack: could not open form %s for %s: %s", form.name, inbound.user, delivery_error(e, "views.open")
+            )
+            return False
 
     async def _say(
         self,

@@ -98,6 +98,31 @@ def practise_this_action(card_key: str) -> str:
     return f"{PREFIX}:prx:{card_key}"
 
 
+#: A routed action: ``sb:<name>:<arg>[:<arg>…]`` (see `StudyService.register_action`).
+ROUTED_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+ROUTED_ARG = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def routed_action(name: str, *args: str) -> str:
+    """The id of a button routed to the handler registered for ``name``; ValueError for bad parts."""
+    if not ROUTED_NAME.fullmatch(name) or not args or not all(ROUTED_ARG.fullmatch(a) for a in args):
+        raise ValueError(f"bad routed action {name!r} {args!r}")
+    action_id = ":".join((PREFIX, name, *args))
+    if len(action_id) > 100:  # Discord's custom_id limit
+        raise ValueError("action id longer than 100 characters")
+    return action_id
+
+
+def parse_routed(action_id: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(name, args)`` of a routed action id, or None."""
+    parts = action_id.split(":")
+    if len(parts) < 3 or parts[0] != PREFIX or not ROUTED_NAME.fullmatch(parts[1]):
+        return None
+    if not all(ROUTED_ARG.fullmatch(a) for a in parts[2:]):
+        return None
+    return parts[1], tuple(parts[2:])
+
+
 def parse_action(action_id: str) -> Action | None:
     """Decode an action id; None when it is not one of ours or is malformed."""
     parts = action_id.split(":")

@@ -116,6 +116,8 @@ SPECS: dict[str, Spec] = {
     "rewards.clear": Spec(
         "/study rewards clear [streak|points]", "remove role rewards (roles already given stay)", admin=True
     ),
+    "suggest": Spec("/study suggest [question|tip] [anonymous]", "propose a question or tip"),
+    "suggestions": Spec("/study suggestions [on|off]", "approve or deny members' suggestions", admin=True),
 }
 
 _GROUPS = {"schedule", "content", "path", "rewards"}
@@ -128,6 +130,7 @@ _CONTENT_SIMPLE = {"list", "validate", "load"}
 _TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 #: Hours as ASCII digits: ``str.isdigit`` accepts ``²`` and ``①``, which ``int`` then refuses.
 _HOURS = re.compile(r"[0-9]{1,3}")
+_SUGGESTION_ID = re.compile(r"[0-9]{1,18}")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -210,6 +213,10 @@ def parse(text: str) -> Command:
         if rest and (len(rest) > 1 or rest[0].casefold() not in ("confirm", "cancel")):
             raise UsageError("Usage: /study forget-me (then confirm with the button or /study forget-me confirm)")
         return Command("forget-me", {"confirm": rest[0].casefold()} if rest else {})
+    if head == "suggest":
+        return _parse_suggest(rest)
+    if head == "suggestions":
+        return _parse_suggestions(rest)
     if head == "cards":
         if len(rest) > 1:
             raise UsageError(f"Usage: {_usage('cards')} — one deck name")
@@ -238,6 +245,39 @@ def _parse_remind(rest: list[str]) -> Command:
             raise UsageError(f'"{_shown(rest[1])}" is not a time of day — use 24-hour HH:MM, e.g. 19:30')
         args["time"] = f"{int(m.group(1)):02d}:{m.group(2)}"
     return Command("remind", args)
+
+
+def _parse_suggest(rest: list[str]) -> Command:
+    args: dict[str, str] = {"kind": "question"}
+    words = [w.casefold() for w in rest]
+    if words and words[0] in ("question", "tip"):
+        args["kind"] = words.pop(0)
+    if words and words[0] in ("anonymous", "anon", "nocredit"):
+        args["credit"] = "no"
+        words.pop(0)
+    if words:
+        raise UsageError(f'Unexpected "{_shown(" ".join(rest))}" — usage: {_usage("suggest")}')
+    return Command("suggest", args)
+
+
+def _parse_suggestions(rest: list[str]) -> Command:
+    usage = "/study suggestions [on|off|approve <id>|deny <id> [reason]]"
+    if not rest:
+        return Command("suggestions")
+    sub = rest[0].casefold()
+    if sub in ("on", "off"):
+        _no_more("suggestions", rest[1:])
+        return Command("suggestions", {"sub": sub})
+    if sub in ("approve", "deny"):
+        if len(rest) < 2 or not _SUGGESTION_ID.fullmatch(rest[1].lstrip("#")):
+            raise UsageError(f"Which suggestion? Give its number from /study suggestions — usage: {usage}")
+        args = {"sub": sub, "id": rest[1].lstrip("#")}
+        if sub == "approve":
+            _no_more("suggestions", rest[2:])
+        elif rest[2:]:
+            args["reason"] = " ".join(rest[2:])
+        return Command("suggestions", args)
+    raise UsageError(f"Usage: {usage}")
 
 
 def _parse_schedule(rest: list[str]) -> Command:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from bot.core.forms import Form
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ class Inbound:
     ``is_admin`` is decided by the adapter from the platform's permissions (a group admin);
     ``is_operator`` means the person running this bot (``STUDYBOT_OWNERS``, the console user), who
     may also do what affects every group, such as reloading the shipped content pack.
+    ``values`` is set for a form submission (``action`` is then the form's action id): field key → text.
     """
 
     platform: Platform
@@ -37,6 +41,7 @@ class Inbound:
     group_name: str = ""
     channel_name: str = ""
     is_operator: bool = False
+    values: Mapping[str, str] | None = None
 
     @property
     def can_admin(self) -> bool:
@@ -70,6 +75,8 @@ class Reply:
     producing this reply may take a while, so it should acknowledge/defer first. ``later`` produces
     more replies that take a while (a chart): adapters send this reply at once, then those as
     follow-ups (see `followups`), so the member is not kept waiting for the slow part.
+    ``form`` asks the member to fill in a form (see `bot.core.forms`); ``text`` is then what a front end
+    that shows it as a message says (the field errors, when the form is offered again).
     """
 
     text: str
@@ -77,6 +84,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     slow: bool = False
+    form: Form | None = None
     later: Callable[[], Awaitable[list[Reply]]] | None = field(default=None, compare=False, repr=False)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from bot.core import actions
+from bot.core import actions, forms
 from bot.core.commands import SPECS, Command, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, Question
 from bot.core.markup import name
@@ -38,6 +38,8 @@ Handler = Callable[[Context, Command], Awaitable[list[Reply]]]
 ActionHandler = Callable[[Context, actions.Action], Awaitable[list[Reply] | None]]
 #: Runs after an answer was recorded (e.g. role rewards); returns extra replies for the member.
 AfterAnswer = Callable[[Context, AnswerOutcome], Awaitable[list[Reply]]]
+#: A button whose action id is ``sb:<name>:<arg>[:<arg>…]``: gets the args (see `StudyService.register_action`).
+RoutedHandler = Callable[[Context, tuple[str, ...]], Awaitable[list[Reply]]]
 ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
 
 
@@ -111,12 +113,33 @@ class StudyService:
         self.feature_actions: list[ActionHandler] = []
         #: After a recorded answer (role rewards); a failing hook is logged and costs only its replies.
         self.after_answer: list[AfterAnswer] = []
+        self._forms: dict[str, forms.FormRoute] = {}
+        self._actions: dict[str, RoutedHandler] = {}
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
         if name not in SPECS:
             raise ValueError(f"unknown command {name!r}")
         self._handlers[name] = handler
+
+    def register_form(self, name: str, route: forms.FormRoute) -> None:
+        """Serve the form ``name`` (its submissions, and `open_form`); see `bot.core.forms`."""
+        self._forms[name] = route
+
+    def register_action(self, name: str, handler: RoutedHandler) -> None:
+        """Route clicks on buttons ``sb:<name>:<arg>[:<arg>…]`` (args ``[A-Za-z0-9_.-]``, ≤ 40 each) to
+        ``handler(ctx, args)``. The handler must check that what the args name belongs to ``ctx``'s group:
+        anyone can craft a button id."""
+        if not actions.ROUTED_NAME.fullmatch(name) or name in ("ans", "form"):
+            raise ValueError(f"bad action name {name!r}")
+        self._actions[name] = handler
+
+    async def open_form(self, ctx: Context, name: str, arg: str = "", text: str = "") -> list[Reply]:
+        """The reply that opens form ``name`` for ``arg`` (or the route's refusal)."""
+        built = await self._forms[name].build(ctx, arg)
+        if not isinstance(built, forms.Form):
+            return built
+        return [Reply(text or f"**{built.title}** — fill in the form.", private=True, form=built)]
 
     # ------------------------------------------------------------------ entry point
 
@@ -144,6 +167,8 @@ class StudyService:
                 return private(f"{spec.usage_on(inbound.platform)} is not available on this front end.")
             ctx = await self._context(inbound)
             replies = await handler(ctx, command)
+            if any(r.form is not None for r in replies):
+                return replies  # a form opens as the response itself: notices wait for the next command
             if inbound.can_admin and self.admin_notices is not None:
                 replies = [*replies, *await self.admin_notices(ctx)]
             for notices in self.member_notices:
@@ -173,6 +198,14 @@ class StudyService:
         return Context(inbound, member, now)
 
     async def _handle_action(self, inbound: Inbound) -> list[Reply]:
+        routed = actions.parse_routed(inbound.action or "")
+        if inbound.values is not None or (routed is not None and routed[0] in self._actions):
+            if not inbound.group:  # forms and routed buttons act in a group: never from a direct message
+                return private("That button is no longer valid here. Use /study in your study server.")
+            if inbound.values is not None:
+                return await self._submit_form(inbound)
+            assert routed is not None
+            return await self._actions[routed[0]](await self._context(inbound), routed[1])
         action = actions.parse_action(inbound.action or "")
         if action is None:
             return private("That button is no longer valid. Try /study quiz for a fresh question.")
@@ -221,6 +254,22 @@ class StudyService:
         if handler is None:
             return private(f"{SPECS[command.name].usage} is not available on this front end.")
         return await handler(ctx, command)
+
+    async def _submit_form(self, inbound: Inbound) -> list[Reply]:
+        """A form came back: build it again for this member (the route refuses what they may not do),
+        check the values generically, then let the route decide."""
+        parsed = forms.parse_action(inbound.action or "")
+        route = self._forms.get(parsed[0]) if parsed else None
+        if parsed is None or route is None:
+            return private("That form is no longer valid; nothing was saved. Run the command again.")
+        ctx = await self._context(inbound)
+        built = await route.build(ctx, parsed[1])
+        if not isinstance(built, forms.Form):
+            return built
+        values, errors = forms.check(built, inbound.values or {})
+        if errors:
+            return [built.invalid(values, errors)]
+        return await route.submit(ctx, built, values)
 
     # ------------------------------------------------------------------ commands
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.core.learning import LearningPort
     from bot.core.practice import PracticePort
     from bot.core.reminders import ReminderStore
+    from bot.core.suggestions import SuggestionStore
     from bot.storage.pg_store import PgStore
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "redact",
     "reminders_for",
     "schedules_for",
+    "suggestions_for",
 ]
 
 
@@ -169,3 +171,12 @@ def practice_for(store: SqliteStore | PgStore) -> PracticePort:
     if isinstance(store, SqliteStore):
         return SqlitePracticeStore(store)
     return PgPracticeStore(store)
+
+
+def suggestions_for(store: SqliteStore | PgStore) -> SuggestionStore:
+    """The `SuggestionStore` (member suggestions, settings, notices) on ``store``'s connection(s)."""
+    from bot.storage.suggestion_store import PgSuggestionStore, SqliteSuggestionStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteSuggestionStore(store)
+    return PgSuggestionStore(store)

@@ -57,6 +57,8 @@ MEMBER_TABLES = (
     ("posts", "member_id"),
     ("reminders", "member_id"),
     ("reminder_sends", "member_id"),
+    ("suggestions", "member_id"),
+    ("member_notices", "member_id"),
     ("members", "id"),
 )
 #: How many rows `forget_member` deletes (one ``?`` per table, each the member's id).
@@ -256,3 +258,39 @@ ISSUE_OAUTH_STATE = "INSERT INTO oauth_states (state, expires_at) VALUES (?, ?)"
 #: One DELETE decides: of two requests (or processes) with the same state only one deletes the row.
 CONSUME_OAUTH_STATE = "DELETE FROM oauth_states WHERE state = ? AND expires_at > ?"
 SWEEP_OAUTH_STATES = "DELETE FROM oauth_states WHERE expires_at <= ?"
+
+# ---------------------------------------------------------------------- suggestions
+
+SUGGESTION_COLS = (
+    "s.id, s.group_id, s.member_id, s.kind, s.body, s.credit, s.status, s.created_at, m.display_name,"
+    " g.platform, g.external_id, m.user_id, s.reason, s.item_ref"
+)
+_SUGGESTION_FROM = " FROM suggestions s JOIN members m ON m.id = s.member_id JOIN groups g ON g.id = s.group_id"
+SUGGESTION_SETTINGS = "SELECT enabled, cap FROM suggestion_settings WHERE group_id = ?"
+SET_SUGGESTIONS_ENABLED = (
+    "INSERT INTO suggestion_settings (group_id, enabled) VALUES (?, ?)"
+    " ON CONFLICT (group_id) DO UPDATE SET enabled = excluded.enabled"
+)
+#: PostgreSQL: hold the member's row while counting their open suggestions, so two submissions at once
+#: cannot both pass the cap (SQLite's BEGIN IMMEDIATE serialises writers anyway).
+LOCK_MEMBER = "SELECT id FROM members WHERE id = ? FOR UPDATE"
+OPEN_SUGGESTIONS_OF_MEMBER = "SELECT COUNT(*) FROM suggestions WHERE member_id = ? AND status = 'open'"
+OPEN_SUGGESTIONS_IN_GROUP = "SELECT COUNT(*) FROM suggestions WHERE group_id = ? AND status = 'open'"
+ADD_SUGGESTION = (
+    "INSERT INTO suggestions (group_id, member_id, kind, body, credit, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    " RETURNING id"
+)
+OPEN_SUGGESTIONS = (
+    f"SELECT {SUGGESTION_COLS}{_SUGGESTION_FROM} WHERE s.group_id = ? AND s.status = 'open' ORDER BY s.id LIMIT ?"
+)
+GET_SUGGESTION = f"SELECT {SUGGESTION_COLS}{_SUGGESTION_FROM} WHERE s.id = ?"
+DECIDE_SUGGESTION = (
+    "UPDATE suggestions SET status = ?, decided_by = ?, reason = ?, decided_at = ?"
+    " WHERE id = ? AND group_id = ? AND status = 'open'"
+)
+REOPEN_SUGGESTION = (
+    "UPDATE suggestions SET status = 'open', decided_by = NULL, reason = NULL, decided_at = NULL WHERE id = ?"
+)
+SET_SUGGESTION_ITEM = "UPDATE suggestions SET item_ref = ? WHERE id = ?"
+ADD_MEMBER_NOTICE = "INSERT INTO member_notices (member_id, text, created_at) VALUES (?, ?, ?)"
+TAKE_MEMBER_NOTICES = "DELETE FROM member_notices WHERE member_id = ? RETURNING id, text"
