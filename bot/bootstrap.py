@@ -104,7 +104,7 @@ async def build_app(
     ContentCommands(library).register(service)
     learning = LearningEngine(storage.learning, store, library, clock)
     learning.install(service)
-    PracticeEngine(storage.practice, PackCards(library), learning).install(service)
+    PracticeEngine(storage.practice, PackCards(library), learning, store).install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]

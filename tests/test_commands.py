@@ -75,7 +75,7 @@ def test_parses(text: str, expected: Command) -> None:
         ("schedule", "schedule show|preview|set"),
         ("schedule set", "Which time?"),
         ("schedule set 25:00", "not a time of day"),
-        ("schedule set 09:00 kind poem", "kind must be question, tip or mix"),
+        ("schedule set 09:00 kind poem", "kind must be question, tip, interview or mix"),
         ("schedule set 09:00 days funday", 'Unknown days "funday"'),
         ("schedule set 09:00 days ,", "day set is empty"),
         ("schedule set 09:00 tz", '"tz" needs a value'),

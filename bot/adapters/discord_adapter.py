@@ -498,7 +498,7 @@ class AdminCommands(app_commands.Group):
         time: str,
         tz: str | None = None,
         days: str | None = None,
-        kind: Literal["question", "tip", "mix"] | None = None,
+        kind: Literal["question", "tip", "interview", "mix"] | None = None,
         reveal: app_commands.Range[int, 1, 72] | None = None,
         thread: Literal["on", "off"] | None = None,
         ping: discord.Role | None = None,

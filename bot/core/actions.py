@@ -1,7 +1,7 @@
 """Stable action ids for buttons.
 
 They survive restarts because they carry everything needed to act: ``sb:ans:<post id>:<letter>``,
-``sb:pr:<attempt id>:<step>`` (open-card practice), ``sb:prx:<card key>`` ("Practise this" under a
+``sb:pr:<attempt id>:<step>`` (open-card practice), ``sb:prx:<post id>`` ("Practise this" under a
 channel post). Discord limits a ``custom_id`` to 100 characters and Slack an ``action_id`` to 255; ours
 stay short.
 """
@@ -16,8 +16,6 @@ LETTERS = ("A", "B", "C", "D")
 #: A post id in an action id: ASCII digits only (``"²".isdigit()`` is true, but ``int("²")`` fails) and
 #: at most 18 of them, so the number always fits the database's signed 64-bit integers.
 POST_ID = re.compile(r"[0-9]{1,18}")
-#: An open card's key: a pack id (``iv-01``) or a deck item (``d.42``).
-CARD_KEY = re.compile(r"[a-z0-9][a-z0-9.-]{0,47}")
 #: The steps of practising an open card: show the points, write an answer, rate 1-4 (Again…Easy).
 PRACTICE_STEPS = frozenset({"show", "write", "r1", "r2", "r3", "r4"})
 #: Confidence on a multiple-choice answer: ``sb:ans:<post>:<letter>:<sure|guess>``.
@@ -56,9 +54,9 @@ class PracticeAction:
 
 @dataclass(frozen=True, slots=True)
 class PractiseThisAction:
-    """ "Practise this" under a channel post: deal the card privately to whoever clicks."""
+    """ "Practise this" under a channel post (``sb:prx:<post id>``): deal its card privately to whoever clicks."""
 
-    card_key: str
+    post_id: int
 
 
 Action = AnswerAction | SimpleAction | QuizMeAction | PracticeAction | PractiseThisAction
@@ -92,10 +90,8 @@ def practice_action(attempt_id: int, step: str) -> str:
     return f"{PREFIX}:pr:{attempt_id}:{step}"
 
 
-def practise_this_action(card_key: str) -> str:
-    if not CARD_KEY.fullmatch(card_key):
-        raise ValueError(f"not a card key: {card_key!r}")
-    return f"{PREFIX}:prx:{card_key}"
+def practise_this_action(post_id: int) -> str:
+    return f"{PREFIX}:prx:{post_id}"
 
 
 #: A routed action: ``sb:<name>:<arg>[:<arg>…]`` (see `StudyService.register_action`).
@@ -136,8 +132,8 @@ def parse_action(action_id: str) -> Action | None:
         return QuizMeAction(int(parts[2]))
     if parts[1] == "pr" and len(parts) == 4 and POST_ID.fullmatch(parts[2]) and parts[3] in PRACTICE_STEPS:
         return PracticeAction(int(parts[2]), parts[3])
-    if parts[1] == "prx" and len(parts) == 3 and CARD_KEY.fullmatch(parts[2]):
-        return PractiseThisAction(parts[2])
+    if parts[1] == "prx" and len(parts) == 3 and POST_ID.fullmatch(parts[2]):
+        return PractiseThisAction(int(parts[2]))
     if len(parts) == 2 and parts[1] in SIMPLE_ACTIONS:
         return SimpleAction(parts[1])
     return None

@@ -90,7 +90,7 @@ SPECS: dict[str, Spec] = {
     "schedule.preview": Spec("/study schedule preview", "the next 7 posts in local time", admin=True),
     "schedule.set": Spec(
         "/study schedule set <HH:MM> [tz <IANA zone>] [days <mon-fri|daily|mon,wed,fri>] "
-        "[kind question|tip|mix] [reveal <hours>] [thread on|off] [ping <@role>|off]",
+        "[kind question|tip|interview|mix] [reveal <hours>] [thread on|off] [ping <@role>|off]",
         "post here every chosen day at a local time",
         admin=True,
     ),
@@ -303,8 +303,8 @@ def _parse_schedule(rest: list[str]) -> Command:
             raise UsageError(f'Unknown option "{_shown(key)}" — usage: {usage}')
         if key in args:
             raise UsageError(f'"{key}" is given twice — usage: {usage}')
-        if key == "kind" and value.casefold() not in ("question", "tip", "mix"):
-            raise UsageError(f'kind must be question, tip or mix (got "{_shown(value)}")')
+        if key == "kind" and value.casefold() not in ("question", "tip", "interview", "mix"):
+            raise UsageError(f'kind must be question, tip, interview or mix (got "{_shown(value)}")')
         if key == "reveal" and not (_HOURS.fullmatch(value) and 0 < int(value) <= 72):
             raise UsageError(f'reveal takes a whole number of hours from 1 to 72 (got "{_shown(value)}")')
         if key == "thread" and value.casefold() not in ("on", "off"):

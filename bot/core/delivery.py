@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING
 from bot.core.content import ContentLibrary, Question, Tip
 from bot.core.messages import Post
 from bot.core.ports import ChatGateway, Clock, DeliveryError, PostRecord, ScheduleStore, Store
-from bot.core.posting import Pick, pick_channel_item, reveal_text, tip_post_text
+from bot.core.posting import (
+    Pick,
+    interview_post_text,
+    pick_channel_item,
+    practise_button,
+    reveal_text,
+    tip_post_text,
+)
 from bot.core.schedule import MAX_LOOKBACK, ChannelSchedule, Delivery, next_occurrence, occurrences
 from bot.core.service import answer_buttons, question_text
 
@@ -303,6 +310,12 @@ class DailyPoster:
                 group=group,
                 mention_role=options.ping_role if options else None,
             )
+        elif post.kind == "interview":
+            prompt = next((p for p in pack.interview if p.id == post.item_id), None)
+            if prompt is None:
+                raise NothingToPost(f"interview prompt {post.item_id} is no longer in the content pack")
+            buttons = (practise_button(post.id),)
+            out = Post(channel, interview_post_text(prompt), buttons, key=post_key(post.id), group=group)
         else:
             item = pack.tip(post.item_id)
             if item is None:

@@ -5,7 +5,9 @@ Selection per channel (from the channel's own group posts, ``posts.member_id IS 
 * ``question`` — one of the questions the channel has seen least often: no repeats until the pool is
   used up, then a new shuffled cycle (never the same question twice in a row across cycles);
 * ``tip`` — the career steps in order (step 1's tips first), least-shown first, so the steps cycle;
-* ``mix`` — alternates question / tip, starting with a question.
+* ``interview`` — the interview prompts, least-shown first (a member practises one privately with the
+  post's "Practise this" button);
+* ``mix`` — rotates question, tip, interview, starting with a question (kinds the pack lacks are skipped).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bot.core.content import LETTERS, ContentPack, Question, Tip
+from bot.core import actions
+from bot.core.content import LETTERS, ContentPack, InterviewPrompt, Question, Tip
+from bot.core.messages import Button
 from bot.core.schedule import ChannelHistory
 
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    kind: str  # "question" | "tip"
-    item: Question | Tip
+    kind: str  # "question" | "tip" | "interview"
+    item: Question | Tip | InterviewPrompt
 
     @property
     def item_id(self) -> str:
@@ -55,22 +59,55 @@ def _next_tip(pack: ContentPack, history: ChannelHistory, rng: random.Random) ->
     return rng.choice(candidates)
 
 
+def _next_interview(pack: ContentPack, history: ChannelHistory, rng: random.Random) -> InterviewPrompt | None:
+    pool = list(pack.interview)
+    if not pool:
+        return None
+    count = {p.id: history.counts.get(("interview", p.id), 0) for p in pool}
+    fewest = min(count.values())
+    candidates = [p for p in pool if count[p.id] == fewest]
+    last = history.last_item.get("interview")
+    if len(candidates) > 1:
+        candidates = [p for p in candidates if p.id != last] or candidates
+    return rng.choice(candidates)
+
+
+#: The order ``mix`` rotates through.
+MIX = ("question", "tip", "interview")
+
+
 def pick_channel_item(pack: ContentPack, history: ChannelHistory, kind: str, rng: random.Random) -> Pick | None:
     """The next item for a channel whose schedule has ``kind``; None when the pack has nothing to post."""
     if kind == "mix":
-        order = ["tip", "question"] if history.last_kind == "question" else ["question", "tip"]
+        start = (MIX.index(history.last_kind) + 1) % len(MIX) if history.last_kind in MIX else 0
+        order = [*MIX[start:], *MIX[:start]]
     else:
         order = [kind]
     for k in order:
+        item: Question | Tip | InterviewPrompt | None
         if k == "question":
-            q = _least_shown_question(pack, history, rng)
-            if q is not None:
-                return Pick("question", q)
+            item = _least_shown_question(pack, history, rng)
+        elif k == "tip":
+            item = _next_tip(pack, history, rng)
         else:
-            t = _next_tip(pack, history, rng)
-            if t is not None:
-                return Pick("tip", t)
+            item = _next_interview(pack, history, rng)
+        if item is not None:
+            return Pick(k, item)
     return None
+
+
+def interview_post_text(prompt: InterviewPrompt) -> str:
+    """A channel's interview question of the day; the points stay private (Practise this shows them)."""
+    return (
+        f"🎤 **Interview question of the day**\n{prompt.prompt}\n"
+        "Practise it privately: Practise this deals it to you, to answer in your head or in writing and "
+        "compare with the points a strong answer covers."
+    )
+
+
+def practise_button(post_id: int) -> Button:
+    """The channel post's button that deals its card privately to whoever clicks."""
+    return Button(actions.practise_this_action(post_id), "Practise this", "primary")
 
 
 def tip_post_text(pack: ContentPack, tip: Tip, heading: str = "Tip of the day") -> str:

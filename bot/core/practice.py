@@ -34,7 +34,7 @@ from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine, make_scheduler, review, when
 from bot.core.markup import name
 from bot.core.messages import Button, Reply
-from bot.core.ports import MemberRef
+from bot.core.ports import MemberRef, Store
 from bot.core.service import Context, StudyService, private
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,8 @@ class PracticeEngine:
     store: PracticePort
     cards: CardSource
     learning: LearningEngine | None = None
+    #: The channel posts whose "Practise this" deals their card (the main store).
+    posts: Store | None = None
     scheduler: Scheduler = field(default_factory=make_scheduler)
 
     def install(self, service: StudyService) -> None:
@@ -296,7 +298,10 @@ class PracticeEngine:
                 return await self.write_prompt(ctx, action.attempt_id)
             return await self.rate(ctx, action.attempt_id, int(action.step[1]))
         if isinstance(action, actions.PractiseThisAction):
-            card = await self.cards.open_card(ctx.member.group_id, action.card_key)
+            post = await self.posts.get_post(action.post_id) if self.posts is not None else None
+            if post is None or post.group_id != ctx.member.group_id or post.kind != "interview":
+                return private("That post isn't available here. Try /study interview for a question to practise.")
+            card = await self.cards.open_card(ctx.member.group_id, post.item_id)
             if card is None:
                 return private("That card was retired from its deck. Try /study interview for another one.")
             return await self.deal(ctx, card, _KIND_TITLE.get(card.kind, "Practice"))

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from bot.core.timezones import zone
 
-KINDS = ("question", "tip", "mix")
+KINDS = ("question", "tip", "interview", "mix")
 #: How far back the engine looks for occurrences it has not handled (a long outage is bounded).
 MAX_LOOKBACK = timedelta(days=62)
 

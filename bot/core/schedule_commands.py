@@ -52,7 +52,12 @@ def _when(at: datetime, tz: str, now: datetime) -> str:
 
 
 def _kind_text(kind: str) -> str:
-    return {"question": "a quiz question", "tip": "a career-step tip", "mix": "a question or tip, alternating"}[kind]
+    return {
+        "question": "a quiz question",
+        "tip": "a career-step tip",
+        "interview": "an interview question to practise",
+        "mix": "a question, tip or interview question, in turn",
+    }[kind]
 
 
 def _rule_text(rule: ScheduleRule) -> str:
@@ -211,7 +216,8 @@ class ScheduleCommands:
         except DeliveryError as e:
             log.warning("post-now in channel %s failed: %s", ctx.member.channel_id, e)
             return private(self.poster.explain(e, ctx.inbound.platform))
-        return private(f"📣 Posted a {posted} here. Scheduled posts carry on as planned.")
+        what = {"question": "a question", "tip": "a tip", "interview": "an interview question"}.get(posted, posted)
+        return private(f"📣 Posted {what} here. Scheduled posts carry on as planned.")
 
     async def notices(self, ctx: Context) -> list[Reply]:
         found = await self.schedules.take_notices(ctx.member.group_id)

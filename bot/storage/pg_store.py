@@ -604,7 +604,7 @@ class PgScheduleStore:
         async with self.store._conn() as conn:
             counts = {(kind, item): n for kind, item, n in await conn.fetch(pg(sql.HISTORY_COUNTS), channel_id)}
             last_item: dict[str, str] = {}
-            for kind in ("question", "tip"):
+            for kind in ("question", "tip", "interview"):
                 row = await conn.fetchrow(pg(sql.HISTORY_LAST_ITEM), channel_id, kind)
                 if row:
                     last_item[kind] = row[0]

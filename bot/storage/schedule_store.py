@@ -131,7 +131,7 @@ class SqliteScheduleStore:
             counts = {(kind, item): n for kind, item, n in conn.execute(sql.HISTORY_COUNTS, (channel_id,))}
             last_kind = None
             last_item: dict[str, str] = {}
-            for kind in ("question", "tip"):
+            for kind in ("question", "tip", "interview"):
                 row = conn.execute(sql.HISTORY_LAST_ITEM, (channel_id, kind)).fetchone()
                 if row:
                     last_item[kind] = row[0]
