@@ -220,15 +220,36 @@ async def test_a_freeze_is_announced_once_in_the_reminder_and_not_again_in_the_r
     assert "🔥 Streak: 8 days" in out.text and "freeze" not in out.text, "announced once, in the reminder"
 
 
-async def test_without_a_reminder_the_answer_announces_the_freeze(store: ManagedStore, library: ContentLibrary) -> None:
+async def test_a_freeze_is_announced_once_in_the_next_commands_reply(
+    store: ManagedStore, library: ContentLibrary
+) -> None:
     clock = FakeClock(utc(2026, 11, 1, 8, 0))
     svc = learning_service(store, library, clock)
     Reminders(reminders_for(store), svc, learning_for(store), {}, clock).install()  # type: ignore[arg-type]
     for _ in range(7):
         await quiz_and_answer(svc, "alice", right=True)
         clock.advance(days=1)
+    clock.advance(days=1)  # Nov 8 missed; Nov 9
+    tip = await svc.handle(inbound("tip"))
+    assert len(tip) == 2 and tip[1].text == "🧊 A freeze kept your 7-day streak (1 missed day)." and tip[1].private
+    assert "freeze kept" not in await say(svc, "path"), "once"
+    [q] = await svc.handle(inbound("quiz"))
+    [out] = await svc.handle(inbound(action=q.buttons[0].action_id))
+    assert "🔥 Streak: 8 days" in out.text and "freeze" not in out.text, "not again in the answer's reply"
+
+
+async def test_an_answer_by_button_with_no_command_before_announces_the_freeze(
+    store: ManagedStore, library: ContentLibrary
+) -> None:
+    clock = FakeClock(utc(2026, 11, 1, 8, 0))
+    svc = learning_service(store, library, clock)
+    Reminders(reminders_for(store), svc, learning_for(store), {}, clock).install()  # type: ignore[arg-type]
+    for _ in range(7):
+        await quiz_and_answer(svc, "alice", right=True)
+        clock.advance(days=1)
+    [q] = await svc.handle(inbound("quiz"))  # dealt on Nov 8, answered on Nov 9 with its button
     clock.advance(days=1)
-    _, out = await quiz_and_answer(svc, "alice", right=True)
+    [out] = await svc.handle(inbound(action=q.buttons[0].action_id))
     assert "🧊 A freeze kept your 7-day streak (1 missed day)." in out.text
 
 
@@ -367,18 +388,27 @@ async def test_reminder_store_notices_freeze_notes_and_members(store: ManagedSto
     rs = reminders_for(store)  # type: ignore[arg-type]
     now = utc(2026, 11, 23, 19, 0)
     m = await store.ensure_member("slack", "T1", "C1", "U1", "Ann", now=now)
-    assert await rs.take_reminder_notice(m.member_id) is None
+    assert (await rs.member_notes(m.member_id)).notice is None
     await rs.set_reminder(m.member_id, m.channel_id, True, time(19), now, now)
     await rs.block_reminders(m.member_id, "DMs closed")
     setting = await rs.reminder(m.member_id)
     assert setting is not None and not setting.enabled and setting.next_at is None
-    assert await rs.take_reminder_notice(m.member_id) == "DMs closed"
-    assert await rs.take_reminder_notice(m.member_id) is None, "once"
+    notes = await rs.member_notes(m.member_id)
+    assert notes.notice == "DMs closed" and notes.streak.streak == 0 and notes.freeze_noted is None
+    assert (await rs.member_notes(m.member_id)).notice is None, "once"
     day = date(2026, 11, 23)
-    assert await rs.note_freeze(m.member_id, 12, day)
-    assert not await rs.note_freeze(m.member_id, 12, day + timedelta(days=1)), "that streak's freeze was told"
+    assert await rs.note_freeze(m.member_id, m.channel_id, 12, day)
+    assert not await rs.note_freeze(m.member_id, m.channel_id, 12, day + timedelta(days=1)), "already told"
     assert await rs.freeze_noted(m.member_id) == (12, day)
-    assert await rs.note_freeze(m.member_id, 20, day + timedelta(days=8))
+    assert (await rs.member_notes(m.member_id)).freeze_noted == (12, day)
+    assert await rs.note_freeze(m.member_id, m.channel_id, 20, day + timedelta(days=8))
+    # A member without reminders gets a row (reminders off) that remembers the announcement.
+    other = await store.ensure_member("slack", "T1", "C1", "U2", "Bo", now=now)
+    assert await rs.note_freeze(other.member_id, other.channel_id, 7, day)
+    assert not await rs.note_freeze(other.member_id, other.channel_id, 7, day)
+    setting = await rs.reminder(other.member_id)
+    assert setting is not None and not setting.enabled and setting.next_at is None
+    assert (await rs.member_notes(other.member_id + 999)).notice is None
     found = await rs.reminder_member(m.member_id)
     assert found is not None and found[1] == "slack" and found[0].user_id == "U1"
     assert found[0].channel_id == m.channel_id

@@ -69,6 +69,15 @@ class ReminderSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberNotes:
+    """See `ReminderStore.member_notes`."""
+
+    notice: str | None
+    streak: StreakState
+    freeze_noted: tuple[int, date] | None
+
+
+@dataclass(frozen=True, slots=True)
 class DueReminder:
     """A member whose reminder time has come, with what deciding and sending need."""
 
@@ -143,13 +152,15 @@ class ReminderStore(Protocol):
         """Turn the member's reminders off and keep ``notice`` for their next command."""
         ...
 
-    async def take_reminder_notice(self, member_id: int) -> str | None:
-        """The member's pending notice, returned once."""
+    async def member_notes(self, member_id: int) -> MemberNotes:
+        """What a member's next command may have to tell them, in one read: the pending notice (returned
+        once), their stored streak and the last freeze announcement."""
         ...
 
-    async def note_freeze(self, member_id: int, streak: int, day: date) -> bool:
-        """Record that the freeze keeping ``streak`` alive was announced on ``day``; False (and nothing
-        changes) when that streak's freeze was announced already, on ``day`` or up to three days before."""
+    async def note_freeze(self, member_id: int, channel_id: int, streak: int, day: date) -> bool:
+        """Record that the freeze keeping ``streak`` alive was announced on ``day`` (a member without a
+        reminder row gets one, reminders off, in ``channel_id``); False (and nothing changes) when that
+        streak's freeze was announced already, on ``day`` or up to three days before."""
         ...
 
     async def freeze_noted(self, member_id: int) -> tuple[int, date] | None:
@@ -200,6 +211,17 @@ def parse_time(text: str) -> time | None:
     return time(int(hh), int(mm))
 
 
+def freeze_line(streak: int, missed: int) -> str:
+    """The freeze announcement, e.g. "🧊 A freeze kept your 12-day streak (1 missed day)."."""
+    return f"🧊 A freeze kept your {streak}-day streak ({missed} missed day{'s' if missed != 1 else ''})."
+
+
+def _told(noted: tuple[int, date] | None, streak: int, today: date) -> bool:
+    """Whether ``noted`` (the last announcement) was about the freeze that keeps ``streak`` alive today:
+    the same streak, announced today or up to three days before (freezes cover at most two days)."""
+    return noted is not None and noted[0] == streak and today - timedelta(days=3) <= noted[1] <= today
+
+
 @dataclass(frozen=True, slots=True)
 class Nudge:
     """What a reminder would say today (empty ``lines``: nothing to remind of)."""
@@ -218,7 +240,7 @@ def nudge(state: StreakState, today: date, excused: frozenset[date], reviews_due
         gap = missed_days(state.last_day, today, excused)
         if gap:
             freeze_streak = alive
-            lines.append(f"🧊 A freeze kept your {alive}-day streak ({gap} missed day{'s' if gap != 1 else ''}).")
+            lines.append(freeze_line(alive, gap))
         if state.freezes - gap >= 1:
             lines.append(f"🔥 Answer one question today to keep your {alive}-day streak (or it costs a 🧊 freeze).")
         else:
@@ -330,9 +352,20 @@ class Reminders:
         return await self.remind_command(ctx, Command("remind", {"switch": "on" if on else "off"}))
 
     async def notices(self, ctx: Context) -> list[Reply]:
-        """What the member must hear at their next command (reminders turned off because DMs are closed)."""
-        text = await self.store.take_reminder_notice(ctx.member.member_id)
-        return private(text) if text else []
+        """What the member must hear at their next command: reminders turned off because DMs are closed,
+        and a freeze that kept their streak (once, when no reminder or answer told it already)."""
+        m = ctx.member
+        notes = await self.store.member_notes(m.member_id)
+        out = private(notes.notice) if notes.notice else []
+        state, today = notes.streak, local_day(ctx.now, m.zone)
+        if state.last_day is None or state.last_day >= today - timedelta(days=1):
+            return out  # no missed day: the common case costs no more than the read above
+        excused = await self.service.excused_days(m, ctx.now) if self.service.excused_days else frozenset[date]()
+        alive, gap = current_streak(state, today, excused), missed_days(state.last_day, today, excused)
+        told = _told(notes.freeze_noted, alive, today)
+        if alive and gap and not told and await self.store.note_freeze(m.member_id, m.channel_id, alive, today):
+            out += private(freeze_line(alive, gap))
+        return out
 
     async def zone_changed(self, member: MemberRef, now: datetime) -> None:
         """The member's zone changed: their next reminder follows it."""
@@ -353,10 +386,9 @@ class Reminders:
         return ref
 
     async def freeze_announced(self, member: MemberRef, streak_before: int, today: date) -> bool:
-        """Whether a reminder already announced the freeze that kept ``streak_before`` alive (then the
-        answer's reply leaves it out)."""
-        noted = await self.store.freeze_noted(member.member_id)
-        return noted is not None and noted[0] == streak_before and today - timedelta(days=3) <= noted[1] <= today
+        """Whether a reminder or an earlier reply already announced the freeze that kept ``streak_before``
+        alive (then the answer's reply leaves it out)."""
+        return _told(await self.store.freeze_noted(member.member_id), streak_before, today)
 
     async def _rearm(self) -> None:
         if self.rearm is not None:
@@ -437,7 +469,9 @@ class Reminders:
             report.nothing.append(r.member_id)
             return None
         lines = list(said.lines)
-        if said.freeze_streak is not None and not await self.store.note_freeze(r.member_id, said.freeze_streak, today):
+        if said.freeze_streak is not None and not await self.store.note_freeze(
+            r.member_id, r.channel_id, said.freeze_streak, today
+        ):
             lines = [line for line in lines if not line.startswith("🧊")]  # told before
         text = "\n".join(["⏰ **Your studybot reminder**", *lines, "Turn reminders off with /study remind off."])
         post = Post(

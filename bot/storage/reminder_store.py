@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.core.ports import MemberRef
-from bot.core.reminders import DueReminder, ReminderSetting
+from bot.core.ports import MemberRef, StreakState
+from bot.core.reminders import DueReminder, MemberNotes, ReminderSetting
 from bot.storage.dialect import changed, pg
 from bot.storage.rows import from_ts, ts
 from bot.storage.sqlite_store import SqliteStore
@@ -54,12 +54,19 @@ FINISH_REMINDER = (
     " WHERE id = ? AND status = 'claimed'"
 )
 BLOCK_REMINDERS = "UPDATE reminders SET enabled = 0, next_at = NULL, notice = ? WHERE member_id = ?"
+MEMBER_NOTES = (
+    "SELECT r.notice, m.streak, m.best_streak, m.last_active_day, m.freezes, r.freeze_streak, r.freeze_day"
+    " FROM members m LEFT JOIN reminders r ON r.member_id = m.id WHERE m.id = ?"
+)
 PEEK_NOTICE = "SELECT notice FROM reminders WHERE member_id = ? AND notice IS NOT NULL"
 CLEAR_NOTICE = "UPDATE reminders SET notice = NULL WHERE member_id = ? AND notice IS NOT NULL"
 GET_FREEZE_NOTE = "SELECT freeze_streak, freeze_day FROM reminders WHERE member_id = ?"
 SET_FREEZE_NOTE = (
-    "UPDATE reminders SET freeze_streak = ?, freeze_day = ? WHERE member_id = ?"
-    " AND NOT (freeze_streak IS NOT NULL AND freeze_streak = ? AND freeze_day >= ? AND freeze_day <= ?)"
+    "INSERT INTO reminders (member_id, channel_id, enabled, at_time, next_at, freeze_streak, freeze_day, updated_at)"
+    " VALUES (?, ?, 0, '19:00', NULL, ?, ?, ?) ON CONFLICT (member_id) DO UPDATE"
+    " SET freeze_streak = excluded.freeze_streak, freeze_day = excluded.freeze_day"
+    " WHERE NOT (reminders.freeze_streak IS NOT NULL AND reminders.freeze_streak = excluded.freeze_streak"
+    " AND reminders.freeze_day >= ? AND reminders.freeze_day <= excluded.freeze_day)"
 )
 REMINDER_MEMBER = (
     "SELECT m.id, m.group_id, COALESCE(r.channel_id, (SELECT MIN(c.id) FROM channels c WHERE c.group_id = m.group_id)),"
@@ -94,9 +101,21 @@ def _member(row: Any) -> tuple[MemberRef, str]:
     return MemberRef(mid, gid, cid or 0, user, name, tz, gtz), platform
 
 
-def _freeze_params(member_id: int, streak: int, day: date) -> tuple[Any, ...]:
+def _freeze_params(member_id: int, channel_id: int, streak: int, day: date) -> tuple[Any, ...]:
     earliest = day - timedelta(days=FREEZE_NOTE_DAYS)
-    return (streak, day.isoformat(), member_id, streak, earliest.isoformat(), day.isoformat())
+    # updated_at (a row made here) is the day of the announcement, at midnight UTC.
+    made = f"{day.isoformat()}T00:00:00.000000Z"
+    return (member_id, channel_id, streak, day.isoformat(), made, earliest.isoformat())
+
+
+def _notes(row: Any, notice: str | None) -> MemberNotes:
+    _, streak, best, last, freezes, noted_streak, noted_day = row
+    state = StreakState(streak, best, date.fromisoformat(last) if last else None, freezes)
+    noted = (int(noted_streak), date.fromisoformat(noted_day)) if noted_streak is not None else None
+    return MemberNotes(notice, state, noted)
+
+
+_NO_ONE = MemberNotes(None, StreakState(0, 0, None, 0), None)
 
 
 def _finish_params(
@@ -188,19 +207,20 @@ class SqliteReminderStore:
 
         await self.store.run_sync(block)
 
-    async def take_reminder_notice(self, member_id: int) -> str | None:
-        def take(conn: sqlite3.Connection) -> str | None:
-            # Read first: nearly every command finds nothing, and a read takes no write lock.
-            row = conn.execute(PEEK_NOTICE, (member_id,)).fetchone()
+    async def member_notes(self, member_id: int) -> MemberNotes:
+        def take(conn: sqlite3.Connection) -> MemberNotes:
+            # One read: nearly every command finds no notice, and a read takes no write lock.
+            row = conn.execute(MEMBER_NOTES, (member_id,)).fetchone()
             if row is None:
-                return None
-            return str(row[0]) if conn.execute(CLEAR_NOTICE, (member_id,)).rowcount == 1 else None
+                return _NO_ONE
+            taken = row[0] is not None and conn.execute(CLEAR_NOTICE, (member_id,)).rowcount == 1
+            return _notes(row, str(row[0]) if taken else None)
 
         return await self.store.run_sync(take)
 
-    async def note_freeze(self, member_id: int, streak: int, day: date) -> bool:
+    async def note_freeze(self, member_id: int, channel_id: int, streak: int, day: date) -> bool:
         def note(conn: sqlite3.Connection) -> bool:
-            return conn.execute(SET_FREEZE_NOTE, _freeze_params(member_id, streak, day)).rowcount == 1
+            return conn.execute(SET_FREEZE_NOTE, _freeze_params(member_id, channel_id, streak, day)).rowcount == 1
 
         return await self.store.run_sync(note)
 
@@ -271,19 +291,22 @@ class PgReminderStore:
     async def block_reminders(self, member_id: int, notice: str) -> None:
         await self.store._execute(BLOCK_REMINDERS, notice, member_id)
 
-    async def take_reminder_notice(self, member_id: int) -> str | None:
+    async def member_notes(self, member_id: int) -> MemberNotes:
         async with self.store._conn() as conn:
-            # Read first: nearly every command finds nothing. The update then decides who tells it.
-            if await conn.fetchval(pg(PEEK_NOTICE), member_id) is None:
-                return None
+            # One read: nearly every command finds no notice. Then the update decides who tells it.
+            row = await conn.fetchrow(pg(MEMBER_NOTES), member_id)
+            if row is None:
+                return _NO_ONE
+            if row[0] is None:
+                return _notes(row, None)
             async with conn.transaction():
                 text = await conn.fetchval(pg(PEEK_NOTICE + " FOR UPDATE"), member_id)
-                if text is None or changed(await conn.execute(pg(CLEAR_NOTICE), member_id)) != 1:
-                    return None
-        return str(text)
+                taken = text is not None and changed(await conn.execute(pg(CLEAR_NOTICE), member_id)) == 1
+        return _notes(row, str(text) if taken else None)
 
-    async def note_freeze(self, member_id: int, streak: int, day: date) -> bool:
-        return await self.store._execute(SET_FREEZE_NOTE, *_freeze_params(member_id, streak, day)) == 1
+    async def note_freeze(self, member_id: int, channel_id: int, streak: int, day: date) -> bool:
+        params = _freeze_params(member_id, channel_id, streak, day)
+        return await self.store._execute(SET_FREEZE_NOTE, *params) == 1
 
     async def freeze_noted(self, member_id: int) -> tuple[int, date] | None:
         row = await self.store._fetchrow(GET_FREEZE_NOTE, member_id)
