@@ -316,3 +316,28 @@ async def test_a_role_above_the_bot_is_named_in_the_refusal(app: App, fake: Fake
         assert rows(app.store.path, "SELECT COUNT(*) FROM rewards") == [(0,)]
     finally:
         await bot.stop()
+
+
+async def test_a_grant_discord_refuses_is_told_to_admins_and_tried_again_at_the_next_answer(
+    app: App, fake: FakeDiscord
+) -> None:
+    regulars = fake.add_role(fake.guild.id, REGULARS_ID, "Regulars", 0)
+    bot = await go_live(app, fake)
+    try:
+        ok = await reply_of(fake, "rewards set", {"kind": "points", "threshold": 2, "role": regulars}, user=ADMIN)
+        assert ok["content"].startswith("🏅 Members who reach 2 points get"), ok["content"]
+        # Someone drags the role above studybot's after the reward was set.
+        fake.guild.roles[REGULARS_ID].position = 5
+        await answer_today(fake, ALICE)
+        refused = await answer_today(fake, ALICE)  # 2 points: due, but Discord says no
+        assert "🏅" not in refused and fake.guild.member_roles.get(ALICE.id) is None
+        assert [r.status for r in fake.find("PUT", r"/guilds/.*")] == [403]
+        iid, cb = await command(fake, "rewards show", user=ADMIN)
+        told = [t for t in await texts_of(fake, iid, cb) if "could not give" in t]
+        assert len(told) == 1 and "above it" in told[0], told
+        fake.guild.roles[REGULARS_ID].position = 0  # fixed
+        given = await answer_today(fake, ALICE)
+        assert "🏅 You reached 2 points and got the" in given
+        assert fake.guild.member_roles[ALICE.id] == {REGULARS_ID}
+    finally:
+        await bot.stop()
