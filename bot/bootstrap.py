@@ -22,7 +22,7 @@ from bot.core.ports import ChatGateway, Clock, ScheduleStore
 from bot.core.practice import PackCards, PracticeEngine
 from bot.core.reminders import Reminders
 from bot.core.service import StudyService
-from bot.core.suggestions import Suggestions
+from bot.core.suggestions import Suggestions, to_deck
 from bot.storage import ManagedStore, open_storage, reminders_for, suggestions_for
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ async def build_app(
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]
     # Outcomes go to members by direct message through the running front ends (app.gateways).
-    Suggestions(suggestions_for(store), app.gateways).install(service)  # type: ignore[arg-type]
+    Suggestions(suggestions_for(store), app.gateways, approve_to=to_deck(storage.decks)).install(service)  # type: ignore[arg-type]
     wire_scheduling(app, app.reminders)
     return app
 

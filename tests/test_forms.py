@@ -19,8 +19,8 @@ from bot.core.item_form import ItemDraft, item_form, read_item
 from bot.core.messages import Post, Reply, SentMessage
 from bot.core.ports import DeliveryError
 from bot.core.service import StudyService
-from bot.core.suggestions import Suggestions
-from bot.storage import ManagedStore, suggestions_for
+from bot.core.suggestions import Suggestions, to_deck
+from bot.storage import ManagedStore, decks_for, suggestions_for
 from tests.conftest import FakeClock, inbound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -355,3 +355,40 @@ def test_a_blank_required_field_or_the_end_of_input_cancels_cleanly(tmp_path: Pa
     assert "Form cancelled — nothing was saved." in eof.stdout and "Traceback" not in eof.stderr
     again = console(db, ["/study suggestions"])
     assert "No suggestions waiting" in again.stdout
+
+
+async def test_approving_adds_the_item_to_a_group_deck_credited_unless_anonymous(
+    service: StudyService, store: ManagedStore, messenger: Messenger
+) -> None:
+    decks = decks_for(store)  # type: ignore[arg-type]
+    Suggestions(suggestions_for(store), {"console": messenger}, approve_to=to_deck(decks)).install(service)  # type: ignore[arg-type]
+    named = await open_form(service, "/study suggest", user="bob")
+    await submit(service, named, GOOD_QUESTION, user="bob")
+    anon = await open_form(service, "/study suggest tip anonymous", user="bob")
+    await submit(service, anon, GOOD_TIP, user="bob")
+    first, second = await suggestions_for(store).open_suggestions(1, 10)
+
+    (missing,) = await service.handle(inbound(f"/study suggestions approve {first.id} nosuch", admin=True))
+    assert 'no deck "nosuch"' in missing.text and "was not approved" in missing.text
+    assert (await suggestions_for(store).get_suggestion(first.id)).status == "open"  # type: ignore[union-attr]
+    assert messenger.sent == []
+
+    (ok,) = await service.handle(replace(inbound(admin=True), action=f"sb:sug-ok:{first.id}"))
+    assert 'to deck "suggestions"' in ok.text
+    deck = await decks.find_deck(1, "suggestions")
+    assert deck is not None
+    (item,) = await decks.deck_items(1, deck.id)
+    assert (item.data.kind, item.data.slug, item.credit) == ("question", f"sug-{first.id}", "bob")
+    assert item.data.answer == "B" and item.data.choices[1] == "An owner, a rating and a response plan"
+    assert (
+        await suggestions_for(store).get_suggestion(first.id)
+    ).item_ref == f'to deck "suggestions" (item {item.ref})'  # type: ignore[union-attr]
+    assert 'approved to deck "suggestions"' in messenger.sent[0][2]
+
+    await decks.create_deck(1, "mine", "", FakeClock().now())
+    (ok,) = await service.handle(inbound(f"/study suggestions approve {second.id} mine", admin=True))
+    assert 'to deck "mine"' in ok.text
+    mine = await decks.find_deck(1, "mine")
+    assert mine is not None
+    (tip,) = await decks.deck_items(1, mine.id)
+    assert (tip.data.kind, tip.data.step, tip.credit) == ("tip", 4, None)  # anonymous: no credit

@@ -261,7 +261,7 @@ def _parse_suggest(rest: list[str]) -> Command:
 
 
 def _parse_suggestions(rest: list[str]) -> Command:
-    usage = "/study suggestions [on|off|approve <id>|deny <id> [reason]]"
+    usage = "/study suggestions [on|off|approve <id> [deck]|deny <id> [reason]]"
     if not rest:
         return Command("suggestions")
     sub = rest[0].casefold()
@@ -273,7 +273,10 @@ def _parse_suggestions(rest: list[str]) -> Command:
             raise UsageError(f"Which suggestion? Give its number from /study suggestions — usage: {usage}")
         args = {"sub": sub, "id": rest[1].lstrip("#")}
         if sub == "approve":
-            _no_more("suggestions", rest[2:])
+            if len(rest) > 3:
+                raise UsageError(f"Approve one suggestion into at most one deck — usage: {usage}")
+            if len(rest) == 3:
+                args["deck"] = rest[2].casefold()
         elif rest[2:]:
             args["reason"] = " ".join(rest[2:])
         return Command("suggestions", args)

@@ -2,8 +2,9 @@
 
 A member fills in the question/tip form (`bot.core.item_form`); the suggestion waits in the group's queue
 (at most ``cap`` open per member, 3 by default). Admins see the queue with Approve / Deny buttons (Deny
-asks for an optional reason in a small form). Approving hands the item to the group's deck (`approve_to`,
-wired by the decks feature) and records it; the member is told the outcome privately — a direct message,
+asks for an optional reason in a small form). Approving adds the item to a group deck (`to_deck`: the deck
+``suggestions``, created on first use, or the deck named in ``/study suggestions approve <id> <deck>``),
+credited "suggested by <name>" unless the member asked not to be, and records it; the member is told the outcome privately — a direct message,
 or, when the platform cannot deliver one (Discord DMs closed), a private notice the next time they use a
 command. Members may suggest without credit (``anonymous``); otherwise the item carries "suggested by
 <name>". Admins turn suggestions off and on with `/study suggestions off|on`.
@@ -19,10 +20,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.core import actions
 from bot.core.commands import Command
+from bot.core.decks import DeckStore, ItemData
 from bot.core.forms import Field, Form, FormRoute, quoted
 from bot.core.item_form import KINDS, ItemDraft, ItemKind, item_form, preview, read_item
 from bot.core.markup import name
@@ -109,9 +111,36 @@ class SuggestionStore(Protocol):
         ...
 
 
-#: Adds an approved suggestion to the group's deck; returns the item's reference (shown to the admin)
-#: or raises ValueError with a one-line reason (e.g. no deck to add to).
-ApproveTo = Callable[[Context, Suggestion, ItemDraft], Awaitable[str]]
+#: Adds an approved suggestion to a deck of the group (named, or the default when ""); returns where it
+#: went (shown to the admin) or raises ValueError with a one-line reason (e.g. no such deck).
+ApproveTo = Callable[[Context, Suggestion, ItemDraft, str], Awaitable[str]]
+#: The deck approved suggestions go to when the admin names none (created on the first approval).
+SUGGESTIONS_DECK = "suggestions"
+
+
+def to_deck(decks: DeckStore) -> ApproveTo:
+    """`ApproveTo` on the group's decks: the named deck, or `SUGGESTIONS_DECK` (created when missing); the
+    item's slug is ``sug-<id>``, its credit the author's name unless they suggested anonymously."""
+
+    async def add(ctx: Context, s: Suggestion, draft: ItemDraft, deck: str) -> str:
+        name = deck or SUGGESTIONS_DECK
+        group = ctx.member.group_id
+        found = await decks.find_deck(group, name)
+        if found is None and name == SUGGESTIONS_DECK:
+            made = await decks.create_deck(group, name, "Questions and tips members suggested", ctx.now)
+            found = made or await decks.find_deck(group, name)  # another admin created it meanwhile
+        if found is None:
+            raise ValueError(f'this group has no deck "{name}" (create it with /study deck create {name})')
+        fields: dict[str, Any] = draft.as_dict()
+        if draft.kind == "question":
+            fields["choices"] = tuple(draft.choices)
+        data = ItemData(kind=draft.kind, slug=f"sug-{s.id}", **fields)
+        item = await decks.add_item(group, found.id, data, ctx.now, credit=s.author if s.credit else None)
+        if item is None:
+            raise ValueError(f'deck "{name}" already has an item sug-{s.id}')
+        return f'to deck "{name}" (item {item.ref})'
+
+    return add
 
 
 class Suggestions:
@@ -210,7 +239,7 @@ class Suggestions:
                 return private("Members can suggest questions and tips again (/study suggest).")
             return private("Suggestions are off: /study suggest now tells members so. Open ones stay in the queue.")
         if sub == "approve":
-            return await self.approve(ctx, int(command.args["id"]))
+            return await self.approve(ctx, int(command.args["id"]), command.args.get("deck", ""))
         if sub == "deny":
             return await self.deny(ctx, int(command.args["id"]), command.args.get("reason") or None)
         enabled, _ = await self.store.suggestion_settings(ctx.member.group_id)
@@ -284,7 +313,7 @@ class Suggestions:
     async def _submit_deny(self, ctx: Context, form: Form, values: dict[str, str]) -> list[Reply]:
         return await self.deny(ctx, int(form.arg), values.get("reason") or None)
 
-    async def approve(self, ctx: Context, sid: int) -> list[Reply]:
+    async def approve(self, ctx: Context, sid: int, deck: str = "") -> list[Reply]:
         found = await self._mine(ctx, sid)
         if isinstance(found, str):
             return private(found)
@@ -296,7 +325,7 @@ class Suggestions:
         where = ""
         if self.approve_to is not None:
             try:
-                ref = await self.approve_to(ctx, found, found.draft())
+                ref = await self.approve_to(ctx, found, found.draft(), deck)
             except ValueError as e:
                 await self.store.reopen_suggestion(sid)
                 return private(f"Suggestion #{sid} was not approved: {e}")
@@ -304,7 +333,7 @@ class Suggestions:
                 await self.store.reopen_suggestion(sid)
                 raise
             await self.store.set_suggestion_item(sid, ref)
-            where = f" as {ref}"
+            where = f" {ref}"
         told = await self._tell(
             ctx, found, f"✅ Your suggested {found.kind} (#{sid}) was approved{where}. Thank you!\n" + _gist(found)
         )
