@@ -26,12 +26,13 @@ COPY content ./content
 ENV STUDYBOT_DB=/data/studybot.db \
     STUDYBOT_CONTENT=/app/content \
     STUDYBOT_MIGRATIONS=/app/migrations \
+    STUDYBOT_HTTP_HOST=0.0.0.0 \
     STUDYBOT_HTTP_PORT=3000
 
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-# Slack's HTTP mode (events and slash commands) listens here; Discord and Socket Mode need no port.
+# Slack's HTTP mode (events and slash commands) and the admin dashboard (/dashboard) listen here.
 EXPOSE 3000
 
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["studybot", "health"]

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench fmt clean postgres
+.PHONY: run test lint typecheck pytest bench fmt clean postgres screenshots
 
 # Re-install when the project's metadata changes; `touch` records a successful install.
 $(STAMP): pyproject.toml
@@ -32,6 +32,10 @@ test: lint typecheck pytest
 fmt: $(STAMP)
 	$(BIN)/ruff format bot tests bench
 	$(BIN)/ruff check --fix bot tests bench
+
+# The README's dashboard pictures, taken by the browser test (Chromium from Debian: `make postgres`).
+screenshots: $(STAMP)
+	STUDYBOT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_dashboard_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

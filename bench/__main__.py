@@ -25,6 +25,7 @@ BENCHES = {
     "P5": "bench.p5_cold_start",
     "P6": "bench.p6_content_burst",
     "R1": "bench.r1_reminders",
+    "P7": "bench.p7_dashboard",
 }
 #: The same figures on PostgreSQL (a throwaway cluster each, as the tests start one): P2PG, P3PG, P4PG, CPG.
 BENCHES |= {

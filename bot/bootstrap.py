@@ -10,12 +10,13 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
+from bot.core.dashboard import Dashboard
 from bot.core.home import HomeTab
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
@@ -23,7 +24,10 @@ from bot.core.practice import PackCards, PracticeEngine
 from bot.core.reminders import Reminders
 from bot.core.service import StudyService
 from bot.core.suggestions import Suggestions, to_deck
-from bot.storage import ManagedStore, open_storage, reminders_for, suggestions_for
+from bot.storage import ManagedStore, dashboard_for, open_storage, reminders_for, suggestions_for
+
+if TYPE_CHECKING:
+    from bot.adapters.dashboard import DashboardWeb
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,8 @@ class App:
     resources: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Members' reminders (run by the scheduler; tests drive them directly).
     reminders: Reminders | None = None
+    #: The web dashboard's core (`/study dashboard`); served once `serve_dashboard` has run.
+    dashboard: Dashboard | None = None
 
     async def stop_background(self) -> None:
         """Stop the background parts (in reverse order of start). Safe to call twice."""
@@ -110,6 +116,13 @@ async def build_app(
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]
     # Outcomes go to members by direct message through the running front ends (app.gateways).
     Suggestions(suggestions_for(store), app.gateways, approve_to=to_deck(storage.decks)).install(service)  # type: ignore[arg-type]
+    app.dashboard = Dashboard(
+        dashboard_for(store),  # type: ignore[arg-type]
+        service,
+        library,
+        export_files=learning.export_files,
+    )
+    app.dashboard.install(service)
     wire_scheduling(app, app.reminders)
     return app
 
@@ -149,7 +162,10 @@ def make_frontends(app: App, *, console_user: str) -> list[FrontEnd]:
         from bot.storage import installs_for
 
         installations = installs_for(app.store) if app.settings.slack_oauth else None  # type: ignore[arg-type]
-        frontends.append(SlackAdapter(app.service, app.settings, installations=installations, home=home_tab(app)))
+        mounts = [_dashboard_web(app).mount] if app.dashboard is not None else []
+        frontends.append(
+            SlackAdapter(app.service, app.settings, installations=installations, home=home_tab(app), web_mounts=mounts)
+        )
     if not frontends:
         from bot.adapters.console_adapter import ConsoleAdapter
 
@@ -162,6 +178,49 @@ def home_tab(app: App) -> HomeTab | None:
     if app.reminders is None:
         return None
     return HomeTab(app.service, app.reminders.learning, app.reminders.store)
+
+
+def _dashboard_web(app: App) -> DashboardWeb:
+    from bot.adapters.dashboard import DashboardWeb
+
+    assert app.dashboard is not None
+    secure = (app.settings.public_url or "").startswith("https://")
+    return DashboardWeb(app.dashboard, secure_cookies=secure)
+
+
+async def serve_dashboard(app: App, frontends: list[FrontEnd]) -> None:
+    """Serve the web dashboard: on Slack's HTTP server when there is one (mounted by `make_frontends`),
+    else on a server of its own at ``STUDYBOT_HTTP_HOST:STUDYBOT_HTTP_PORT``, started now so that
+    `/study dashboard` has a link from the first command on. A port that cannot be bound is logged and
+    leaves the bot running without the dashboard (the command then says so)."""
+    from bot.adapters.dashboard import DashboardServer, local_base
+
+    dashboard = app.dashboard
+    if dashboard is None:
+        return
+    settings = app.settings
+    for fe in frontends:
+        if getattr(fe, "web_mounts", None) and not getattr(fe, "socket_mode", True):
+
+            def on_slack(slack: FrontEnd = fe) -> str | None:
+                port = getattr(slack, "port", None)
+                return settings.public_url or (local_base(settings.http_host, port) if port else None)
+
+            dashboard.base_url = on_slack
+            return
+    server = DashboardServer(_dashboard_web(app), settings.http_host, settings.http_port, settings.public_url)
+    try:
+        await server.start()
+    except OSError as e:
+        log.warning(
+            "dashboard not served: cannot listen on %s:%s (%s); set STUDYBOT_HTTP_HOST/STUDYBOT_HTTP_PORT",
+            settings.http_host,
+            settings.http_port,
+            e.strerror or e,
+        )
+        return
+    dashboard.base_url = server.base_url
+    app.on_close.append(server.close)
 
 
 async def _start_all(hooks: list[Callable[[], Awaitable[None]]]) -> None:

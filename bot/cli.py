@@ -12,14 +12,17 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.content import ContentInvalid, json_schema, validate_pack
 from bot.core.ports import StoreError, StoreUnavailable
 from bot.logs import RedactingFilter, setup_logging
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App, FrontEnd
 
 log = logging.getLogger("studybot")
 
@@ -325,10 +328,12 @@ async def _export_files(settings: Settings, url: str) -> dict[str, str]:
 
 async def _console(settings: Settings, user: str, db: Path | None) -> int:
     from bot.adapters.console_adapter import ConsoleAdapter
-    from bot.bootstrap import build_app, serve
+    from bot.bootstrap import build_app, serve, serve_dashboard
 
     app = await build_app(settings, db=db)
-    return await serve(app, [ConsoleAdapter(app.service, user[:40].replace(" ", "_"))])
+    frontends: list[FrontEnd] = [ConsoleAdapter(app.service, user[:40].replace(" ", "_"))]
+    await _with_dashboard(app, frontends, serve_dashboard)
+    return await serve(app, frontends)
 
 
 def _invite_url(client_id: int | None) -> int:
@@ -346,7 +351,7 @@ def _invite_url(client_id: int | None) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    from bot.bootstrap import build_app, make_frontends, serve
+    from bot.bootstrap import build_app, make_frontends, serve, serve_dashboard
 
     app = await build_app(settings, exclusive=True)  # first: a refusal is the only line printed
     if not (settings.discord_enabled or settings.slack_enabled):
@@ -354,4 +359,18 @@ async def _run(settings: Settings) -> int:
             "studybot: no DISCORD_TOKEN or SLACK_BOT_TOKEN set — starting the local console (see README to go live).",
             file=sys.stderr,
         )
-    return await serve(app, make_frontends(app, console_user=_default_user()))
+    frontends = make_frontends(app, console_user=_default_user())
+    await _with_dashboard(app, frontends, serve_dashboard)
+    return await serve(app, frontends)
+
+
+async def _with_dashboard(
+    app: App, frontends: list[FrontEnd], start: Callable[[App, list[FrontEnd]], Awaitable[None]]
+) -> None:
+    """Start serving the dashboard; if that fails (a broken install), close the app before the error
+    propagates, so no database thread keeps the process alive."""
+    try:
+        await start(app, frontends)
+    except BaseException:
+        await app.close()
+        raise

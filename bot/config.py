@@ -56,8 +56,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("STUDYBOT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDYBOT_LOG_FORMAT"))
     catchup_hours: float = Field(6.0, ge=0, le=168, validation_alias=_env("STUDYBOT_CATCHUP_HOURS"))
-    http_host: str = Field("0.0.0.0", validation_alias=_env("STUDYBOT_HTTP_HOST"))
-    http_port: int = Field(3000, ge=1, le=65535, validation_alias=_env("STUDYBOT_HTTP_PORT"))
+    #: The bot's HTTP server (Slack's HTTP mode, the web dashboard). Loopback unless told otherwise (the
+    #: Docker image sets 0.0.0.0); port 0 picks a free port (tests).
+    http_host: str = Field("127.0.0.1", validation_alias=_env("STUDYBOT_HTTP_HOST"))
+    http_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("STUDYBOT_HTTP_PORT"))
+    #: Where people reach that server (behind a proxy: https://bot.example.org); dashboard links are built
+    #: from it. Unset: http://<STUDYBOT_HTTP_HOST>:<port>, which opens on this machine.
+    public_url: str | None = Field(None, validation_alias=_env("STUDYBOT_PUBLIC_URL"))
 
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_guild: int | None = Field(None, gt=0, validation_alias=_env("STUDYBOT_DISCORD_GUILD"))
@@ -96,6 +101,18 @@ class Settings(BaseSettings):
         if not v.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be the http(s) URL people open the bot's web server at, e.g. https://bot.example.org"
+            )
+        return v.strip().rstrip("/")
 
     @field_validator("slack_redirect_uri")
     @classmethod

@@ -26,6 +26,7 @@ class BotProcess:
         """``env`` adds settings; ``module`` is what ``python -m`` runs (a test launcher, say)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
         base |= {"STUDYBOT_CONTENT": str(PACK), "STUDYBOT_DB": str(db), "STUDYBOT_LOG_LEVEL": "INFO"}
+        base["STUDYBOT_HTTP_PORT"] = "0"  # the dashboard's server: never a fixed port in tests
         base["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
         env = base | (env or {})
         self.proc = subprocess.Popen(

@@ -23,6 +23,10 @@ from tests.pg import PgCluster, cluster_for_session
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_PACK = ROOT / "tests" / "fixtures" / "pack"
 
+# Every bot a test starts (in this process or a child that inherits the environment) serves its web
+# dashboard on a free port, never on the fixed default: tests run side by side.
+os.environ["STUDYBOT_HTTP_PORT"] = "0"
+
 # ---------------------------------------------------------------- network guard
 
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def studybot(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
+    full["STUDYBOT_HTTP_PORT"] = "0"  # the dashboard's server: never a fixed port in tests
     full |= env or {}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=60

@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def studybot(*args: str, cwd: Path, wrap: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_"))}
-    env |= {"STUDYBOT_CONTENT": str(PACK), "STUDYBOT_DB": str(cwd / "s.db")}
+    env |= {"STUDYBOT_CONTENT": str(PACK), "STUDYBOT_DB": str(cwd / "s.db"), "STUDYBOT_HTTP_PORT": "0"}
     return subprocess.run(
         [*(wrap or []), sys.executable, "-m", "bot", *args],
         capture_output=True,

@@ -29,6 +29,7 @@ def tool(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYBOT_", "DISCORD_", "SLACK_", "PYTHONPATH"))}
+    env["STUDYBOT_HTTP_PORT"] = "0"  # the dashboard's server: never a fixed port in tests
     return env | extra
 
 
@@ -146,12 +147,16 @@ def test_dockerfile_builds_a_slim_non_root_image_with_content_and_migrations() -
 def test_the_installed_layout_works_with_the_image_settings(tmp_path: Path) -> None:
     """Lay the package out as `pip install /app` does (only the packages setuptools finds, nothing beside
     them) and run it from elsewhere with the Dockerfile's settings."""
+    import tomllib
+
     from setuptools import find_namespace_packages
 
     site = tmp_path / "site-packages"
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     for package in find_namespace_packages(where=str(ROOT), include=["bot*"]):
         folder = ROOT / package.replace(".", "/")
-        for source in folder.glob("*.py"):
+        patterns = ["*.py", *data_files.get(package, [])]  # and the package data pip installs with it
+        for source in (f for pattern in patterns for f in folder.glob(pattern)):
             target = site / source.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
@@ -188,6 +193,7 @@ def test_the_installed_layout_works_with_the_image_settings(tmp_path: Path) -> N
     )
     assert session.returncode == 0, session.stderr
     assert "Answered 1" in session.stdout
+    assert "dashboard: listening on http://127.0.0.1:" in session.stderr, "templates and stylesheet were installed"
     healthy = studybot("health", cwd=data, **image)
     assert healthy.returncode == 0 and healthy.stdout.startswith("OK: database"), healthy.stderr
 

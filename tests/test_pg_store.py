@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.core.dashboard import DashboardStore
 from bot.core.decks import DeckStore
 from bot.core.learning import LearningPort
 from bot.core.native import NativeStore
@@ -31,6 +32,7 @@ from bot.core.practice import PracticePort
 from bot.core.reminders import ReminderStore
 from bot.core.suggestions import SuggestionStore
 from bot.storage import ManagedStore, SqliteStore, installs_for, open_storage, schedules_for, sql
+from bot.storage.dashboard_store import PgDashboardStore, SqliteDashboardStore
 from bot.storage.deck_store import SqliteDeckStore
 from bot.storage.dialect import NAME_EQUALS, pg
 from bot.storage.install_store import SqliteInstallStore
@@ -70,6 +72,7 @@ def public(cls: type) -> set[str]:
         SqlitePracticeStore,
         SqliteNativeStore,
         SqliteSuggestionStore,
+        SqliteDashboardStore,
     ):
         instance = cls(SqliteStore(":memory:"))
     else:
@@ -91,7 +94,8 @@ def port_members(protocol: type) -> set[str]:
      (SqliteDeckStore, PgDeckStore, DeckStore), (SqliteReminderStore, PgReminderStore, ReminderStore),
      (SqlitePracticeStore, PgPracticeStore, PracticePort),
      (SqliteNativeStore, PgNativeStore, NativeStore),
-     (SqliteSuggestionStore, PgSuggestionStore, SuggestionStore)],
+     (SqliteSuggestionStore, PgSuggestionStore, SuggestionStore),
+     (SqliteDashboardStore, PgDashboardStore, DashboardStore)],
 )  # fmt: skip
 def test_every_store_method_exists_on_both_stores(sqlite_cls: type, pg_cls: type, port: type) -> None:
     only_sqlite = public(sqlite_cls) - public(pg_cls) - SQLITE_ONLY

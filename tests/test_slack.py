@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from bot.adapters.slack_adapter import SCOPES, SlackAdapter, blocks_for, home_blocks, mrkdwn
-from bot.bootstrap import App, build_app, home_tab, make_frontends
+from bot.bootstrap import App, build_app, home_tab, make_frontends, serve_dashboard
 from bot.config import Settings
 from bot.core.commands import SPECS
 from bot.core.home import HomeSection, HomeView
@@ -516,6 +516,7 @@ ADMIN_COMMANDS = {
     "rewards.set": "rewards set streak 7 <@&860000000000000001>",
     "rewards.clear": "rewards clear",
     "suggestions": "suggestions off",
+    "dashboard": "dashboard",
 }
 
 
@@ -754,7 +755,10 @@ async def test_a_rejected_bot_token_fails_start_up_loudly(fake: FakeSlack, tmp_p
         await app.close()
 
 
-async def test_make_frontends_picks_slack_when_configured(fake: FakeSlack, tmp_path: Path) -> None:
+async def test_make_frontends_picks_slack_when_configured(
+    fake: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STUDYBOT_HTTP_PORT")  # the defaults are the subject here
     for socket in (False, True):
         settings = slack_settings(fake, tmp_path, socket=socket)
         app = await build_app(settings)
@@ -762,7 +766,7 @@ async def test_make_frontends_picks_slack_when_configured(fake: FakeSlack, tmp_p
             [frontend] = make_frontends(app, console_user="me")
             assert isinstance(frontend, SlackAdapter) and frontend.platform == "slack"
             assert frontend.socket_mode is socket
-            assert (frontend.http_host, frontend.http_port) == ("0.0.0.0", 3000)
+            assert (frontend.http_host, frontend.http_port) == ("127.0.0.1", 3000)
         finally:
             await app.close()
     # Socket Mode needs no signing secret; HTTP does.
@@ -1126,3 +1130,35 @@ def test_home_blocks_stay_within_slacks_limits_whatever_the_content() -> None:
         ),
     )
     assert_valid_home({"type": "home", "blocks": home_blocks(huge)})
+
+
+async def test_the_dashboard_is_served_on_slacks_http_server(fake: FakeSlack, tmp_path: Path) -> None:
+    """HTTP mode: the dashboard shares Slack's listener (one port), and a link from `/study dashboard` in
+    Slack opens there."""
+    settings = slack_settings(fake, tmp_path)
+    app = await build_app(settings)
+    [adapter] = make_frontends(app, console_user="me")
+    assert isinstance(adapter, SlackAdapter)
+    adapter.http_host, adapter.http_port = "127.0.0.1", 0
+    await serve_dashboard(app, [adapter])  # mounted, not a server of its own
+    assert app.dashboard is not None and app.dashboard.base_url() is None  # not listening yet
+    await adapter.start()
+    app.gateways["slack"] = adapter
+    runner = asyncio.create_task(adapter.run())
+    try:
+        async with aiohttp.ClientSession() as session:
+            rig = Rig(fake, app, adapter, session)
+            reply = await rig.ask("dashboard", user=ADMIN)
+            link = re.search(r"(http://127\.0\.0\.1:(\d+))/dashboard/login/(\S+)", reply["text"])
+            assert link and int(link.group(2)) == adapter.port, reply["text"]
+            # A browser keeps the cookie of an IP-address host; aiohttp's client needs telling.
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+                r = await browser.post(f"{link.group(1)}/dashboard/login", data={"token": link.group(3)})
+                assert r.status == 200 and "Overview" in await r.text()
+            assert r.headers["X-Frame-Options"] == "DENY"
+            refused = await rig.ask("dashboard", user=MEMBER)
+            assert refused["text"].startswith("Only admins can use /study dashboard")
+    finally:
+        await adapter.close()
+        await asyncio.wait_for(runner, 5)
+        await app.close()

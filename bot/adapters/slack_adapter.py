@@ -395,6 +395,7 @@ class SlackAdapter:
         installations: InstallStore | None = None,
         home: HomeTab | None = None,
         home_debounce: float = HOME_DEBOUNCE,
+        web_mounts: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         self.oauth = settings.slack_oauth
         #: Members' dashboards for the Home tab (None: no Home tab).
@@ -412,6 +413,8 @@ class SlackAdapter:
             raise ValueError("Slack over HTTP needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
         self.http_host = http_host if http_host is not None else settings.http_host
         self.http_port = http_port if http_port is not None else settings.http_port
+        #: More applications served by the HTTP listener (the web dashboard), each given the aiohttp app.
+        self.web_mounts = list(web_mounts)
         self.admin_ids = settings.slack_admin_ids
         #: Slack user ids of the bot's operators (``STUDYBOT_OWNERS``).
         self.owner_ids = settings.owners_on("slack")
@@ -532,6 +535,8 @@ class SlackAdapter:
         else:
             web_app = self.app.web_app(path=EVENTS_PATH)
             web_app.middlewares.append(refuse_malformed_timestamps)
+            for mount in self.web_mounts:
+                mount(web_app)
             self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.http_host, self.http_port)

@@ -118,6 +118,11 @@ SPECS: dict[str, Spec] = {
     ),
     "suggest": Spec("/study suggest [question|tip] [anonymous]", "propose a question or tip"),
     "suggestions": Spec("/study suggestions [on|off]", "approve or deny members' suggestions", admin=True),
+    "dashboard": Spec(
+        "/study dashboard [logout-all]",
+        "web dashboard sign-in link",
+        admin=True,
+    ),
 }
 
 _GROUPS = {"schedule", "content", "path", "rewards"}
@@ -217,6 +222,10 @@ def parse(text: str) -> Command:
         return _parse_suggest(rest)
     if head == "suggestions":
         return _parse_suggestions(rest)
+    if head == "dashboard":
+        if rest and (len(rest) > 1 or rest[0].casefold() != "logout-all"):
+            raise UsageError(f"Usage: {_usage('dashboard')}")
+        return Command("dashboard", {"action": "logout-all"} if rest else {})
     if head == "cards":
         if len(rest) > 1:
             raise UsageError(f"Usage: {_usage('cards')} — one deck name")

@@ -16,6 +16,7 @@ from bot.storage.sqlite_store import SqliteStore
 from bot.storage.urls import UrlError, check_url, redact, sqlite_path
 
 if TYPE_CHECKING:
+    from bot.core.dashboard import DashboardStore
     from bot.core.decks import DeckStore
     from bot.core.learning import LearningPort
     from bot.core.practice import PracticePort
@@ -29,6 +30,7 @@ __all__ = [
     "Storage",
     "UrlError",
     "check_url",
+    "dashboard_for",
     "decks_for",
     "learning_for",
     "open_storage",
@@ -180,3 +182,12 @@ def suggestions_for(store: SqliteStore | PgStore) -> SuggestionStore:
     if isinstance(store, SqliteStore):
         return SqliteSuggestionStore(store)
     return PgSuggestionStore(store)
+
+
+def dashboard_for(store: SqliteStore | PgStore) -> DashboardStore:
+    """The `DashboardStore` (sign-in links, sessions, the dashboard's page queries) on ``store``."""
+    from bot.storage.dashboard_store import PgDashboardStore, SqliteDashboardStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteDashboardStore(store)
+    return PgDashboardStore(store)

@@ -1,0 +1,487 @@
+"""The admin web dashboard: an aiohttp sub-application under ``/dashboard``, pages from Jinja2 templates.
+
+An adapter like the chat ones: a request becomes a call on `bot.core.dashboard.Dashboard` (which reuses
+the `/study` commands for every change) and the answer becomes a page. No business rules live here; what
+does live here is the web's own hygiene:
+
+* no page without a session cookie (HttpOnly, SameSite=Strict, Secure when the public URL is https);
+* a CSRF token in every form, checked on every POST;
+* at most `MAX_FAILED_LOGINS` failed sign-ins per address per minute (more are refused, 429);
+* security headers on every response: a CSP that allows no script at all, ``X-Frame-Options: DENY``,
+  ``Referrer-Policy: no-referrer`` (the sign-in page's URL holds the token), no caching.
+
+`DashboardWeb.mount` adds it to an existing aiohttp application (Slack's HTTP server); `DashboardServer`
+runs it on its own server when there is none (console, Discord, Socket Mode).
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from bot.core import markup
+from bot.core.content import LETTERS
+from bot.core.dashboard import MEMBER_SORTS, SESSION_TTL, Admin, Dashboard, csrf_token
+from bot.core.schedule import KINDS
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PREFIX = "/dashboard"
+COOKIE = "studybot_dashboard"
+MAX_FAILED_LOGINS = 20
+FAILED_LOGIN_WINDOW = 60.0
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+ADMIN_KEY = web.RequestKey("studybot.admin", Admin)
+SESSION_KEY = web.RequestKey("studybot.session", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Schedule actions a form may ask for, and the `/study` command each one is.
+ACTIONS = {
+    "pause": "schedule pause",
+    "resume": "schedule resume",
+    "skip": "schedule skip",
+    "post-now": "schedule post-now",
+}
+
+
+def _html_text(text: str) -> str:
+    """A core reply as plain text (names as they are; the template escapes everything)."""
+    return markup.render(text, lambda s: s, lambda t: t.replace("**", "").replace("`", ""))
+
+
+def _admin(request: web.Request) -> Admin:
+    return request[ADMIN_KEY]
+
+
+def _session(request: web.Request) -> str:
+    return request[SESSION_KEY]
+
+
+class FailedLogins:
+    """Failed sign-ins per client address in a sliding window; `blocked` once there were ``limit``."""
+
+    def __init__(
+        self,
+        limit: int = MAX_FAILED_LOGINS,
+        window: float = FAILED_LOGIN_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._seen: dict[str, collections.deque[float]] = {}
+
+    def _recent(self, address: str) -> collections.deque[float]:
+        times = self._seen.setdefault(address, collections.deque())
+        cutoff = self.clock() - self.window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        return times
+
+    def blocked(self, address: str) -> bool:
+        blocked = len(self._recent(address)) >= self.limit
+        if not self._seen.get(address):
+            self._seen.pop(address, None)
+        return blocked
+
+    def failed(self, address: str) -> None:
+        if len(self._seen) > 100_000:  # bounded memory under a spray of addresses
+            self._seen.clear()
+        self._recent(address).append(self.clock())
+
+
+class DashboardWeb:
+    """The dashboard's aiohttp sub-application. ``secure_cookies``: mark the cookie Secure (https)."""
+
+    def __init__(
+        self, dashboard: Dashboard, *, secure_cookies: bool = False, failed_logins: FailedLogins | None = None
+    ) -> None:
+        self.dashboard = dashboard
+        self.secure_cookies = secure_cookies
+        self.failed_logins = failed_logins or FailedLogins()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["pct"] = lambda v: "–" if v is None else f"{v * 100:.0f}%"
+        self.stylesheet = (HERE / "static" / "style.css").read_bytes()
+
+    # -------------------------------------------------------------- wiring
+
+    def app(self) -> web.Application:
+        """A new sub-application with every route, to be mounted at `PREFIX`."""
+        sub = web.Application(middlewares=[self._headers, self._sessions])
+        sub.router.add_get("/static/style.css", self.style)
+        sub.router.add_get("/login/{token}", self.login_page)
+        sub.router.add_post("/login", self.login)
+        sub.router.add_post("/logout", self.logout)
+        sub.router.add_post("/logout-all", self.logout_all)
+        sub.router.add_get("/", self.overview)
+        sub.router.add_get("/schedules", self.schedules)
+        sub.router.add_post("/schedules/{channel_id}", self.schedule_change)
+        sub.router.add_get("/questions", self.questions)
+        sub.router.add_get("/members", self.members)
+        sub.router.add_get("/export/{name}", self.export)
+        return sub
+
+    def mount(self, parent: web.Application) -> None:
+        """Serve the dashboard under `PREFIX` of ``parent`` (``/dashboard`` itself redirects to ``/dashboard/``)."""
+
+        async def to_slash(_: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(PREFIX + "/")
+
+        parent.router.add_get(PREFIX, to_slash)
+        parent.add_subapp(PREFIX, self.app())
+
+    # -------------------------------------------------------------- middlewares
+
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response: web.StreamResponse
+        try:
+            response = await handler(request)
+        except web.HTTPException as e:
+            # Our 404s and aiohttp's own (no such route, 405) get a page of ours instead of plain text.
+            messages = {404: "There is nothing here (or it belongs to another group).", 405: "Not allowed here."}
+            message = messages.get(e.status, "That request was not understood.")
+            response = self._page(None, "error.html", status=e.status, title=e.reason, message=message)
+        except Exception:
+            log.exception("dashboard: error serving %s %s", request.method, request.path)
+            response = self._page(None, "error.html", status=500, title="Something went wrong")
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @web.middleware
+    async def _sessions(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every page but sign-in and the stylesheet needs a live session; every POST its CSRF token."""
+        name = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
+        if name.endswith(("/login", "/login/{token}", "/static/style.css")):
+            return await handler(request)
+        token = request.cookies.get(COOKIE, "")
+        admin = await self.dashboard.session(token) if token else None
+        if admin is None:
+            response = self._page(None, "signed_out.html", status=401, title="Sign in")
+            if token:
+                response.del_cookie(COOKIE, path=PREFIX)
+            return response
+        request[ADMIN_KEY] = admin
+        request[SESSION_KEY] = token
+        if request.method == "POST":
+            form = await request.post()
+            sent = str(form.get("csrf", ""))
+            if not hmac.compare_digest(sent, csrf_token(token)):
+                return self._page(admin, "error.html", status=403, title="Form expired", csrf="",
+                                  message="That form was not sent from this dashboard session. Reload the page and try again.")  # fmt: skip
+        return await handler(request)
+
+    # -------------------------------------------------------------- rendering
+
+    def _page(
+        self, admin: Admin | None, template: str, *, status: int = 200, csrf: str = "", **context: Any
+    ) -> web.Response:
+        body = self.env.get_template(template).render(admin=admin, csrf=csrf, prefix=PREFIX, **context)
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    def _render(self, request: web.Request, template: str, **context: Any) -> web.Response:
+        admin = _admin(request)
+        return self._page(admin, template, csrf=csrf_token(_session(request)), **context)
+
+    @staticmethod
+    def _address(request: web.Request) -> str:
+        return request.remote or "unknown"
+
+    # -------------------------------------------------------------- sign-in
+
+    async def style(self, _: web.Request) -> web.Response:
+        return web.Response(body=self.stylesheet, content_type="text/css", charset="utf-8")
+
+    def _too_many(self, request: web.Request) -> web.Response | None:
+        if self.failed_logins.blocked(self._address(request)):
+            response = self._page(None, "error.html", status=429, title="Too many attempts",
+                                  message="Too many failed sign-ins from your address. Wait a minute, then use a fresh link.")  # fmt: skip
+            response.headers["Retry-After"] = str(int(self.failed_logins.window))
+            return response
+        return None
+
+    def _bad_link(self, request: web.Request) -> web.Response:
+        self.failed_logins.failed(self._address(request))
+        return self._page(None, "error.html", status=403, title="Link not valid",
+                          message="This sign-in link has expired, was used already or is not valid. "
+                          "Ask for a fresh one with /study dashboard (it works once, for 10 minutes).")  # fmt: skip
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        """The link's page: a button that signs in. A GET never uses the link up, so a chat app fetching a
+        preview of it cannot spend it."""
+        refused = self._too_many(request)
+        if refused is not None:
+            return refused
+        token = request.match_info["token"]
+        if len(token) > 100 or not await self.dashboard.link_valid(token):
+            return self._bad_link(request)
+        return self._page(None, "login.html", token=token, title="Sign in")
+
+    async def login(self, request: web.Request) -> web.Response:
+        refused = self._too_many(request)
+        if refused is not None:
+            return refused
+        form = await request.post()
+        token = str(form.get("token", ""))
+        found = await self.dashboard.sign_in(token) if 0 < len(token) <= 100 else None
+        if found is None:
+            return self._bad_link(request)
+        session, admin = found
+        log.info("dashboard: %s signed in to group %s", admin.user, admin.group_id)
+        response = web.Response(status=303, headers={"Location": PREFIX + "/"})
+        response.set_cookie(
+            COOKIE,
+            session,
+            path=PREFIX,
+            max_age=int(SESSION_TTL.total_seconds()),
+            httponly=True,
+            secure=self.secure_cookies,
+            samesite="Strict",
+        )
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        await self.dashboard.sign_out(_session(request))
+        response = self._page(None, "signed_out.html", title="Signed out", signed_out=True)
+        response.del_cookie(COOKIE, path=PREFIX)
+        return response
+
+    async def logout_all(self, request: web.Request) -> web.Response:
+        ended = await self.dashboard.sign_out_everyone(_admin(request))
+        response = self._page(None, "signed_out.html", title="Signed out", signed_out=True, ended=ended)
+        response.del_cookie(COOKIE, path=PREFIX)
+        return response
+
+    # -------------------------------------------------------------- pages
+
+    async def overview(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        data = await self.dashboard.overview(admin)
+        return self._render(request, "overview.html", title="Overview", page="overview", data=data,
+                            bars=_bars(data), trend=_trend(data), streak_bars=_streak_bars(data.streaks))  # fmt: skip
+
+    async def schedules(self, request: web.Request, *, messages: list[str] | None = None,
+                        error: bool = False, status: int = 200, edited: int | None = None,
+                        values: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+        admin = _admin(request)
+        channels, days = await self.dashboard.schedules(admin)
+        response = self._render(
+            request, "schedules.html", title="Schedules", page="schedules", channels=channels, days=days,
+            zones=_ZONES(), messages=messages or [], error=error, edited=edited, values=values or {},
+            day_names=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), kinds=KINDS,
+        )  # fmt: skip
+        response.set_status(status)
+        return response
+
+    async def schedule_change(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        try:
+            channel_id = int(request.match_info["channel_id"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        channel = await self.dashboard.channel(admin, channel_id)
+        if channel is None:  # not in the session's group: as if it did not exist
+            raise web.HTTPNotFound()
+        form = await request.post()
+        action = str(form.get("action", ""))
+        values = {k: str(v).strip() for k, v in form.items() if k != "csrf" and isinstance(v, str)}
+        if action == "set":
+            text = _set_command(values)
+        elif action in ACTIONS:
+            text = ACTIONS[action]
+        else:
+            return await self.schedules(request, messages=["Unknown action."], error=True, status=400)
+        replies = await self.dashboard.command(admin, channel, text)
+        shown = [_html_text(r.text) for r in replies]
+        failed = not any(s.startswith(("✅", "⏸️", "▶️", "⏭️", "📣")) for s in shown)
+        return await self.schedules(request, messages=shown, error=failed, status=400 if failed else 200,
+                                    edited=channel_id, values=values if failed else None)  # fmt: skip
+
+    async def questions(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        items, age = await self.dashboard.analytics(admin, fresh=request.query.get("fresh") == "1")
+        only = request.query.get("flag", "")
+        shown = [i for i in items if not only or i.flag == only]
+        return self._render(request, "questions.html", title="Question analytics", page="questions",
+                            items=shown, age=int(age), only=only, letters=LETTERS,
+                            flagged=sum(1 for i in items if i.flag))  # fmt: skip
+
+    async def members(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        sort = request.query.get("sort", "points")
+        sort = sort if sort in MEMBER_SORTS else "points"
+        descending = request.query.get("dir", "desc" if sort != "name" else "asc") == "desc"
+        try:
+            page = max(0, int(request.query.get("page", "0")))
+        except ValueError:
+            page = 0
+        rows, more = await self.dashboard.members(admin, sort, descending, page)
+
+        def link(**kw: Any) -> str:
+            q = {"sort": sort, "dir": "desc" if descending else "asc", "page": page} | kw
+            return f"{PREFIX}/members?{urlencode(q)}"
+
+        return self._render(request, "members.html", title="Members", page="members", rows=rows, sort=sort,
+                            descending=descending, number=page, more=more, link=link, sorts=MEMBER_SORTS)  # fmt: skip
+
+    async def export(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        files = await self.dashboard.export(admin)
+        name = request.match_info["name"]
+        if name not in files:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=files[name].encode("utf-8"),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def _set_command(values: dict[str, str]) -> str:
+    """The `/study schedule set …` text for a form's fields; the core validates it like typed text.
+    Each value is one word (spaces would be taken as further options by the grammar)."""
+
+    def word(v: str) -> str:
+        return v.replace(" ", "_") if v else "?"
+
+    parts = ["schedule", "set", word(values.get("time", ""))]
+    tz = values.get("tz", "")
+    if tz:
+        parts += ["tz", word(tz)]
+    days = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if values.get(f"day_{d}")]
+    if values.get("days"):
+        parts += ["days", word(values["days"])]
+    elif days:
+        parts += ["days", ",".join(days)]
+    elif values.get("days_shown"):
+        parts += ["days", ","]  # no day ticked: the core says the day set is empty
+    if values.get("kind"):
+        parts += ["kind", word(values["kind"])]
+    if values.get("reveal"):
+        parts += ["reveal", word(values["reveal"])]
+    return " ".join(parts)
+
+
+_zone_cache: list[str] = []
+
+
+def _ZONES() -> list[str]:
+    if not _zone_cache:
+        import zoneinfo
+
+        _zone_cache.extend(sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc/")))
+    return _zone_cache
+
+
+# ---------------------------------------------------------------------- charts (server-drawn SVG)
+
+CHART_W, CHART_H = 600, 160
+
+
+def _bars(data: Any) -> list[dict[str, Any]]:
+    top = max((d.answers for d in data.days), default=0) or 1
+    width = CHART_W / max(1, len(data.days))
+    out = []
+    for i, d in enumerate(data.days):
+        h = round((CHART_H - 20) * d.answers / top, 1)
+        out.append({"x": round(i * width + 1, 1), "y": round(CHART_H - 16 - h, 1), "w": round(width - 2, 1), "h": h,
+                    "label": f"{d.day:%a %d %b}: {d.answers} answers", "tick": f"{d.day:%d}" if i % 5 == 0 else ""})  # fmt: skip
+    return out
+
+
+def _trend(data: Any) -> str:
+    """The accuracy line as SVG polyline points (days without answers are left out)."""
+    width = CHART_W / max(1, len(data.accuracy))
+    pts = [
+        f"{i * width + width / 2:.1f},{(CHART_H - 16) - (CHART_H - 20) * share:.1f}"
+        for i, (_, share) in enumerate(data.accuracy)
+        if share is not None
+    ]
+    return " ".join(pts)
+
+
+def _streak_bars(buckets: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    top = max((n for _, n in buckets), default=0) or 1
+    return [{"label": label, "n": n, "w": round(100 * n / top, 1)} for label, n in buckets]
+
+
+# ---------------------------------------------------------------------- its own server
+
+
+class DashboardServer:
+    """The dashboard on a server of its own (no Slack HTTP server to share). ``port`` 0 picks a free one.
+
+    `start` raises `OSError` when the address cannot be bound; `base_url` is the link base once started
+    (``public_url`` when given)."""
+
+    def __init__(self, web_app: DashboardWeb, host: str, port: int, public_url: str | None = None) -> None:
+        self.web = web_app
+        self.host = host
+        self.port = port
+        self.public_url = public_url
+        self._runner: web.AppRunner | None = None
+        self.bound: int | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.web.mount(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.bound = int(runner.addresses[0][1])
+        log.info("dashboard: listening on http://%s:%s%s/", self.host, self.bound, PREFIX)
+
+    def base_url(self) -> str | None:
+        if self.public_url:
+            return self.public_url
+        if self.bound is None:
+            return None
+        return local_base(self.host, self.bound)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        self.bound = None
+
+
+def local_base(host: str, port: int) -> str:
+    """``http://host:port`` for a link that opens on this machine (a wildcard address becomes loopback)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+__all__ = ["DashboardServer", "DashboardWeb", "FailedLogins", "local_base"]
