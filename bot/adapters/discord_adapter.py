@@ -1148,6 +1148,10 @@ class DiscordFrontEnd:
         guild = getattr(found, "guild", None)
         if guild is None or not isinstance(found, discord.abc.GuildChannel | discord.Thread):
             raise DeliveryError(f"Discord channel {cid} is not in a server", retryable=False)
+        if self.client.get_guild(guild.id) is None:
+            # Another shard's server (shards split over processes): without its roles here, any answer would
+            # be a guess, so say so instead.
+            raise DeliveryError(f"server {guild.id} is served by another shard's process", retryable=True)
         me = guild.me
         if me is None:
             try:

@@ -225,9 +225,13 @@ class ChannelFeatures:
 
     async def check(self, ctx: Context, _: Command) -> list[Reply]:
         i = ctx.inbound
+        if _platform_gateway(self.gateways, i.platform) is None:
+            return private("This front end has no permissions to check: it can do everything it needs here.")
         found = await self.access(i.platform, i.channel, i.group)
         if found is None:
-            return private("This front end cannot check its permissions (it can do everything it needs here).")
+            return private(
+                "I could not ask the platform about this channel just now (see the log); try again in a minute."
+            )
         lines = [f"**What studybot can do in {name(i.channel_name or i.channel)}**", *found.lines()]
         if not found.missing:
             lines.append("Everything studybot needs here is in place.")
