@@ -194,3 +194,21 @@ async def test_admins_approve_and_deny_with_buttons_and_members_hear_by_dm_or_ne
     (notice,) = await fake.followups(help_iid)
     assert "was not added" in notice.json["content"] and "\\@everyone" in notice.json["content"]
     assert notice.json["flags"] & EPHEMERAL and notice.json["allowed_mentions"]["parse"] == []
+
+
+async def test_a_form_that_cannot_open_at_once_comes_with_a_button_that_opens_it(app: App, fake: FakeDiscord) -> None:
+    # A reply slower than defer_after is deferred ("thinking…"): a deferred interaction cannot open a modal.
+    bot = await start_bot(app.service, fake, defer_after=0.0)
+    try:
+        iid, cb = await command(fake, "suggest", {"kind": "tip"}, user=ALICE)
+        assert cb.json["type"] == 5  # deferred
+        (edit,) = await fake.followups(iid)
+        message = fake.message_of(edit)
+        assert "Open it with the button" in message["content"]
+        (button,) = [c for row in message["components"] for c in row["components"]]
+        assert button["label"] == "Open the form" and button["custom_id"].startswith("sbx:form:")
+        opened_iid = await fake.dispatch_interaction(fake.click(button["custom_id"], message, user=ALICE))
+        assert (await fake.callback(opened_iid)).json["type"] == 9
+        assert fake.modals[opened_iid]["custom_id"] == "sb:form:suggest:tip"
+    finally:
+        await bot.stop()

@@ -1004,7 +1004,7 @@ class DiscordFrontEnd:
         self._drafts[token] = (interaction.user.id, form, loop.time() + DRAFT_SECONDS)
         while len(self._drafts) > MAX_DRAFTS:
             self._drafts.popitem(last=False)
-        button = Button(f"sbx:form:{token}", "Fix the form", "primary")
+        button = Button(f"sbx:form:{token}", "Fix the form" if form.errors else "Open the form", "primary")
         text = reply.text if form.errors else f"{reply.text}\nOpen it with the button."
         return Reply(text, private=True, buttons=(*reply.buttons, button))
 
