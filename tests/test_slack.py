@@ -1087,6 +1087,11 @@ async def test_the_home_tab_follows_answers_at_most_once_per_debounce_window(hom
     view = await published(rig, MEMBER, 3)
     assert "Answered 4" in home_text(view)
     assert_valid_home(view)
+    await asyncio.sleep(0.6)
+    await rig.ask("quiz")
+    await rig.ask("answer A")  # the text command moves it too
+    view = await published(rig, MEMBER, 4)
+    assert "Answered 5" in home_text(view)
 
 
 async def test_home_tab_buttons_review_now_and_the_switches_work(home_rig: Rig) -> None:

@@ -711,7 +711,10 @@ class SlackAdapter:
                     await asyncio.sleep(wait)
             finally:
                 self._home_pending.discard(key)
-            await self.publish_home(team, user, api=api)
+            try:
+                await self.publish_home(team, user, api=api)
+            except Exception:  # e.g. the database: logged here, as `_spawn` does for requests
+                log.exception("slack: Home tab update of %s failed", user)
 
         task = asyncio.create_task(later(), name="slack-home-update")
         self._home_tasks.add(task)
@@ -773,6 +776,8 @@ class SlackAdapter:
         )
         replies = await self.service.handle(inbound)
         await self._deliver(replies, respond, inbound, api, trigger_id=str(body.get("trigger_id") or ""))
+        if inbound.text.split()[:1] == ["answer"]:  # `/study answer B` moves the Home tab like a click
+            self.home_soon(team, user, api)
 
     async def _action(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client
