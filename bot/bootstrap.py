@@ -20,7 +20,7 @@ from bot.core.dashboard import Dashboard
 from bot.core.home import HomeTab
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
-from bot.core.practice import PackCards, PracticeEngine
+from bot.core.practice import DeckCards, PracticeEngine
 from bot.core.reminders import Reminders
 from bot.core.service import StudyService
 from bot.core.suggestions import Suggestions, to_deck
@@ -110,7 +110,7 @@ async def build_app(
     ContentCommands(library).register(service)
     learning = LearningEngine(storage.learning, store, library, clock)
     learning.install(service)
-    PracticeEngine(storage.practice, PackCards(library), learning, store).install(service)
+    PracticeEngine(storage.practice, DeckCards(library, storage.decks), learning, store).install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from bot.core.commands import MAX_ANSWER_CHARS, parse
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine, make_scheduler, review
 from bot.core.markup import plain
-from bot.core.messages import Reply
+from bot.core.messages import Inbound, Reply
 from bot.core.practice import PackCards, PracticeEngine
 from bot.core.service import StudyService
 from bot.storage import ManagedStore, learning_for, practice_for
@@ -183,6 +183,40 @@ async def test_an_answer_of_exactly_the_limit_is_kept(svc: StudyService, outside
     [out] = await svc.handle(inbound("write " + "z" * MAX_ANSWER_CHARS))
     assert "Answer kept (2,000 characters" in out.text
     assert await rows(outside, "SELECT LENGTH(answer) FROM attempts WHERE member_id = {member}") == [(2000,)]
+
+
+def submission(form_action: str, answer: str, user: str = "alice") -> Inbound:
+    return Inbound("console", "g1", "c1", user, user, action=form_action, values={"answer": answer})
+
+
+async def test_write_an_answer_opens_a_form_whose_bad_input_is_refused_in_the_form(
+    svc: StudyService, outside: Outside
+) -> None:
+    [dealt] = await svc.handle(inbound("interview"))
+    [opened] = await svc.handle(inbound(action=step(dealt, "write")))
+    form = opened.form
+    assert form is not None and form.title == "Your answer" and opened.private
+    (field,) = form.fields
+    assert (field.max_len, field.style, field.required, field.default) == (2000, "paragraph", True, "")
+    for bad, says in (("", "This field is required."), ("x" * 4000, "At most 2000 characters (this has 4000).")):
+        [again] = await svc.handle(submission(form.action, bad))
+        assert again.form is not None and again.form.errors == {"answer": says}
+    [other] = await svc.handle(submission(form.action, "bob's words", user="bob"))
+    assert "someone else" in other.text and other.form is None
+    assert await rows(outside, "SELECT answer FROM attempts WHERE member_id = {member}") == [(None,)]
+    [kept] = await svc.handle(submission(form.action, "  Agree the goals first.\r\nThen the plan.  "))
+    assert "Answer kept" in kept.text
+    assert await rows(outside, "SELECT answer FROM attempts WHERE member_id = {member}") == [
+        ("Agree the goals first.\nThen the plan.",)
+    ]
+    [reopened] = await svc.handle(inbound(action=step(dealt, "write")))
+    assert reopened.form is not None and reopened.form.fields[0].default == "Agree the goals first.\nThen the plan."
+    await svc.handle(inbound("rate good"))
+    [late] = await svc.handle(submission(form.action, "changed my mind"))
+    assert "rated that card already" in late.text
+    assert await rows(outside, "SELECT answer FROM attempts WHERE member_id = {member}") == [
+        ("Agree the goals first.\nThen the plan.",)
+    ]
 
 
 async def test_writing_after_rating_is_refused(svc: StudyService, outside: Outside) -> None:

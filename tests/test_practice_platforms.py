@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,8 @@ from tests.fake_discord import EPHEMERAL, FakeDiscord
 from tests.fake_slack import FakeSlack
 from tests.test_discord import ALICE, BOB, Bot, command, custom_ids, start_bot
 from tests.test_slack import BOB as SLACK_BOB
-from tests.test_slack import Rig, add_users, buttons_of, slack_settings
+from tests.test_slack import MEMBER, Rig, add_users, buttons_of, slack_settings
+from tests.test_slack_forms import submit
 
 pytestmark = pytest.mark.sqlite_only
 SHIPPED = ROOT / "content"
@@ -72,8 +74,23 @@ async def test_discord_interview_practice_from_deal_to_rating(app: App, live: Bo
     write, show = custom_ids(dealt)
     assert write.endswith(":write") and show.endswith(":show")
 
-    _, cb = await command(fake, "write", {"answer": "@everyone I would agree outcomes first"}, user=ALICE)
-    assert "Answer kept" in fake.message_of(cb)["content"]
+    # Write an answer opens a modal; an empty one is refused in the form, then the answer is kept.
+    iid = await fake.dispatch_interaction(fake.click(write, dealt, user=ALICE))
+    opened = await fake.callback(iid)
+    assert opened.json["type"] == 9  # MODAL
+    modal = fake.modals[iid]
+    (field,) = [row["component"] for row in modal["components"]]
+    assert field["max_length"] == 2000 and field["style"] == 2
+    too_long = await fake.callback(
+        await fake.dispatch_interaction(fake.submit_modal(modal, {field["custom_id"]: "x" * 4000}, user=ALICE))
+    )
+    assert "At most 2000 characters (this has 4000)" in too_long.json["data"]["content"]
+    assert rows(app.store.path, "SELECT answer FROM attempts") == [(None,)]
+    answer = "@everyone I would agree outcomes first"
+    kept = await fake.callback(
+        await fake.dispatch_interaction(fake.submit_modal(modal, {field["custom_id"]: answer}, user=ALICE))
+    )
+    assert "Answer kept" in kept.json["data"]["content"] and kept.json["data"]["flags"] & EPHEMERAL
 
     shown = await click(fake, show, dealt)
     assert "Points a strong answer covers" in shown["content"]
@@ -134,10 +151,17 @@ async def test_slack_interview_practice_from_deal_to_rating(rig: Rig) -> None:
     dealt = await rig.ask("interview")
     assert dealt["response_type"] == "ephemeral"
     write, show = (b["action_id"] for b in buttons_of(dealt))
-    hint = await answer_to(rig, write)
-    assert "/study write" in hint["text"]
-    kept = await rig.ask("write <!channel> first I would\nmeet the sponsor")
-    assert "Answer kept" in kept["text"]
+    key, _, _ = await rig.click(write)
+    view: dict[str, Any] = await rig.fake.wait_for(
+        lambda: next((v for v in rig.fake.views if v["trigger_id"] == f"trigger-{key}"), None)
+    )
+    assert view["title"]["text"] == "Your answer" and view["blocks"][0]["element"]["max_length"] == 2000
+    status, body = await submit(rig, view, {"answer": ""}, MEMBER)
+    assert status == 200 and json.loads(body)["errors"] == {"answer": "This field is required."}
+    status, body = await submit(rig, view, {"answer": "<!channel> first I would\nmeet the sponsor"}, MEMBER)
+    assert (status, body) == (200, "")
+    await rig.adapter.drain()
+    assert "Answer kept" in rig.fake.ephemeral[-1]["text"]
     shown = await answer_to(rig, show)
     assert "Points a strong answer covers" in shown["text"]
     assert "<!channel>" not in shown["text"] and "&lt;!channel&gt;" in shown["text"]

@@ -31,6 +31,9 @@ from fsrs import Rating, Scheduler
 from bot.core import actions
 from bot.core.commands import MAX_ANSWER_CHARS, Command
 from bot.core.content import ContentLibrary
+from bot.core.decks import ALL, DeckItem, DeckStore, parse_ref
+from bot.core.forms import MAX_PLACEHOLDER, Form, FormRoute
+from bot.core.forms import Field as FormField
 from bot.core.learning import LearningEngine, make_scheduler, review, when
 from bot.core.markup import name
 from bot.core.messages import Button, Reply
@@ -225,9 +228,13 @@ class PracticeEngine:
     #: The channel posts whose "Practise this" deals their card (the main store).
     posts: Store | None = None
     scheduler: Scheduler = field(default_factory=make_scheduler)
+    #: The service it is installed in (`install`): forms open through it.
+    service: StudyService | None = field(default=None, init=False)
 
     def install(self, service: StudyService) -> None:
-        """Register `interview`, `cards`, `write`, `points`, `rate` and the mixed `review`."""
+        """Register `interview`, `cards`, `write`, `points`, `rate`, the mixed `review` and the answer form."""
+        self.service = service
+        service.register_form("answer", FormRoute(self.answer_form, self.answer_submitted))
         if self.learning is not None:
             self.learning.chart_rows.append(self.chart_rows)
         service.register("interview", self.interview_command)
@@ -326,17 +333,41 @@ class PracticeEngine:
         return attempt, card, None
 
     async def write_prompt(self, ctx: Context, attempt_id: int) -> list[Reply]:
-        """ "Write an answer": how to send it (front ends with forms open one instead)."""
-        attempt, card, refusal = await self._own(ctx, attempt_id)
+        """ "Write an answer": the answer form (a Discord or Slack modal; the console asks for it line by
+        line), prefilled with what the member wrote so far."""
+        if self.service is None:
+            return private(
+                f"Write your answer with /study write <your answer> (up to {MAX_ANSWER_CHARS:,} characters)."
+            )
+        return await self.service.open_form(
+            ctx, "answer", str(attempt_id), text="✍️ Your answer — only you will ever see it."
+        )
+
+    async def answer_form(self, ctx: Context, arg: str) -> Form | list[Reply]:
+        """The answer form for attempt ``arg``, or why the member cannot write on it (runs again on submit,
+        so a stale or crafted submission is refused the same way)."""
+        if not arg.isdigit() or len(arg) > 18:
+            return private("That answer form is no longer valid; nothing was saved. Try /study interview.")
+        attempt, card, refusal = await self._own(ctx, int(arg))
         if refusal is not None:
             return refusal
         assert attempt is not None and card is not None
         if attempt.rating is not None:
-            return private("You have rated that card already; its answer can no longer change.")
-        return private(
-            f"Write your answer with /study write <your answer> (up to {MAX_ANSWER_CHARS:,} characters). "
-            "Only you will ever see it."
+            return private("You have rated that card already; its answer can no longer change. Try /study interview.")
+        answer = FormField(
+            "answer",
+            "Your answer (only you will see it)",
+            "paragraph",
+            required=True,
+            max_len=MAX_ANSWER_CHARS,
+            placeholder=card.front[:MAX_PLACEHOLDER],
+            default=(attempt.answer or "")[:MAX_ANSWER_CHARS],
         )
+        return Form(name="answer", arg=arg, title="Your answer", fields=(answer,), submit_label="Keep it")
+
+    async def answer_submitted(self, ctx: Context, form: Form, values: dict[str, str]) -> list[Reply]:
+        """A submitted answer form: kept like `/study write` (the form's generic checks ran already)."""
+        return await self.save_answer(ctx, int(form.arg), values["answer"])
 
     async def show(self, ctx: Context, attempt_id: int) -> list[Reply]:
         """Show points: the back, beside what the member wrote, and the four rating buttons."""
@@ -477,3 +508,57 @@ def rating_buttons(attempt_id: int) -> tuple[Button, ...]:
         Button(actions.practice_action(attempt_id, f"r{n}"), RATING_NAMES[n], styles[n])  # type: ignore[arg-type]
         for n in (1, 2, 3, 4)
     )
+
+
+def deck_card(item: DeckItem, deck: str) -> OpenCard:
+    """A group deck's open card (kind ``card``) as dealt; its key is the deck item's ref (``d:<id>``)."""
+    d = item.data
+    return OpenCard(
+        key=item.ref,
+        kind="card",
+        front=d.front or "",
+        back=d.back or "",
+        topic=d.topic or deck,
+        source=d.source,
+        deck=deck,
+        tags=d.tags,
+    )
+
+
+class DeckCards:
+    """`CardSource` over the shipped pack (deck ``tpm``) and the group's own decks (`DeckStore`):
+    a group deck's open cards are its items of kind ``card``; retired items are no longer dealt, and a
+    click on one already dealt is refused."""
+
+    def __init__(self, library: ContentLibrary, decks: DeckStore) -> None:
+        self.pack = PackCards(library)
+        self.decks = decks
+
+    async def open_cards(self, group_id: int, deck: str | None) -> list[OpenCard] | None:
+        if deck == BUILTIN_DECK:
+            return await self.pack.open_cards(group_id, deck)
+        if deck is None or deck == ALL:
+            names = {d.id: d.name for d in await self.decks.decks(group_id)}
+            own = [deck_card(i, names.get(i.deck_id, "")) for i in await self.decks.group_items(group_id, "card")]
+            return [*(await self.pack.open_cards(group_id, None) or []), *own]
+        found = await self.decks.find_deck(group_id, deck)
+        if found is None:
+            return None
+        return [
+            deck_card(i, found.name) for i in await self.decks.deck_items(group_id, found.id) if i.data.kind == "card"
+        ]
+
+    async def open_card(self, group_id: int, key: str) -> OpenCard | None:
+        item_id = parse_ref(key)
+        if item_id is None:
+            return await self.pack.open_card(group_id, key)
+        items = await self.decks.items_by_id(group_id, [item_id])
+        if not items or items[0].retired_at is not None or items[0].data.kind != "card":
+            return None
+        names = {d.id: d.name for d in await self.decks.decks(group_id)}
+        if items[0].deck_id not in names:  # its deck was deleted
+            return None
+        return deck_card(items[0], names[items[0].deck_id])
+
+    async def deck_names(self, group_id: int) -> list[str]:
+        return [BUILTIN_DECK, *(d.name for d in await self.decks.decks(group_id))]
