@@ -170,7 +170,7 @@ def test_migration_0011_keeps_posts_ids_and_schedules(tmp_path: Path) -> None:
             (at,),
         )
 
-    assert migrate(conn) == ["0011_interview_posts"]
+    assert migrate(conn)[0] == "0011_interview_posts"  # and any later ones
     assert conn.execute("SELECT id, kind, item_id FROM posts ORDER BY id").fetchall() == [
         (1, "question", "q0"),
         (2, "question", "q1"),
