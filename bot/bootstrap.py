@@ -115,12 +115,15 @@ async def build_app(
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]
     # Outcomes go to members by direct message through the running front ends (app.gateways).
-    Suggestions(suggestions_for(store), app.gateways, approve_to=to_deck(storage.decks)).install(service)  # type: ignore[arg-type]
+    suggestion_store = suggestions_for(store)  # type: ignore[arg-type]
+    Suggestions(suggestion_store, app.gateways, approve_to=to_deck(storage.decks)).install(service)
     app.dashboard = Dashboard(
         dashboard_for(store),  # type: ignore[arg-type]
         service,
         library,
         export_files=learning.export_files,
+        decks=storage.decks,
+        suggestions=suggestion_store,
     )
     app.dashboard.install(service)
     wire_scheduling(app, app.reminders)

@@ -188,10 +188,18 @@ async def test_secure_cookie_when_the_public_url_is_https(tmp_path: Path, clock:
 async def test_no_page_without_a_session(rig: Rig) -> None:
     channel = await rig.say("schedule set 09:00")
     assert channel.startswith("✅")
-    for path in ("/", "/schedules", "/questions", "/members", "/export/members.csv", "/export/questions.csv"):
+    for path in (
+        "/",
+        "/schedules",
+        "/questions",
+        "/members",
+        "/content",
+        "/export/members.csv",
+        "/export/questions.csv",
+    ):
         body = await rig.page(path, status=401)
         assert "needs you to be signed in" in body and "members.csv" not in body
-    for path in ("/schedules/1", "/logout", "/logout-all"):
+    for path in ("/schedules/1", "/logout", "/logout-all", "/content/suggestions/1", "/content/items/1/retire"):
         assert "needs you to be signed in" in await rig.post(path, {"action": "pause", "csrf": "x"}, status=401)
     rig.client.session.cookie_jar.update_cookies({COOKIE: "made-up"})
     await rig.page("/", status=401)
@@ -239,7 +247,7 @@ async def test_security_headers_on_every_response(rig: Rig) -> None:
         csp = r.headers["Content-Security-Policy"]
         assert "script-src" not in csp and "default-src 'none'" in csp and "'unsafe-inline'" not in csp, path
         assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Referrer-Policy"] == "no-referrer", path
-    for path in ("/", "/schedules", "/questions", "/members"):
+    for path in ("/", "/schedules", "/questions", "/members", "/content"):
         html = await rig.page(path)
         assert "<script" not in html and " style=" not in html and "onclick" not in html, path
 
@@ -492,3 +500,72 @@ async def test_a_busy_port_leaves_the_bot_running_without_the_dashboard(tmp_path
     finally:
         await app.close()
         await blocker.cleanup()
+
+
+# ---------------------------------------------------------------------- content: decks and suggestions
+
+TIP = '{"text": "Write a one-page brief before you plan any milestone of a project.", "action": "Draft one brief this week for a project you know.", "step": 3}'
+
+
+async def _suggest(rig: Rig, *, group: str = "G1", user: str = "U7") -> int:
+    """A member's suggestion in the queue (what `/study suggest tip` stores once its form is sent)."""
+    assert rig.app.dashboard is not None and rig.app.dashboard.suggestions is not None
+    await rig.say("help", group=group, user=user, admin=False)  # the member exists
+    gid = await rig.scalar("SELECT id FROM groups WHERE external_id = ?", group)
+    mid = await rig.scalar("SELECT id FROM members WHERE group_id = ? AND user_id = ?", gid, user)
+    sid = await rig.app.dashboard.suggestions.add_suggestion(gid, mid, "tip", TIP, True, rig.clock.now())  # type: ignore[arg-type]
+    assert sid is not None
+    return sid
+
+
+async def test_content_page_approves_a_suggestion_into_a_deck_and_retires_an_item(rig: Rig) -> None:
+    sid = await _suggest(rig)
+    await rig.sign_in()
+    html = await rig.page("/content")
+    assert f"#{sid} · tip" in html and "by name-U7" in html and "one-page brief" in html
+    assert "steps-001" in html or "<b>" in html  # the built-in deck's items are listed
+    body = await rig.post(f"/content/suggestions/{sid}", {"action": "approve", "deck": "", "csrf": await rig.csrf()})
+    assert f"✅ Suggestion #{sid} by name-U7 approved" in body
+    assert f'id="suggestion-{sid}"' not in body
+    html = await rig.page("/content?deck=suggestions")
+    item = await rig.scalar("SELECT id FROM deck_items")
+    assert f"d:{item}" in html and "one-page brief" in html and ">Retire<" in html
+    html = await rig.page("/content?deck=suggestions&q=nothing-like-this")
+    assert f"d:{item}" not in html
+    body = await rig.post(f"/content/items/{item}/retire?deck=suggestions", {"csrf": await rig.csrf()})
+    assert f"Item d:{item} retired" in body
+    assert await rig.scalar("SELECT retired_at IS NOT NULL FROM deck_items WHERE id = ?", item) == 1
+
+
+async def test_denying_a_suggestion_with_a_reason(rig: Rig) -> None:
+    sid = await _suggest(rig)
+    await rig.sign_in()
+    body = await rig.post(
+        f"/content/suggestions/{sid}", {"action": "deny", "reason": "we have  this one", "csrf": await rig.csrf()}
+    )
+    assert f"Suggestion #{sid} by name-U7 denied" in body
+    assert (
+        await rig.scalar("SELECT status || ' ' || reason FROM suggestions WHERE id = ?", sid)
+        == "denied we have this one"
+    )
+
+
+async def test_content_of_another_group_is_out_of_reach(rig: Rig) -> None:
+    theirs = await _suggest(rig, group="G2", user="V7")
+    await rig.say("help")
+    await rig.sign_in()
+    html = await rig.page("/content")
+    assert "name-V7" not in html and "one-page brief" not in html
+    token = await rig.csrf()
+    body = await rig.post(f"/content/suggestions/{theirs}", {"action": "approve", "csrf": token}, status=400)
+    assert "approved" not in body
+    assert await rig.scalar("SELECT status FROM suggestions WHERE id = ?", theirs) == "open"
+    # A deck item of the other group cannot be retired from here.
+    rig.client.session.cookie_jar.clear()
+    await rig.sign_in(group="G2", user="V1")
+    await rig.post(f"/content/suggestions/{theirs}", {"action": "approve", "csrf": await rig.csrf()})
+    item = await rig.scalar("SELECT id FROM deck_items")
+    rig.client.session.cookie_jar.clear()
+    await rig.sign_in()
+    await rig.post(f"/content/items/{item}/retire", {"csrf": await rig.csrf()}, status=404)
+    assert await rig.scalar("SELECT retired_at FROM deck_items WHERE id = ?", item) is None

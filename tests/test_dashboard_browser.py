@@ -29,7 +29,7 @@ from bot.core.ports import AnswerIn
 from bot.core.progress import advance_streak
 from bot.core.schedule import ScheduleRule
 from bot.core.timezones import local_day, week_start
-from bot.storage import SqliteStore, schedules_for
+from bot.storage import SqliteStore, schedules_for, suggestions_for
 from tests.botproc import ROOT, BotProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,7 +37,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-PAGES = {"overview": "/", "schedules": "/schedules", "questions": "/questions", "members": "/members"}
+PAGES = {
+    "overview": "/",
+    "schedules": "/schedules",
+    "questions": "/questions",
+    "members": "/members",
+    "content": "/content",
+}
+TIPS = (
+    '{"text": "Write a one-page brief before you plan any milestone of a project.", "action": "Draft one brief this week.", "step": 3}',
+    '{"text": "Ask an engineer to walk you through a recent release, end to end.", "action": "Book thirty minutes with one.", "step": 4}',
+)
 
 
 def _browser_or_skip() -> Any:
@@ -109,6 +119,11 @@ async def seed(db: Path, now: datetime) -> None:
                         lambda s, today=today: advance_streak(s, today),  # type: ignore[misc]
                     )
         assert admin.group_id == m.group_id
+        queue = suggestions_for(store)
+        for n, body in enumerate(TIPS):
+            name = f"{names[n % len(names)]} {chr(65 + n // len(names))}."
+            author = await store.ensure_member("console", "local", "console", f"user{n}", name, now=now)
+            await queue.add_suggestion(author.group_id, author.member_id, "tip", body, True, now)
     finally:
         await store.close()
 
@@ -210,6 +225,17 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
             first = await page.locator("table.list tbody tr td:nth-child(3)").first.inner_text()
             assert first == "100%" or int(first.rstrip("%")) >= 80
 
+            # A member's suggestion approved into a deck from the queue; it shows in that deck.
+            await page.get_by_role("link", name="Content").click()
+            assert await page.locator(".suggestion").count() == 2
+            first_card = page.locator(".suggestion", has_text="one-page brief")
+            await first_card.get_by_role("button", name="Approve").click()
+            await page.locator(".notice", has_text="approved").wait_for()
+            assert await page.locator(".suggestion").count() == 1
+            await page.get_by_role("link", name="suggestions").click()
+            assert await page.locator("table.list tbody tr", has_text="one-page brief").count() == 1
+            await page.get_by_role("link", name="Members").click()
+
             # The CSV download is the file /study export gives.
             async with page.expect_download() as info:
                 await page.get_by_role("link", name="members.csv").click()
@@ -225,7 +251,9 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
             # (The questions page lists the whole pack: its picture shows the first screenfuls.)
             for name, path in PAGES.items():
                 await page.goto(base + path)
-                await page.screenshot(path=str(shots / f"{name}-desktop.png"), full_page=name != "questions")
+                await page.screenshot(
+                    path=str(shots / f"{name}-desktop.png"), full_page=name not in ("questions", "content")
+                )
             phone = await browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=2,
                                               storage_state=await desktop.storage_state())  # fmt: skip
             small = await phone.new_page()
@@ -235,7 +263,7 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
                 width = await small.evaluate("document.documentElement.scrollWidth")
                 assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
                 await small.screenshot(
-                    path=str(shots / f"{name}-phone.png"), full_page=name not in ("questions", "members")
+                    path=str(shots / f"{name}-phone.png"), full_page=name not in ("questions", "members", "content")
                 )
             await phone.close()
             assert not refused, refused

@@ -120,9 +120,9 @@ async def test_page_queries_count_only_their_group(store: ManagedStore) -> None:
     assert await dash.streaks(g, "2026-11-20") == {2: 6}
     assert await dash.streaks(g, "2026-11-30") == {0: 6}
     page = await dash.member_lines(g, "points", True, 4, 0)
-    assert [m.user for m in page] == ["U2", "U1", "U0", "U5"]  # 2 points each first (latest id first), then 1
+    assert [m.user for m in page] == ["U0", "U1", "U2", "U3"]  # the leaderboard's order: 2 points, then 1
     rest = await dash.member_lines(g, "points", True, 4, 4)
-    assert [m.user for m in rest] == ["U4", "U3"]
+    assert [m.user for m in rest] == ["U4", "U5"]
     by_name = await dash.member_lines(g, "name", False, 10, 0)
     assert [m.user for m in by_name] == [f"U{n}" for n in range(6)]
     assert all(m.user != "V1" for m in by_name)

@@ -31,9 +31,12 @@ from typing import Protocol
 
 from bot.core.commands import SPECS, Command
 from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.decks import Deck, DeckItem, DeckStore
+from bot.core.item_form import preview as item_preview
 from bot.core.messages import Inbound, Reply
 from bot.core.schedule import ChannelSchedule, next_occurrence, occurrences
 from bot.core.service import Context, StudyService, private
+from bot.core.suggestions import Suggestion, SuggestionStore
 from bot.core.timezones import local_day, week_start, zone
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ LINK_TTL = timedelta(minutes=10)
 SESSION_TTL = timedelta(hours=12)
 #: How long the analytics of a group are reused (they read every answer of the group).
 ANALYTICS_TTL = 300.0
+#: How long the overview's counts of a group are reused.
+OVERVIEW_TTL = 60.0
 CALENDAR_DAYS = 14
 CHART_DAYS = 30
 MEMBERS_PAGE = 50
@@ -332,6 +337,8 @@ class Dashboard:
         library: ContentLibrary,
         *,
         export_files: Callable[[int, datetime], Awaitable[dict[str, str]]] | None = None,
+        decks: DeckStore | None = None,
+        suggestions: SuggestionStore | None = None,
         base_url: Callable[[], str | None] = lambda: None,
         monotonic: Callable[[], float] = _time.monotonic,
     ) -> None:
@@ -341,9 +348,14 @@ class Dashboard:
         self.clock = service.clock
         self.base_url = base_url
         self._export_files = export_files
+        self.decks = decks
+        self.suggestions = suggestions
         self._monotonic = monotonic
         self._analytics: dict[int, _Cached] = {}
         self._analytics_lock = asyncio.Lock()
+        self._overview: dict[
+            int, tuple[tuple[object, ...], float, tuple[int, int, list[tuple[datetime, int, int]], dict[int, int]]]
+        ] = {}
 
     def install(self, service: StudyService) -> None:
         """Register `/study dashboard [logout-all]` on ``service``."""
@@ -433,9 +445,8 @@ class Dashboard:
         first = local_day(now, tz) - timedelta(days=CHART_DAYS - 1)
         since = datetime.combine(first, datetime.min.time(), zone(tz))
         monday = datetime.combine(week_start(now, tz), datetime.min.time(), zone(tz))
-        (members, active, hours), counts, channels = await asyncio.gather(
-            self.store.activity(admin.group_id, since, monday),
-            self.store.streaks(admin.group_id, (local_day(now, tz) - timedelta(days=2)).isoformat()),
+        (members, active, hours, counts), channels = await asyncio.gather(
+            self._activity(admin.group_id, since, monday, (local_day(now, tz) - timedelta(days=2)).isoformat()),
             self.store.group_channels(admin.group_id),
         )
         per_day: dict[date, tuple[int, int]] = {}
@@ -446,6 +457,25 @@ class Dashboard:
         series = [DayCount(d, *per_day.get(d, (0, 0))) for d in (first + timedelta(days=n) for n in range(CHART_DAYS))]
         buckets = [(label, sum(n for s, n in counts.items() if lo <= s <= hi)) for lo, hi, label in STREAK_BUCKETS]
         return Overview(members, active, series, buckets, self.next_posts(channels, now))
+
+    async def _activity(
+        self, group_id: int, since: datetime, monday: datetime, alive_since: str
+    ) -> tuple[int, int, list[tuple[datetime, int, int]], dict[int, int]]:
+        """The overview's counts (they read a month of the group's answers and all its members): reused for
+        `OVERVIEW_TTL` per group and day window, so a page load is mostly the schedules' look-up."""
+        key = (group_id, since, monday, alive_since)
+        cached = self._overview.get(group_id)
+        now = self._monotonic()
+        if cached is not None and cached[0] == key and now - cached[1] <= OVERVIEW_TTL:
+            return cached[2]
+        (members, active, hours), counts = await asyncio.gather(
+            self.store.activity(group_id, since, monday), self.store.streaks(group_id, alive_since)
+        )
+        value = (members, active, hours, counts)
+        if len(self._overview) > 10_000:
+            self._overview.clear()
+        self._overview[group_id] = (key, now, value)
+        return value
 
     @staticmethod
     def next_posts(channels: Sequence[ChannelRow], now: datetime) -> list[NextPost]:
@@ -493,3 +523,67 @@ class Dashboard:
         if self._export_files is None:
             return {}
         return await self._export_files(admin.group_id, self.clock.now())
+
+    # -------------------------------------------------------------- content
+
+    async def content(self, admin: Admin, deck_name: str, query: str) -> ContentPage:
+        """The group's decks (the built-in one first), one deck's items matching ``query`` with their
+        figures, and the suggestion queue. Only the admin's group is read."""
+        decks = await self.decks.decks(admin.group_id) if self.decks is not None else []
+        waiting: list[tuple[Suggestion, str]] = []
+        if self.suggestions is not None:
+            found = await self.suggestions.open_suggestions(admin.group_id, 20)
+            waiting = [(s, _suggestion_text(s)) for s in found]
+        items, _ = await self.analytics(admin)
+        stats = {i.question_id: i for i in items}
+        needle = query.casefold().strip()
+        rows: list[ContentRow] = []
+        chosen = next((d for d in decks if d.name == deck_name), None)
+        if chosen is not None and self.decks is not None:
+            for item in await self.decks.deck_items(admin.group_id, chosen.id):
+                text = item.data.prompt or item.data.text or item.data.front or ""
+                rows.append(ContentRow(item.ref, item.data.kind, text, stats.get(item.ref), item))
+        else:
+            deck_name = "tpm"
+            pack = self.library.pack
+            rows += [ContentRow(q.id, "question", q.prompt, stats.get(q.id)) for q in pack.questions]
+            rows += [ContentRow(t.id, "tip", t.text, None) for t in pack.tips]
+        if needle:
+            rows = [r for r in rows if needle in r.text.casefold() or needle in r.ref.casefold()]
+        return ContentPage(decks, deck_name, query, rows, waiting)
+
+    async def first_channel(self, admin: Admin) -> ChannelRow | None:
+        """A channel of the group to run a group-wide command in (suggestions are per group)."""
+        channels = await self.store.group_channels(admin.group_id)
+        return channels[0] if channels else None
+
+    async def retire(self, admin: Admin, item_id: int) -> bool:
+        """Retire one of the group's deck items (another group's id: False, nothing changes)."""
+        if self.decks is None:
+            return False
+        return await self.decks.retire_item(admin.group_id, item_id, self.clock.now())
+
+
+def _suggestion_text(s: Suggestion) -> str:
+    try:
+        return item_preview(s.draft())
+    except Exception:  # a body the current form cannot read: shown raw rather than hidden
+        return s.body
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRow:
+    ref: str
+    kind: str
+    text: str
+    stats: ItemAnalytics | None
+    item: DeckItem | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPage:
+    decks: list[Deck]
+    deck: str
+    query: str
+    rows: list[ContentRow]
+    suggestions: list[tuple[Suggestion, str]]

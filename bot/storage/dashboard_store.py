@@ -87,23 +87,26 @@ def question_stats_sql(dialect: str) -> str:
 QUESTION_STATS = {d: question_stats_sql(d) for d in SECONDS}
 
 _MEMBER_COLS = "id, user_id, display_name, answered, correct, points, streak, best_streak, last_active_day, joined_at"
-_ORDER = {
-    "name": "lower(display_name)",
-    "answered": "answered",
-    "accuracy": "CASE WHEN answered > 0 THEN correct * 1.0 / answered ELSE -1 END",
-    "points": "points",
-    "streak": "streak",
-    "last_active": "COALESCE(last_active_day, '')",
+#: Sort keys: each a list of (expression, flipped) where flipped terms run against the chosen direction.
+#: By name and by points they follow an index of each dialect (members_by_name, members_by_points: the
+#: leaderboard's order, earliest scorer first on ties), so a page of a big group is read, not sorted.
+_ORDER: dict[str, dict[str, list[tuple[str, bool]]]] = {
+    dialect: {
+        "name": [(name, False), ("id", False)],
+        "answered": [("answered", False), ("id", False)],
+        "accuracy": [("CASE WHEN answered > 0 THEN correct * 1.0 / answered ELSE -1 END", False), ("id", False)],
+        "points": [("points", False), ("last_point_at", True), ("id", True)],
+        "streak": [("streak", False), ("id", False)],
+        "last_active": [("COALESCE(last_active_day, '')", False), ("id", False)],
+    }
+    for dialect, name in (("sqlite", "display_name COLLATE NOCASE"), ("postgres", "lower(display_name)"))
 }
 
 
-def member_lines_sql(sort: str, descending: bool) -> str:
+def member_lines_sql(dialect: str, sort: str, descending: bool) -> str:
     """A page of members; ``sort`` must be a key of ``_ORDER`` (never text from a request)."""
-    direction = "DESC" if descending else "ASC"
-    return (
-        f"SELECT {_MEMBER_COLS} FROM members WHERE group_id = ?"
-        f" ORDER BY {_ORDER[sort]} {direction}, id {direction} LIMIT ? OFFSET ?"
-    )
+    terms = ", ".join(f"{expr} {'DESC' if descending != flipped else 'ASC'}" for expr, flipped in _ORDER[dialect][sort])
+    return f"SELECT {_MEMBER_COLS} FROM members WHERE group_id = ? ORDER BY {terms} LIMIT ? OFFSET ?"
 
 
 # ---------------------------------------------------------------------- row conversion
@@ -266,7 +269,10 @@ class SqliteDashboardStore:
         self, group_id: int, sort: str, descending: bool, limit: int, offset: int
     ) -> list[MemberLine]:
         def read(conn: sqlite3.Connection) -> list[MemberLine]:
-            return [_member(r) for r in conn.execute(member_lines_sql(sort, descending), (group_id, limit, offset))]
+            return [
+                _member(r)
+                for r in conn.execute(member_lines_sql("sqlite", sort, descending), (group_id, limit, offset))
+            ]
 
         return await self._read(read)
 
@@ -343,5 +349,5 @@ class PgDashboardStore:
     async def member_lines(
         self, group_id: int, sort: str, descending: bool, limit: int, offset: int
     ) -> list[MemberLine]:
-        found = await self.store._fetch(member_lines_sql(sort, descending), group_id, limit, offset)
+        found = await self.store._fetch(member_lines_sql("postgres", sort, descending), group_id, limit, offset)
         return [_member(tuple(r)) for r in found]

@@ -126,6 +126,7 @@ class DashboardWeb:
             lstrip_blocks=True,
         )
         self.env.filters["pct"] = lambda v: "–" if v is None else f"{v * 100:.0f}%"
+        self.env.filters["plain"] = _html_text  # core text (marks, **bold**) as plain text; escaped as usual
         self.stylesheet = (HERE / "static" / "style.css").read_bytes()
 
     # -------------------------------------------------------------- wiring
@@ -144,6 +145,9 @@ class DashboardWeb:
         sub.router.add_get("/questions", self.questions)
         sub.router.add_get("/members", self.members)
         sub.router.add_get("/export/{name}", self.export)
+        sub.router.add_get("/content", self.content)
+        sub.router.add_post("/content/suggestions/{suggestion_id}", self.suggestion)
+        sub.router.add_post("/content/items/{item_id}/retire", self.retire)
         return sub
 
     def mount(self, parent: web.Application) -> None:
@@ -360,6 +364,53 @@ class DashboardWeb:
             content_type="text/csv",
             charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def content(self, request: web.Request, *, messages: list[str] | None = None, error: bool = False,
+                      status: int = 200) -> web.Response:  # fmt: skip
+        admin = _admin(request)
+        data = await self.dashboard.content(admin, request.query.get("deck", "tpm"), request.query.get("q", "")[:100])
+        response = self._render(request, "content.html", title="Content", page="content", data=data,
+                                messages=messages or [], error=error)  # fmt: skip
+        response.set_status(status)
+        return response
+
+    async def suggestion(self, request: web.Request) -> web.Response:
+        """Approve (into a deck) or deny (with a reason) through `/study suggestions …`: the core checks the
+        suggestion belongs to the session's group and says what happened."""
+        admin = _admin(request)
+        try:
+            sid = int(request.match_info["suggestion_id"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        form = await request.post()
+        action = str(form.get("action", ""))
+        if action == "approve":
+            deck = str(form.get("deck", "")).strip().replace(" ", "-")
+            text = f"suggestions approve {sid}" + (f" {deck}" if deck else "")
+        elif action == "deny":
+            reason = " ".join(str(form.get("reason", "")).split())
+            text = f"suggestions deny {sid}" + (f" {reason}" if reason else "")
+        else:
+            return await self.content(request, messages=["Unknown action."], error=True, status=400)
+        channel = await self.dashboard.first_channel(admin)
+        if channel is None:
+            raise web.HTTPNotFound()
+        replies = await self.dashboard.command(admin, channel, text)
+        shown = [_html_text(r.text) for r in replies]
+        failed = not any(s.startswith(("✅", f"Suggestion #{sid} by")) for s in shown)
+        return await self.content(request, messages=shown, error=failed, status=400 if failed else 200)
+
+    async def retire(self, request: web.Request) -> web.Response:
+        admin = _admin(request)
+        try:
+            item_id = int(request.match_info["item_id"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        if not await self.dashboard.retire(admin, item_id):
+            raise web.HTTPNotFound()
+        return await self.content(
+            request, messages=[f"Item d:{item_id} retired: it is no longer posted or dealt; its history stays."]
         )
 
 
