@@ -716,10 +716,12 @@ def test_invite_url_lists_only_the_permissions_used(
         f"&permissions={BOT_PERMISSIONS.value}"
     )
     perms = discord.Permissions(BOT_PERMISSIONS.value)
-    # View Channel, Send Messages, Attach Files, Read Message History (to find its own post after a crash)
-    assert perms.value == 1024 + 2048 + 32768 + 65536
+    # View Channel, Send Messages, Attach Files, Read Message History (to find its own post after a crash),
+    # Create Public Threads and Send Messages in Threads (discussion threads)
+    assert perms.value == 1024 + 2048 + 32768 + 65536 + 2**35 + 2**38
     assert perms.view_channel and perms.send_messages and perms.attach_files and perms.read_message_history
-    assert not (perms.embed_links or perms.manage_messages or perms.administrator)
+    assert perms.create_public_threads and perms.send_messages_in_threads
+    assert not (perms.embed_links or perms.manage_messages or perms.administrator or perms.manage_roles)
     monkeypatch.setenv("DISCORD_APPLICATION_ID", "777")
     assert main(["invite-url"]) == 0
     assert "client_id=777&" in capsys.readouterr().out

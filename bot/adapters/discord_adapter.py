@@ -67,8 +67,16 @@ POSTS_PER_SECOND = 48.0
 #: its own post before sending one again after a crash or a failed answer (Read Message History; without
 #: it only the message nonce guards against a repeat, for a few minutes). Interaction replies need no
 #: channel permission at all, and editing its own messages needs none beyond these. No Embed Links.
+#: Create Public Threads and Send Messages in Threads serve `schedule set … thread on` (a thread per
+#: post, the reveal inside it). Manage Roles (role rewards) is left out on purpose: it is powerful, and
+#: an admin who wants rewards grants it to the bot's role; `/study-admin check` names the fix.
 BOT_PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, attach_files=True, read_message_history=True
+    view_channel=True,
+    send_messages=True,
+    attach_files=True,
+    read_message_history=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
 )
 #: How many of a channel's messages after the post's creation `find` looks through.
 FIND_LIMIT = 100
