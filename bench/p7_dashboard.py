@@ -102,6 +102,22 @@ async def measure(samples: int) -> list[Figure]:
                         f"p50 {percentile(times, 50):.1f} ms, max {max(times):.1f} ms, {samples} loads, {MEMBERS:,} members",
                     )
                 )
+            cold = []
+            for _ in range(max(5, samples // 4)):
+                app.dashboard._overview.clear()  # the counts recomputed on every load, as after a minute
+                cold.append(await fetch("/"))
+            p95 = percentile(cold, 95)
+            figures.append(
+                Figure(
+                    "P7",
+                    "dashboard overview, counts recomputed: p95",
+                    round(p95, 1),
+                    "ms",
+                    f"≤ {GOAL_MS:.0f} ms",
+                    p95 <= GOAL_MS,
+                    f"p50 {percentile(cold, 50):.1f} ms, {len(cold)} loads; 30 days of answers and every member",
+                )
+            )
             fresh = [await fetch("/questions?fresh=1") for _ in range(max(3, samples // 10))]
             p95 = percentile(fresh, 95)
             figures.append(

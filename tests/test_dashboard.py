@@ -331,8 +331,13 @@ async def test_schedule_form_uses_the_commands_rules_and_messages(rig: Rig) -> N
         assert message in body, field
     body = await rig.post(f"/schedules/{channel}", {**form, "tz": "Europe/Berlin", "day_mon": ""}, status=400)
     assert "The day set is empty" in body
-    body = await rig.post(f"/schedules/{channel}", {**form, "tz": "europe/berlin", "day_wed": "1", "reveal": "4"})
+    body = await rig.post(f"/schedules/{channel}", {**form, "tz": "Europe/Berlin", "thread": "maybe"}, status=400)
+    assert "thread takes on or off (got &#34;maybe&#34;)" in body
+    body = await rig.post(
+        f"/schedules/{channel}", {**form, "tz": "europe/berlin", "day_wed": "1", "reveal": "4", "thread": "on"}
+    )
     assert "✅ Daily posts here: 18:30 Europe/Berlin, mon,wed: a career-step tip, answers revealed after 4 h." in body
+    assert "🧵 Each post opens a discussion thread" in body  # the native option, saved by the same command
     assert await rig.scalar("SELECT local_time || ' ' || days || ' ' || kind || ' ' || reveal_hours FROM schedules") == "18:30 0,2 tip 4"  # fmt: skip
 
 

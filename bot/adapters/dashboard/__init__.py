@@ -436,6 +436,8 @@ def _set_command(values: dict[str, str]) -> str:
         parts += ["kind", word(values["kind"])]
     if values.get("reveal"):
         parts += ["reveal", word(values["reveal"])]
+    if values.get("thread"):  # empty: leave the channel's thread option as it is
+        parts += ["thread", word(values["thread"])]
     return " ".join(parts)
 
 
