@@ -17,6 +17,7 @@ from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
 from bot.core.dashboard import Dashboard
+from bot.core.deck_commands import Catalog, DeckCommands
 from bot.core.home import HomeTab
 from bot.core.learning import LearningEngine
 from bot.core.ports import ChatGateway, Clock, ScheduleStore
@@ -106,11 +107,13 @@ async def build_app(
     applied = await store.start(exclusive=exclusive, shards=shards)
     if applied:
         log.info("database %s: applied %s", storage.where, ", ".join(applied))
-    service = StudyService(store, library, clock)
+    catalog = Catalog(storage.decks, library)
+    service = StudyService(store, library, clock, catalog=catalog)
     ContentCommands(library).register(service)
-    learning = LearningEngine(storage.learning, store, library, clock)
+    learning = LearningEngine(storage.learning, store, library, clock, catalog=catalog)
     learning.install(service)
     PracticeEngine(storage.practice, DeckCards(library, storage.decks), learning, store).install(service)
+    DeckCommands(storage.decks, catalog).install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]

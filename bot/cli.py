@@ -313,6 +313,7 @@ def write_new_file(folder: Path, name: str, text: str) -> None:
 async def _export_files(settings: Settings, url: str) -> dict[str, str]:
     from bot.core.clock import SystemClock
     from bot.core.content import ContentLibrary
+    from bot.core.deck_commands import Catalog
     from bot.core.learning import LearningEngine
     from bot.storage import open_storage
 
@@ -321,7 +322,9 @@ async def _export_files(settings: Settings, url: str) -> dict[str, str]:
     await storage.store.start()
     try:
         clock = SystemClock()
-        return await LearningEngine(storage.learning, storage.store, library, clock).export_files(None, clock.now())
+        catalog = Catalog(storage.decks, library)
+        engine = LearningEngine(storage.learning, storage.store, library, clock, catalog=catalog)
+        return await engine.export_files(None, clock.now())
     finally:
         await storage.store.close()
 

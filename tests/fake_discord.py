@@ -65,6 +65,18 @@ LOADING = 128
 
 
 @dataclass(frozen=True)
+class FakeFile:
+    """A file a member attaches to a slash command option (type 11); the fake serves its bytes from
+    ``/cdn/…``, where discord.py's `Attachment.read` fetches them."""
+
+    filename: str
+    data: bytes
+    content_type: str = "text/plain"
+    #: The size Discord reports (defaults to the data's); lets a test claim a file too big to fetch.
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class FakeUser:
     """A guild member as the fake presents it in interactions."""
 
@@ -276,6 +288,9 @@ class FakeDiscord:
         self.sessions: list[Session] = []
         self._session_of: dict[web.WebSocketResponse, Session] = {}
         self._ids = itertools.count(900000000000000000)
+        #: Attached files by id, served from ``/cdn/<id>/<name>``; `cdn_fetches` counts what was fetched.
+        self.files: dict[str, FakeFile] = {}
+        self.cdn_fetches: list[str] = []
         self._window: deque[float] = deque()
         self._sockets: set[web.WebSocketResponse] = set()
         self._identified: set[web.WebSocketResponse] = set()
@@ -419,6 +434,7 @@ class FakeDiscord:
         self._cond = asyncio.Condition()
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/cdn/{aid}/{name}", self._cdn)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -524,6 +540,15 @@ class FakeDiscord:
                 m = value.member()
                 m.pop("user")
                 resolved.setdefault("members", {})[str(value.id)] = m
+            elif isinstance(value, FakeFile):
+                aid = str(next(self._ids))
+                self.files[aid] = value
+                url = f"http://127.0.0.1:{self.port}/cdn/{aid}/{value.filename}"
+                opts.append({"name": name, "type": 11, "value": aid})
+                resolved.setdefault("attachments", {})[aid] = {
+                    "id": aid, "filename": value.filename, "size": value.size if value.size is not None else len(value.data),
+                    "url": url, "proxy_url": url, "content_type": value.content_type,
+                }  # fmt: skip
             elif isinstance(value, bool):
                 opts.append({"name": name, "type": 5, "value": value})
             elif isinstance(value, int):
@@ -902,6 +927,13 @@ class FakeDiscord:
             headers["X-RateLimit-Global"] = "true"
         body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global, "code": 0}
         return self._json(body, 429, headers)
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["aid"])
+        if found is None:
+            return web.Response(status=404)
+        self.cdn_fetches.append(found.filename)
+        return web.Response(body=found.data, content_type=found.content_type)
 
     async def _rest(self, request: web.Request) -> web.Response:
         at = time.perf_counter()

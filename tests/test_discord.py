@@ -33,7 +33,7 @@ from bot.core.messages import Button, Inbound, Post, Reply
 from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, Context, StudyService
 from tests.conftest import FIXTURE_PACK, FakeClock
-from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeRole, FakeUser, Recorded
+from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeFile, FakeRole, FakeUser, Recorded
 
 # A front-end test: the store behind the service is not its subject (the storage tests run on both).
 pytestmark = pytest.mark.sqlite_only
@@ -419,6 +419,10 @@ async def test_timezone_autocomplete_offers_matching_zones(live: Bot, fake: Fake
 def admin_options(path: str) -> dict[str, Any]:
     if path == "rewards set":
         return {"kind": "streak", "threshold": 7, "role": REGULARS}
+    if path == "deck import":
+        return {"name": "mine", "file": FakeFile("mine.csv", DECK_CSV)}
+    if path.startswith("deck ") and path != "deck list":
+        return {"options": "mine"}
     return {"time": "09:00"} if path == "schedule set" else {}
 
 
@@ -879,3 +883,45 @@ async def test_dms_closed_50007_turn_reminders_off_and_say_so_at_the_next_comman
     clock.set(clock.now() + timedelta(days=1))
     assert not (await app.reminders.run_due()).blocked
     assert len(fake.find("POST", r"/channels/\d+/messages")) == 1, "no more DMs while off"
+
+
+# ---------------------------------------------------------------------------------------------- decks
+
+DECK_CSV = (
+    b"prompt,A,B,C,D,answer,explanation,topic,difficulty\n"
+    b"What does a burndown chart show @everyone?,Work left over time,Team mood,Budget spent,Bug count,A,"
+    b"It plots the work remaining against the days left in the sprint.,agile,1\n"
+)
+
+
+async def test_an_admin_imports_a_deck_file_attached_to_the_command_and_members_quiz_from_it(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    db = app.store.path
+    made = await reply_of(fake, "deck create", {"options": "mine Our own questions"}, user=ADMIN)
+    assert "Deck **mine** created" in made["content"], made["content"]
+    iid, cb = await command(fake, "deck import", {"name": "mine", "file": FakeFile("mine.csv", DECK_CSV)}, user=ADMIN)
+    assert cb.json["type"] == 5  # deferred while the file is fetched
+    (edit,) = await fake.followups(iid)
+    assert "1 new, 0 changed, 0 problems" in edit.json["content"], edit.json["content"]
+    assert fake.cdn_fetches == ["mine.csv"]
+    assert rows(db, "SELECT count(*) FROM deck_items") == [(0,)]  # a dry run writes nothing
+    message = fake.message_of(edit)
+    confirm = next(i for i in custom_ids(message) if i.startswith("sb:dimp:"))
+    done = await fake.callback(await fake.dispatch_interaction(fake.click(confirm, message, user=ADMIN)))
+    assert "Imported: 1 new" in done.json["data"]["content"], done.json
+    assert rows(db, "SELECT slug, prompt FROM deck_items") == [
+        (rows(db, "SELECT slug FROM deck_items")[0][0], "What does a burndown chart show @everyone?")
+    ]
+    quiz = await reply_of(fake, "quiz", {"deck": "mine"}, user=BOB)
+    assert "burndown chart" in quiz["content"]
+    assert "\\@everyone" in quiz["content"], quiz["content"]  # escaped: member text never pings
+
+
+async def test_a_file_over_the_limit_is_refused_without_being_fetched(app: App, live: Bot, fake: FakeDiscord) -> None:
+    await reply_of(fake, "deck create", {"options": "mine"}, user=ADMIN)
+    big = FakeFile("big.csv", b"x", size=5_000_000)
+    iid, _ = await command(fake, "deck import", {"name": "mine", "file": big}, user=ADMIN)
+    (edit,) = await fake.followups(iid)
+    assert "5,000,000 bytes; the limit is 1 MB" in edit.json["content"]
+    assert fake.cdn_fetches == []

@@ -235,7 +235,7 @@ async def test_help_names_admin_commands_as_typed_on_each_platform(service: Stud
 
     [discord_admin] = await service.handle(replace(inbound("help", admin=True), platform="discord"))
     assert "`/study-admin schedule set" in discord_admin.text and "`/study-admin export`" in discord_admin.text
-    assert "`/study quiz`" in discord_admin.text and "`/study schedule" not in discord_admin.text
+    assert "`/study quiz [deck]`" in discord_admin.text and "`/study schedule" not in discord_admin.text
     assert "content" not in discord_admin.text, "operator commands are listed to operators only"
     [slack_admin] = await service.handle(replace(inbound("help", admin=True), platform="slack"))
     assert "`/study schedule set" in slack_admin.text and "/study-admin" not in slack_admin.text

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import actions, forms, markup
-from bot.core.messages import Button, Inbound, Post, Reply, SentMessage, followups
+from bot.core.commands import UsageError, parse
+from bot.core.deck_files import MAX_BYTES
+from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError
 from bot.core.service import StudyService
@@ -51,7 +53,8 @@ def render_buttons(buttons: Sequence[Button]) -> str:
     if "show" in steps:
         hint = "/study write <your answer>, then /study points" if "write" in steps else "/study points"
         return f"{labels}   ← type {hint}"
-    return labels
+    # Any other button: typing its action id after "!" clicks it.
+    return "  ".join(f"[{b.label}: type !{b.action_id}]" for b in buttons)
 
 
 def render(reply: Reply | Post, *, who: str = "") -> str:
@@ -84,11 +87,14 @@ class ConsoleAdapter:
         self.stdout.flush()
 
     def inbound(self, line: str) -> Inbound:
-        """One console line → `Inbound`; ``@name …`` acts as another member."""
+        """One console line → `Inbound`; ``@name …`` acts as another member, ``!<action id>`` clicks a button."""
         user = self.user
         m = _AS_OTHER.match(line.strip())
         if m:
             user, line = m.group(1), m.group(2)
+        action = None
+        if line.strip().startswith("!"):  # a click on a button, by its action id ("!sb:dimp:3")
+            action, line = line.strip()[1:], ""
         return Inbound(
             platform="console",
             group=GROUP,
@@ -96,14 +102,37 @@ class ConsoleAdapter:
             user=user,
             user_name=user,
             text=line,
+            action=action,
             is_admin=True,  # the console is the local operator's own
             is_operator=True,
             group_name="console",
             channel_name=CHANNEL,
         )
 
+    def attach(self, inbound: Inbound) -> Inbound | str:
+        """``/study deck import <name> <path>``: the file at ``path`` attached, as a chat front end attaches
+        an upload (at most `MAX_BYTES` + 1 bytes are read: the core refuses a larger file). Returns the
+        one-line problem instead when the file cannot be read."""
+        try:
+            command = parse(inbound.text)
+        except UsageError:
+            return inbound
+        path = command.args.get("path") if command.name == "deck.import" else None
+        if not path:
+            return inbound
+        try:
+            with Path(path).expanduser().open("rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as e:
+            return f"Cannot read {path}: {e.strerror or e}"
+        return replace(inbound, files=(Attachment(Path(path).name, data),))
+
     async def handle_line(self, line: str) -> list[Reply]:
-        inbound = self.inbound(line)
+        attached = self.attach(self.inbound(line))
+        if isinstance(attached, str):
+            self._print(attached)
+            return [Reply(attached)]
+        inbound = attached
         replies = await self.service.handle(inbound)
         pending = list(replies)
         while pending:

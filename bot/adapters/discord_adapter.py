@@ -40,6 +40,7 @@ from discord import app_commands
 from bot.config import Settings
 from bot.core import markup
 from bot.core.commands import ADMIN_COMMAND, SPECS, Spec
+from bot.core.deck_files import MAX_BYTES as MAX_FILE_BYTES
 from bot.core.forms import Form
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
@@ -351,8 +352,9 @@ class StudyCommands(app_commands.Group):
         await self._run(interaction, "help")
 
     @app_commands.command(description="A question for you now (due reviews first)")
-    async def quiz(self, interaction: discord.Interaction[Any]) -> None:
-        await self._run(interaction, "quiz")
+    @app_commands.describe(deck="A deck of this server's (default: this channel's deck)")
+    async def quiz(self, interaction: discord.Interaction[Any], deck: str | None = None) -> None:
+        await self._run(interaction, f"quiz {_word(deck, '-')}" if deck else "quiz")
 
     @app_commands.command(description="Answer the last question shown to you here")
     @app_commands.describe(letter="Your choice")
@@ -478,6 +480,13 @@ class AdminCommands(app_commands.Group):
         self, interaction: discord.Interaction[Any], switch: Literal["on", "off"] | None = None
     ) -> None:
         await self._run(interaction, "suggestions" if switch is None else f"suggestions {switch}")
+
+    deck = app_commands.Group(name="deck", description="Your own decks of questions, tips and cards")
+
+    @deck.command(name="import", description="Import a YAML, CSV or JSON file into a deck: dry run, then Confirm")
+    @app_commands.describe(name="The deck (create it first with /study-admin deck create)", file="At most 1 MB")
+    async def deck_import(self, interaction: discord.Interaction[Any], name: str, file: discord.Attachment) -> None:
+        await self.frontend.serve_interaction(interaction, text=f"deck import {_word(name, '-')}", file=file)
 
     schedule = app_commands.Group(name="schedule", description="This channel's daily post schedule")
 
@@ -912,6 +921,7 @@ class DiscordFrontEnd:
         text: str = "",
         action: str | None = None,
         values: dict[str, str] | None = None,
+        files: tuple[Attachment, ...] = (),
     ) -> Inbound:
         """The core's view of an interaction. ``is_admin`` is Manage Server (or Administrator) in that channel;
         ``is_operator``, the user being one of ``STUDYBOT_OWNERS`` (whatever the server)."""
@@ -930,6 +940,7 @@ class DiscordFrontEnd:
             group_name=interaction.guild.name if interaction.guild and interaction.guild.name else "",
             channel_name=getattr(interaction.channel, "name", None) or "",
             values=values,
+            files=files,
         )
 
     async def serve_interaction(
@@ -940,10 +951,12 @@ class DiscordFrontEnd:
         action: str | None = None,
         slow: bool = False,
         values: dict[str, str] | None = None,
+        file: discord.Attachment | None = None,
     ) -> None:
         """Answer one command (``text``), click (``action``) or form submit (``action`` and ``values``): core
         call, then the replies. A reply not ready within `defer_after` (or a slow command) is deferred
-        first and followed up."""
+        first and followed up. An attached ``file`` is fetched (after deferring) and handed to the core,
+        unless it is larger than a deck file may be: then only its size goes."""
         # Outside a server only buttons work (a reminder's "Quiz me" in a DM names the member it is for).
         if (interaction.guild_id is None and action is None) or interaction.channel_id is None:
             await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
@@ -952,9 +965,19 @@ class DiscordFrontEnd:
         if task is not None:  # so that close() can wait for the answer (and its follow-ups) to go out
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        inbound = self.inbound(interaction, text=text, action=action, values=values)
-        work = asyncio.ensure_future(self.service.handle(inbound))
-        if slow:
+        files: tuple[Attachment, ...] = ()
+        if file is not None:
+            await self._defer(interaction)
+            if file.size > MAX_FILE_BYTES:
+                files = (Attachment(file.filename, b"", file.content_type or "", size=file.size),)
+            else:
+                files = (Attachment(file.filename, await file.read(), file.content_type or ""),)
+        work = asyncio.ensure_future(
+            self.service.handle(self.inbound(interaction, text=text, action=action, values=values, files=files))
+        )
+        if interaction.response.is_done():
+            pass  # deferred already (to fetch a file)
+        elif slow:
             await self._defer(interaction)
         else:
             done, _ = await asyncio.wait({work}, timeout=self.defer_after)

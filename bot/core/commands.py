@@ -68,7 +68,9 @@ _WRITE = re.compile(r"^\s*(?:/?study\s+)?write(?:\s+|$)", re.I)
 #: Every command, in the order `help` lists them.
 SPECS: dict[str, Spec] = {
     "help": Spec("/study help", "what studybot can do"),
-    "quiz": Spec("/study quiz", "a question for you now (due reviews first)"),
+    "quiz": Spec(
+        "/study quiz [deck]", "a question for you now (due reviews first), from this channel's deck or one named"
+    ),
     "answer": Spec("/study answer <A|B|C|D>", "answer the last question shown to you here"),
     "tip": Spec("/study tip", "a tip for your current career step"),
     "path": Spec("/study path", "the six career steps and where you stand"),
@@ -90,7 +92,8 @@ SPECS: dict[str, Spec] = {
     "schedule.preview": Spec("/study schedule preview", "the next 7 posts in local time", admin=True),
     "schedule.set": Spec(
         "/study schedule set <HH:MM> [tz <IANA zone>] [days <mon-fri|daily|mon,wed,fri>] "
-        "[kind question|tip|interview|mix] [reveal <hours>] [thread on|off] [ping <@role>|off]",
+        "[kind question|tip|interview|mix] [reveal <hours>] [thread on|off] [ping <@role>|off] "
+        "[deck <name|tpm|all>]",
         "post here every chosen day at a local time",
         admin=True,
     ),
@@ -123,9 +126,19 @@ SPECS: dict[str, Spec] = {
         "web dashboard sign-in link",
         admin=True,
     ),
+    "deck.list": Spec("/study deck list", "the group's own decks and the built-in deck tpm", admin=True),
+    "deck.show": Spec("/study deck show <name>", "what a deck holds", admin=True),
+    "deck.create": Spec("/study deck create <name> [description]", "a new deck of your own questions", admin=True),
+    "deck.delete": Spec("/study deck delete <name>", "delete a deck (answered items are kept retired)", admin=True),
+    "deck.import": Spec(
+        "/study deck import <name>", "import a YAML, CSV or JSON file into a deck: dry run, then Confirm", admin=True
+    ),
+    "deck.export": Spec(
+        "/study deck export <name> [yaml|csv]", "a deck as a file that imports back unchanged", admin=True
+    ),
 }
 
-_GROUPS = {"schedule", "content", "path", "rewards"}
+_GROUPS = {"schedule", "content", "path", "rewards", "deck"}
 #: A role as typed or picked: a mention ``<@&123…>`` or the bare id.
 _ROLE = re.compile(r"^(?:<@&([0-9]{1,20})>|([0-9]{1,20}))$")
 #: The highest reward threshold (days of streak or points).
@@ -234,7 +247,13 @@ def parse(text: str) -> Command:
         if len(rest) != 1 or rest[0].casefold() not in ("again", "hard", "good", "easy"):
             raise UsageError(f"Usage: {_usage('rate')}")
         return Command("rate", {"rating": rest[0].casefold()})
-    if head in ("help", "quiz", "tip", "review", "export", "interview", "points"):
+    if head == "quiz":
+        if len(rest) > 1:  # one deck name at most
+            _no_more("quiz", rest)
+        return Command("quiz", {"deck": rest[0].casefold()} if rest else {})
+    if head == "deck":
+        return _parse_deck(rest)
+    if head in ("help", "tip", "review", "export", "interview", "points"):
         _no_more(head, rest)
         return Command(head)
     raise UsageError(f'Unknown command "{_shown(words[0])}". Try /study help.')
@@ -311,7 +330,7 @@ def _parse_schedule(rest: list[str]) -> Command:
         raise UsageError(f'"{_shown(opts[-1])}" needs a value — usage: {usage}')
     for key, value in zip(opts[::2], opts[1::2], strict=True):
         key = key.casefold()
-        if key not in ("tz", "days", "kind", "reveal", "thread", "ping"):
+        if key not in ("tz", "days", "kind", "reveal", "thread", "ping", "deck"):
             raise UsageError(f'Unknown option "{_shown(key)}" — usage: {usage}')
         if key in args:
             raise UsageError(f'"{key}" is given twice — usage: {usage}')
@@ -323,7 +342,9 @@ def _parse_schedule(rest: list[str]) -> Command:
             raise UsageError(f'thread takes on or off (got "{_shown(value)}")')
         if key == "ping":
             value = "off" if value.casefold() == "off" else parse_role(value)
-        args[key] = value.casefold() if key in ("kind", "days", "thread") else value
+        if key == "deck" and not _DECK.fullmatch(value.casefold()):
+            raise UsageError(f'deck takes a deck name, tpm or all (got "{_shown(value)}")')
+        args[key] = value.casefold() if key in ("kind", "days", "thread", "deck") else value
     if "days" in args:
         parse_days(args["days"])
     return Command("schedule.set", args)
@@ -357,6 +378,40 @@ def _parse_rewards(rest: list[str]) -> Command:
     if not (_HOURS.fullmatch(number) or re.fullmatch(r"[0-9]{4,6}", number)) or not 0 < int(number) <= MAX_THRESHOLD:
         raise UsageError(f'"{_shown(number)}" is not a number from 1 to {MAX_THRESHOLD:,} — usage: {usage}')
     return Command("rewards.set", {"kind": kind, "threshold": str(int(number)), "role": parse_role(role)})
+
+
+_DECK_SUBS = ("list", "show", "create", "delete", "import", "export")
+_DECK = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def _parse_deck(rest: list[str]) -> Command:
+    sub = rest[0].casefold() if rest else ""
+    if sub not in _DECK_SUBS:
+        raise UsageError(f"Usage: /study deck {'|'.join(_DECK_SUBS)} — e.g. /study deck create sql SQL for TPMs")
+    name = f"deck.{sub}"
+    if sub == "list":
+        _no_more(name, rest[1:])
+        return Command(name)
+    if len(rest) < 2:
+        raise UsageError(f"Which deck? Usage: {_usage(name)}")
+    deck = rest[1].casefold()
+    if not _DECK.fullmatch(deck):
+        raise UsageError(
+            f'"{_shown(rest[1])}" is not a deck name: 1-32 lower-case letters, digits and dashes — usage: {_usage(name)}'
+        )
+    args = {"name": deck}
+    extra = rest[2:]
+    if sub == "create" and extra:
+        args["description"] = " ".join(extra)[:200]
+    elif sub == "import" and extra:
+        args["path"] = " ".join(extra)  # the console reads this file; chat front ends attach one instead
+    elif sub == "export" and extra:
+        if len(extra) > 1 or extra[0].casefold() not in ("yaml", "csv"):
+            raise UsageError(f"Usage: {_usage(name)}")
+        args["format"] = extra[0].casefold()
+    else:
+        _no_more(name, extra)
+    return Command(name, args)
 
 
 def parse_days(text: str) -> tuple[int, ...]:

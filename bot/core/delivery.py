@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.core.content import ContentLibrary, Question, Tip
+from bot.core.decks import TPM
 from bot.core.messages import Post
 from bot.core.ports import ChatGateway, Clock, DeliveryError, PostRecord, ScheduleStore, Store
 from bot.core.posting import (
@@ -51,6 +52,7 @@ from bot.core.schedule import MAX_LOOKBACK, ChannelSchedule, Delivery, next_occu
 from bot.core.service import answer_buttons, question_text
 
 if TYPE_CHECKING:
+    from bot.core.deck_commands import Catalog
     from bot.core.native import ChannelFeatures, ChannelOptions
 
 log = logging.getLogger(__name__)
@@ -112,10 +114,13 @@ class DailyPoster:
         name: str | None = None,
         rng: random.Random | None = None,
         features: ChannelFeatures | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.schedules = schedules
         #: Threads, the role ping and the check before a channel's first post (`bot.core.native`).
         self.features = features
+        #: The groups' own decks (a channel posts from its deck); without it, the shipped pack only.
+        self.catalog = catalog
         self.store = store
         self.library = library
         self.gateways = gateways
@@ -209,7 +214,7 @@ class DailyPoster:
         gateway = self.gateways[s.platform]
         try:
             if d.post_id is None:
-                pick = await self._pick(s.channel_id, s.rule.kind)
+                pick = await self._pick(s.group_id, s.channel_id, s.rule.kind)
                 post = await self.schedules.create_delivery_post(
                     d.id, s.group_id, s.channel_id, pick.kind, pick.item_id, now
                 )
@@ -226,6 +231,9 @@ class DailyPoster:
         except NothingToPost as e:
             await self.schedules.mark_failed(d.id, str(e), None)
             report.failed.append((s.channel_id, d.scheduled_for))
+            log.warning("channel %s: nothing posted for %s: %s", s.channel_id, d.scheduled_for.isoformat(), e)
+            if self.catalog is not None:  # never a silent skip: the next admin hears of it
+                await self.catalog.decks.add_deck_notice(s.group_id, s.channel_id, str(e), now)
         except DeliveryError as e:
             await self._failed(s, d, e, now)
             report.failed.append((s.channel_id, d.scheduled_for))
@@ -249,12 +257,26 @@ class DailyPoster:
             await self.schedules.mark_failed(d.id, str(e), None)
             log.error("channel %s: post failed for good after %d attempt(s): %s", s.channel_id, attempts, e)
 
-    async def _pick(self, channel_id: int, kind: str) -> Pick:
+    async def _pick(self, group_id: int, channel_id: int, kind: str) -> Pick:
         history = await self.schedules.channel_history(channel_id)
-        pick = pick_channel_item(self.library.pack, history, kind, self.rng)
+        deck, pack = TPM, self.library.pack
+        if self.catalog is not None:
+            deck, found = await self.catalog.channel_pool(group_id, channel_id)
+            if found is None:
+                raise NothingToPost(f"the deck {deck} no longer exists")
+            pack = found
+        pick = pick_channel_item(pack, history, kind, self.rng)
         if pick is None:
-            raise NothingToPost(f"the content pack has no {'items' if kind == 'mix' else kind + 's'} to post")
+            what = "items" if kind == "mix" else kind + "s"
+            if deck == TPM:
+                raise NothingToPost(f"the content pack has no {what} to post")
+            raise NothingToPost(f"the deck {deck} has no {what} to post")
         return pick
+
+    async def _question(self, group_id: int, ref: str) -> Question | None:
+        if self.catalog is None:
+            return self.library.pack.question(ref)
+        return await self.catalog.question(group_id, ref)
 
     async def _send(
         self,
@@ -299,7 +321,7 @@ class DailyPoster:
         pack = self.library.pack
         item: Question | Tip | None
         if post.kind == "question":
-            item = pack.question(post.item_id)
+            item = await self._question(post.group_id, post.item_id)
             if item is None:
                 raise NothingToPost(f"question {post.item_id} is no longer in the content pack")
             out = Post(
@@ -317,7 +339,7 @@ class DailyPoster:
             buttons = (practise_button(post.id),)
             out = Post(channel, interview_post_text(prompt), buttons, key=post_key(post.id), group=group)
         else:
-            item = pack.tip(post.item_id)
+            item = await self.catalog.tip(post.group_id, post.item_id) if self.catalog else pack.tip(post.item_id)
             if item is None:
                 raise NothingToPost(f"tip {post.item_id} is no longer in the content pack")
             out = Post(
@@ -369,7 +391,7 @@ class DailyPoster:
         """Reveal one channel question once (across instances). Failures are logged and retried later."""
         if not await self.schedules.claim_reveal(post.id, now):
             return False
-        q = self.library.pack.question(post.item_id)
+        q = await self._question(post.group_id, post.item_id)
         gateway = self.gateways.get(platform)
         if q is None or gateway is None:
             return False
@@ -409,7 +431,7 @@ class DailyPoster:
         if gateway is None:
             raise DeliveryError(f"the {platform} front end is not running", retryable=False)
         now = self.clock.now()
-        pick = await self._pick(channel_id, kind)
+        pick = await self._pick(group_id, channel_id, kind)
         # The buttons carry the post's id, so the row comes first; it stays invisible (no reveal, no
         # count) until the message id is recorded, and a failed send deletes it.
         post = await self.store.create_post(group_id, channel_id, None, pick.kind, pick.item_id, now)

@@ -23,18 +23,21 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fsrs import Card, Rating, Scheduler
 
 from bot.core import chart, export
 from bot.core.commands import Command
-from bot.core.content import ContentLibrary, Question
+from bot.core.content import ContentLibrary, ContentPack, Question
 from bot.core.messages import Attachment, Reply
 from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store
 from bot.core.progress import mastery
 from bot.core.service import Context, StudyService, answer_buttons, private, question_text
 from bot.core.timezones import local_day, zone
+
+if TYPE_CHECKING:
+    from bot.core.deck_commands import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +152,10 @@ class LearningEngine:
         charts: bool = True,
         chart_process: bool = True,
         scheduler: Scheduler | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.store = store
+        self.catalog = catalog
         self.main = main
         self.library = library
         self.clock = clock
@@ -169,10 +174,10 @@ class LearningEngine:
         """Plug the engine into ``service``'s hooks and register `review` and `export`."""
         fallback = service.pick_question
 
-        async def pick(member: MemberRef) -> Question | None:
+        async def pick(member: MemberRef, pool: ContentPack) -> Question | None:
             # Both asked at once (one round trip where the store allows); the fallback is used only
-            # when no card is due.
-            due, other = await asyncio.gather(self.due_question(member), fallback(member))
+            # when no card of the pool is due.
+            due, other = await asyncio.gather(self.due_question(member, pool), fallback(member, pool))
             return due if due is not None else other
 
         service.pick_question = pick
@@ -202,10 +207,16 @@ class LearningEngine:
 
         return update
 
-    async def due_question(self, member: MemberRef) -> Question | None:
-        """The member's most overdue card whose question is still in the pack, if any."""
+    async def due_question(self, member: MemberRef, pool: ContentPack | None = None) -> Question | None:
+        """The member's most overdue card whose question is in ``pool`` (None: still in the pack or a live
+        item of the group's decks), if any."""
         for qid, _ in await self.store.due_cards(member.member_id, self.clock.now(), 20):
-            q = self.library.pack.question(qid)
+            if pool is not None:
+                q = pool.question(qid)
+            elif self.catalog is not None:
+                q = await self.catalog.question(member.group_id, qid, live=True)
+            else:
+                q = self.library.pack.question(qid)
             if q is not None:
                 return q
         return None
@@ -277,8 +288,10 @@ class LearningEngine:
 
     async def chart_data(self, now: datetime, member: MemberRef) -> chart.ChartData:
         """What the chart shows: accuracy per topic, answers per local day for 30 days, career steps."""
-        pack = self.library.pack
         tallies = await self.main.question_tallies(member.member_id)
+        pack = self.library.pack
+        if self.catalog is not None:
+            pack = await self.catalog.pack_with(member.group_id, [t.question_id for t in tallies])
         done = await self.main.steps_done(member.member_id)
         today = local_day(now, member.zone)
         first = today - timedelta(days=ACTIVITY_DAYS - 1)
@@ -304,7 +317,10 @@ class LearningEngine:
     async def export_files(self, group_id: int | None, now: datetime) -> dict[str, str]:
         """The export's CSV files by name, for one group (None: every group)."""
         members, questions = await self.store.export_rows(group_id, now)
-        return export.export_files(members, questions, self.library.pack, now)
+        pack = self.library.pack
+        if self.catalog is not None:  # the groups' deck questions resolve too (retired ones included)
+            pack = await self.catalog.pack_with(group_id, [q.question_id for q in questions])
+        return export.export_files(members, questions, pack, now)
 
 
 def when(instant: datetime, now: datetime, tz: str) -> str:

@@ -42,6 +42,8 @@ class Inbound:
     channel_name: str = ""
     is_operator: bool = False
     values: Mapping[str, str] | None = None
+    #: Files the member attached to the command (a deck to import); the adapter has read them.
+    files: tuple[Attachment, ...] = ()
 
     @property
     def can_admin(self) -> bool:
@@ -60,11 +62,13 @@ class Button:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file to send along with a reply (a chart, a CSV export)."""
+    """A file to send along with a reply (a chart, a CSV export), or one a member attached to a command.
+    ``size`` is set instead of ``data`` when an adapter did not fetch a file larger than it may be."""
 
     filename: str
     data: bytes
     mime: str = "application/octet-stream"
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.core.commands import Command, UsageError, format_days, parse_days
+from bot.core.decks import ALL, TPM
 from bot.core.delivery import DailyPoster, NothingToPost
 from bot.core.markup import name
 from bot.core.messages import Reply
@@ -110,6 +111,8 @@ class ScheduleCommands:
         lines = [f"**Daily posts here:** {_rule_text(s.rule)}"]
         if self.features is not None:
             lines += await self.features.options_text(s.channel_id)
+        if self.poster.catalog is not None:
+            lines.append(f"From deck {await self.poster.catalog.decks.channel_deck(s.channel_id)}.")
         if s.paused:
             why = f" — {s.paused_reason}" if s.paused_reason else ""
             lines.append(f"⏸️ Paused{why}. Resume with /study schedule resume.")
@@ -158,11 +161,26 @@ class ScheduleCommands:
             rule = ScheduleRule(time(int(hh), int(mm)), tz, days, kind, reveal)
         except ValueError as e:
             return private(f"That schedule is not valid: {e}. Example: `{EXAMPLE}`")
+        deck = args.get("deck")
+        catalog = self.poster.catalog
+        if deck is not None and deck != TPM and catalog is None:
+            return private("Decks are not available on this bot; posts come from the shipped pack (tpm).")
+        if (
+            deck is not None
+            and catalog is not None
+            and deck not in (TPM, ALL)
+            and await catalog.decks.find_deck(ctx.member.group_id, deck) is None
+        ):
+            return private(f'There is no deck "{name(deck)}" here. See the decks with /study deck list.')
         group_tz_set = await self.schedules.save_schedule(ctx.member.channel_id, rule, ctx.now)
+        if catalog is not None and deck is not None:
+            await catalog.decks.set_channel_deck(ctx.member.channel_id, deck)
+        elif catalog is not None:
+            deck = await catalog.decks.channel_deck(ctx.member.channel_id)
         await self._changed(ctx.member.channel_id)
         nxt = next_occurrence(rule, ctx.now)
         lines = [
-            f"✅ Daily posts here: {_rule_text(rule)}.",
+            f"✅ Daily posts here: {_rule_text(rule)}, from deck {deck or TPM}.",
             f"Next: {_when(nxt.at, tz, ctx.now)}. See the week with /study schedule preview.",
         ]
         if group_tz_set:
@@ -221,15 +239,29 @@ class ScheduleCommands:
 
     async def notices(self, ctx: Context) -> list[Reply]:
         found = await self.schedules.take_notices(ctx.member.group_id)
+        deck_notes: list[Reply] = []
+        if self.poster.catalog is not None:
+            deck_notes = [
+                Reply(
+                    f"⚠️ Nothing was posted in {name(n.channel_name or n.channel)}: {n.text}. Import items with "
+                    "/study deck import, or post from another deck with /study schedule set … deck <name|tpm|all>.",
+                    private=True,
+                )
+                for n in await self.poster.catalog.decks.take_deck_notices(ctx.member.group_id)
+            ]
         mine = await self.features.notices(ctx) if self.features is not None else []
-        return mine + [
-            Reply(
-                f"⚠️ Daily posts in {name(n.channel_name or n.channel)} are paused: {n.reason}. "
-                "Give the bot access again, then run /study schedule resume in that channel.",
-                private=True,
-            )
-            for n in found
-        ]
+        return (
+            mine
+            + deck_notes
+            + [
+                Reply(
+                    f"⚠️ Daily posts in {name(n.channel_name or n.channel)} are paused: {n.reason}. "
+                    "Give the bot access again, then run /study schedule resume in that channel.",
+                    private=True,
+                )
+                for n in found
+            ]
+        )
 
 
 def install_schedule_commands(

@@ -8,15 +8,19 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from bot.core import actions, forms
 from bot.core.commands import SPECS, Command, UsageError, parse
-from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
 from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, Clock, MemberRef, Store, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
+
+if TYPE_CHECKING:
+    from bot.core.deck_commands import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +64,24 @@ def answer_buttons(post_id: int) -> tuple[Button, ...]:
 class StudyService:
     """Routes commands and button clicks to handlers; never raises for bad input.
 
-    Other features (scheduling, reviews, export) add their commands with `register`.
+    Other features (scheduling, reviews, export) add their commands with `register`. ``catalog`` serves
+    the groups' own decks beside the shipped pack (without it, only the pack: the deck ``tpm``).
     """
 
     def __init__(
-        self, store: Store, library: ContentLibrary, clock: Clock, *, rng: random.Random | None = None
+        self,
+        store: Store,
+        library: ContentLibrary,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.store = store
         self.library = library
         self.clock = clock
         self.rng = rng or random.Random()
+        self.catalog = catalog
         self._handlers: dict[str, Handler] = {
             "help": self._help,
             "quiz": self._quiz,
@@ -86,8 +98,9 @@ class StudyService:
         self.excused_days: ExcusedDays | None = None
         #: Extra lines for `progress` (e.g. reviews due), added by other features.
         self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
-        #: Chooses the next quiz question for a member; a learning engine may put due reviews first.
-        self.pick_question: Callable[[MemberRef], Awaitable[Question | None]] = self._pick_unseen
+        #: Chooses the next quiz question for a member from a pool (a deck); a learning engine may put due
+        #: reviews from that pool first.
+        self.pick_question: Callable[[MemberRef, ContentPack], Awaitable[Question | None]] = self._pick_unseen
         #: Files for `progress` (e.g. the chart); a slow reply when there are any.
         self.progress_attachments: list[Callable[[Context, MemberRef], Awaitable[Attachment | None]]] = []
         #: The review-card update for an answer (learning engine); runs inside the answer's transaction.
@@ -287,9 +300,9 @@ class StudyService:
             lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.operator]
         return private("\n".join(lines))
 
-    async def _pick_unseen(self, member: MemberRef) -> Question | None:
-        """A question this member has answered least often (never, until the pool is used up)."""
-        pool = self.library.pack.questions
+    async def _pick_unseen(self, member: MemberRef, pack: ContentPack) -> Question | None:
+        """A question of ``pack`` this member has answered least often (never, until the pool is used up)."""
+        pool = pack.questions
         if not pool:
             return None
         counts = {t.question_id: t.answered for t in await self.store.question_tallies(member.member_id)}
@@ -297,9 +310,34 @@ class StudyService:
         candidates = [q for q in pool if counts.get(q.id, 0) == fewest]
         return self.rng.choice(candidates)
 
-    async def _quiz(self, ctx: Context, _: Command) -> list[Reply]:
-        q = await self.pick_question(ctx.member)
+    async def question(self, group_id: int, ref: str) -> Question | None:
+        """The question a post or answer names: the shipped pack's, or (with a catalog) the group's deck item."""
+        if self.catalog is None:
+            return self.library.pack.question(ref)
+        return await self.catalog.question(group_id, ref)
+
+    async def pack_for(self, group_id: int, refs: list[str]) -> ContentPack:
+        """The shipped pack plus the group's deck questions among ``refs`` (mastery, charts)."""
+        if self.catalog is None:
+            return self.library.pack
+        return await self.catalog.pack_with(group_id, refs)
+
+    async def _quiz(self, ctx: Context, command: Command) -> list[Reply]:
+        deck = command.args.get("deck")
+        pool: ContentPack | None = self.library.pack
+        if self.catalog is not None:
+            if deck is None:  # the deck this channel's posts come from
+                deck, pool = await self.catalog.channel_pool(ctx.member.group_id, ctx.member.channel_id)
+            else:
+                pool = await self.catalog.pool(ctx.member.group_id, deck)
+        elif deck not in (None, "tpm", "all"):
+            pool = None
+        if pool is None:
+            return private(f'There is no deck "{name(deck or "")}" here. See the decks with /study deck list.')
+        q = await self.pick_question(ctx.member, pool)
         if q is None:
+            if deck not in (None, "tpm", "all"):
+                return private(f"The deck {deck} has no questions yet. An admin can import some (/study deck import).")
             return private("The content pack has no questions yet. An admin can add some (see content/README.md).")
         post = await self.store.create_post(
             ctx.member.group_id, ctx.member.channel_id, ctx.member.member_id, "question", q.id, ctx.now
@@ -319,7 +357,7 @@ class StudyService:
             return private("That question isn't available here. Try /study quiz for a fresh one.")
         if post.member_id is not None and post.member_id != ctx.member.member_id:
             return private("That question was dealt to someone else — get your own with /study quiz.")
-        q = self.library.pack.question(post.item_id)
+        q = await self.question(post.group_id, post.item_id)
         if q is None:
             return private("That question was removed from the content pack. Try /study quiz.")
         if post.revealed_at is not None:
@@ -449,7 +487,7 @@ class StudyService:
             self._excused(m, ctx.now),
             asyncio.gather(*(extra(ctx, m) for extra in self.progress_extras)),
         )
-        pack = self.library.pack
+        pack = await self.pack_for(m.group_id, [t.question_id for t in tallies])
         streak = current_streak(stats.streak, local_day(ctx.now, m.zone), excused)
         step = current_step(done)
         lines = [

@@ -77,6 +77,7 @@ class Scheduler:
             name=name,
             rng=rng,
             features=features,
+            catalog=service.catalog,
         )
         self.schedules = schedules
         self.service = service
