@@ -163,6 +163,9 @@ class FakeSlack:
         self.views: list[dict[str, Any]] = []
         #: trigger_ids that views.open refuses as ``expired_trigger_id``.
         self.expired_triggers: set[str] = set()
+        #: Files members uploaded into a form (`host_file`), by id; `downloads` lists the ids fetched.
+        self.hosted: dict[str, tuple[str, bytes]] = {}
+        self.downloads: list[str] = []
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -192,6 +195,7 @@ class FakeSlack:
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/link", self._link)
+        app.router.add_get("/files/{file_id}/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -626,8 +630,14 @@ class FakeSlack:
             return "1-100 blocks"
         for b in blocks:
             el = b.get("element") or {}
-            if b.get("type") != "input" or el.get("type") != "plain_text_input" or not b.get("block_id"):
-                return "input blocks with a plain_text_input and a block_id expected"
+            if (
+                b.get("type") != "input"
+                or el.get("type") not in ("plain_text_input", "file_input")
+                or not b.get("block_id")
+            ):
+                return "input blocks with a plain_text_input or file_input and a block_id expected"
+            if el.get("type") == "file_input" and not 1 <= int(el.get("max_files") or 10) <= 10:
+                return "max_files 1-10"
             if not 0 < len((b.get("label") or {}).get("text", "")) <= 2000:
                 return "labels 1-2000 characters"
             if not 1 <= int(el.get("max_length") or 3000) <= 3000:
@@ -699,6 +709,24 @@ class FakeSlack:
             {"files": [f["id"] for f in files], "channel": channel, "comment": args.get("initial_comment")}
         )
         return {"ok": True, "files": [{"id": f["id"], "title": f.get("title") or ""} for f in files]}
+
+    def host_file(self, name: str, data: bytes, *, size: int | None = None) -> dict[str, Any]:
+        """A file as a ``file_input`` submission lists it; its bytes are served (to a valid bot token)."""
+        fid = f"F{next(self._ids):06d}"
+        self.hosted[fid] = (name, data)
+        url = f"http://127.0.0.1:{self.port}/files/{fid}/{name}"
+        return {"id": fid, "name": name, "size": len(data) if size is None else size,
+                "url_private": url, "url_private_download": url}  # fmt: skip
+
+    async def _file(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self.tokens:
+            return web.Response(status=403, text="not allowed")
+        found = self.hosted.get(request.match_info["file_id"])
+        if found is None:
+            return web.Response(status=404)
+        self.downloads.append(request.match_info["file_id"])
+        return web.Response(body=found[1], content_type="application/octet-stream")
 
     async def _respond(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]

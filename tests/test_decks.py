@@ -311,3 +311,21 @@ async def test_the_console_imports_a_file_given_by_its_path(service: StudyServic
     assert f"[Confirm import: type !{confirm}]" in out.getvalue()
     [ok] = await console.handle_line(f"!{confirm}")  # the console clicks a button by its action id
     assert "Imported: 1 new" in ok.text
+
+
+def test_tips_csv_json_errors_anchors_and_duplicate_ids_are_reported_by_place() -> None:
+    tips = parse_file(
+        "tips.csv",
+        b"text,action,step\nVolunteer to run the stand-up for a whole week.,Ask your lead today.,2\n"
+        b"Shadow a release manager for one deployment.,Book a slot.,9\n",
+    )
+    assert [str(p) for p in tips.problems] == ["3:step: Input should be less than or equal to 6"]
+    good = parse_file("tips.csv", b"text,action,step\nVolunteer to run the stand-up for a whole week.,Ask today.,2\n")
+    assert [(i.kind, i.step) for i in good.items] == [("tip", 2)]
+    assert str(parse_file("x.json", b'{"questions": [}').problems[0]).startswith("1:16: JSON syntax")
+    anchors = parse_file("x.yaml", b"questions:\n  - &a {id: q-1}\n  - *a\n")
+    assert "anchors and aliases" in str(anchors.problems[0])
+    dup = csv_file(ROW, ROW)
+    assert "duplicate id" in str(parse_file(dup.filename, dup.data).problems[0])
+    unknown = parse_file("x.csv", b"prompt,A,B,C,D,answer,explanation,topic,difficulty,colour\n")
+    assert [str(p) for p in unknown.problems] == ["1:colour: unknown column"]

@@ -517,6 +517,12 @@ ADMIN_COMMANDS = {
     "rewards.clear": "rewards clear",
     "suggestions": "suggestions off",
     "dashboard": "dashboard",
+    "deck.list": "deck list",
+    "deck.show": "deck show mine",
+    "deck.create": "deck create mine",
+    "deck.delete": "deck delete mine",
+    "deck.import": "deck import mine",
+    "deck.export": "deck export mine",
 }
 
 
@@ -889,7 +895,8 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_adapter_uses() -> None:
     # the one bot token's client, or the workspace's (many workspaces)
     called = set(re.findall(r"(?:self\.client|\bapi|\(api or self\.client\))\.(\w+)\(", source))
     assert called <= set(SCOPES_BY_METHOD), f"add the scope for {called - set(SCOPES_BY_METHOD)}"
-    needed = {"commands"}.union(*(SCOPES_BY_METHOD[m] for m in called))
+    # files:read: fetching the file a member submits in the deck-import form (its url_private, not a method)
+    needed = {"commands", "files:read"}.union(*(SCOPES_BY_METHOD[m] for m in called))
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed == set(SCOPES)  # OAuth installs ask for these
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/study" and command["url"].endswith("/slack/events")
@@ -1167,3 +1174,88 @@ async def test_the_dashboard_is_served_on_slacks_http_server(fake: FakeSlack, tm
         await adapter.close()
         await asyncio.wait_for(runner, 5)
         await app.close()
+
+
+# ---------------------------------------------------------------- decks: a file through a form
+
+
+def file_submission(rig: Rig, meta: str, files: list[dict[str, Any]], *, user: str = ADMIN) -> dict[str, Any]:
+    """A ``view_submission`` payload for the file form, as Slack sends it."""
+    return {
+        "type": "view_submission",
+        "team": {"id": HOME, "domain": "home"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": HOME},
+        "api_app_id": "A0STUDY",
+        "token": "legacy-verification-token",
+        "trigger_id": "trigger-view",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "sb-file",
+            "private_metadata": meta,
+            "hash": "1700000000.abc",
+            "state": {"values": {"file": {"file": {"type": "file_input", "files": files}}}},
+        },
+    }
+
+
+DECK_CSV = (
+    b"prompt,A,B,C,D,answer,explanation,topic,difficulty\n"
+    b"What does a burndown chart show <!channel>?,Work left over time,Team mood,Budget spent,Bug count,A,"
+    b"It plots the work remaining against the days left in the sprint.,agile,1\n"
+)
+
+
+async def test_deck_import_asks_for_the_file_in_a_form_then_dry_runs_and_confirms(rig: Rig) -> None:
+    made = await rig.ask("deck create mine Our own", user=ADMIN)
+    assert "Deck *mine* created" in made["text"], made["text"]
+    key, status, _ = await rig.command("deck import mine", user=ADMIN)
+    assert status == 200
+    opened = await rig.fake.wait_for(lambda: rig.fake.views or None)
+    view = opened[0]
+    assert view["trigger_id"] == f"trigger-{key}" and view["callback_id"] == "sb-file"
+    assert view["blocks"][0]["element"]["type"] == "file_input"
+    # The member picks the file and submits: the modal closes at once, the dry run comes privately.
+    payload = file_submission(rig, view["private_metadata"], [rig.fake.host_file("mine.csv", DECK_CSV)])
+    status, body = await rig.send(urlencode({"payload": json.dumps(payload)}))
+    assert status == 200 and body == ""
+    dry = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "Dry run" in e["text"]), None))
+    assert "1 new, 0 changed, 0 problems" in dry["text"] and dry["user"] == ADMIN and dry["channel"] == CHANNEL
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+    confirm = next(b["action_id"] for b in buttons_of(dry) if b["action_id"].startswith("sb:dimp:"))
+    key, _, _ = await rig.click(confirm, user=ADMIN)
+    (done,) = await rig.fake.responses_for(key)
+    assert "Imported: 1 new" in done["text"]
+    quiz = await rig.ask("quiz mine")
+    assert "burndown chart show &lt;!channel&gt;?" in quiz["text"], quiz["text"]  # escaped: never a ping
+
+
+async def test_a_file_over_the_limit_is_not_fetched(rig: Rig) -> None:
+    await rig.ask("deck create mine", user=ADMIN)
+    meta = json.dumps({"channel": CHANNEL, "text": "deck import mine"})
+    big = rig.fake.host_file("big.csv", b"x", size=3_000_000)
+    status, _ = await rig.send(urlencode({"payload": json.dumps(file_submission(rig, meta, [big]))}))
+    assert status == 200
+    said = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "limit" in e["text"]), None))
+    assert "3,000,000 bytes" in said["text"] and rig.fake.downloads == []
+
+
+async def test_a_member_cannot_import_through_a_crafted_form(rig: Rig) -> None:
+    await rig.ask("deck create mine", user=ADMIN)
+    meta = json.dumps({"channel": CHANNEL, "text": "deck import mine"})
+    payload = file_submission(rig, meta, [rig.fake.host_file("mine.csv", DECK_CSV)], user=MEMBER)
+    await rig.send(urlencode({"payload": json.dumps(payload)}))
+    said = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "Only admins" in e["text"]), None))
+    assert said["user"] == MEMBER
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_imports") == 0
+
+
+async def test_a_file_slack_will_not_hand_over_is_reported_not_imported(rig: Rig) -> None:
+    await rig.ask("deck create mine", user=ADMIN)
+    meta = json.dumps({"channel": CHANNEL, "text": "deck import mine"})
+    hosted = rig.fake.host_file("mine.csv", DECK_CSV)
+    del rig.fake.hosted[hosted["id"]]  # the download fails (gone, or no files:read scope)
+    await rig.send(urlencode({"payload": json.dumps(file_submission(rig, meta, [hosted]))}))
+    said = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "be read" in e["text"]), None))
+    assert "empty or could not be read" in said["text"]
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_imports") == 0

@@ -53,6 +53,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
 from bot.config import Settings
 from bot.core import markup
+from bot.core.deck_files import MAX_BYTES as MAX_FILE_BYTES
 from bot.core.forms import Form
 from bot.core.home import HomeTab, HomeView
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
@@ -76,12 +77,15 @@ SCOPES = (
     "groups:history",
     "channels:read",
     "groups:read",
+    "files:read",
 )
 COMMAND = "/study"
 #: Every button the core makes has an action id starting with ``sb:`` (see `bot.core.actions`).
 ACTION_PATTERN = re.compile(r"^sb:")
 #: Every form's callback id (`bot.core.forms.Form.action`).
 FORM_PATTERN = re.compile(r"^sb:form:")
+#: The modal that asks for a file (a deck to import): Slack's slash commands cannot carry one.
+FILE_VIEW = "sb-file"
 #: What Slack takes in a modal: title and button texts, placeholders, a field error (kept short).
 VIEW_TITLE = 24
 PLACEHOLDER = 150
@@ -491,6 +495,7 @@ class SlackAdapter:
         if home is not None:
             self.app.event("app_home_opened")(self._on_home_opened)
         self.app.view(FORM_PATTERN)(self._on_view)
+        self.app.view(FILE_VIEW)(self._on_file_view)
         #: The installed workspace and the bot's own user, from ``auth.test`` in `start`.
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
@@ -775,9 +780,99 @@ class SlackAdapter:
             channel_name=str(body.get("channel_name", "")),
         )
         replies = await self.service.handle(inbound)
-        await self._deliver(replies, respond, inbound, api, trigger_id=str(body.get("trigger_id") or ""))
+        trigger = str(body.get("trigger_id") or "")
+        asked = [r for r in replies if r.file_request]
+        if asked and trigger and await self._ask_for_file(asked[0], inbound, trigger, api):
+            replies = [r for r in replies if not r.file_request]
+        await self._deliver(replies, respond, inbound, api, trigger_id=trigger)
         if inbound.text.split()[:1] == ["answer"]:  # `/study answer B` moves the Home tab like a click
             self.home_soon(team, user, api)
+
+    async def _ask_for_file(self, reply: Reply, inbound: Inbound, trigger: str, api: AsyncWebClient) -> bool:
+        """Open a modal with a file field for a command that needs a file (slash commands cannot carry
+        one, and a pasted-text field holds at most 3,000 characters). False when it could not be opened
+        (the trigger expired): then the reply's text, which says how, goes out instead."""
+        meta = json.dumps({"channel": inbound.channel, "text": reply.file_request})
+        view = {
+            "type": "modal",
+            "callback_id": FILE_VIEW,
+            "private_metadata": meta,
+            "title": {"type": "plain_text", "text": "Import a deck file"},
+            "submit": {"type": "plain_text", "text": "Dry run"},
+            "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "file",
+                    "label": {"type": "plain_text", "text": "YAML, CSV or JSON, at most 1 MB"},
+                    "element": {
+                        "type": "file_input",
+                        "action_id": "file",
+                        "filetypes": ["yaml", "yml", "csv", "json", "txt"],
+                        "max_files": 1,
+                    },
+                }
+            ],
+        }
+        try:
+            await api.views_open(trigger_id=trigger, view=view)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("slack: could not open the file form: %s", delivery_error(e, "views.open"))
+            return False
+        return True
+
+    async def _on_file_view(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()  # the modal closes; the dry run arrives as a private message in the channel
+        self._spawn(self._file_submitted(body, self._request_api(client)), "file form")
+
+    async def _file_submitted(self, body: dict[str, Any], api: AsyncWebClient) -> None:
+        """A file form was submitted: fetch the file (with the bot's token; not when it is larger than a
+        deck file may be) and run the command it was asked for, answering privately in its channel."""
+        view = body.get("view") or {}
+        try:
+            meta = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            return
+        user_obj = body.get("user") or {}
+        team = body.get("team") or {}
+        user = str(user_obj.get("id", ""))
+        group = str(team.get("id") or user_obj.get("team_id") or "")
+        state = ((view.get("state") or {}).get("values") or {}).get("file") or {}
+        chosen = ((state.get("file") or {}).get("files")) or []
+        files: tuple[Attachment, ...] = ()
+        if chosen:
+            files = (await self._fetch_file(chosen[0], api),)
+        admin, name = await self.whois(user, str(user_obj.get("username") or ""), team=group, api=api)
+        inbound = Inbound(
+            platform="slack",
+            group=group,
+            channel=str(meta.get("channel") or ""),
+            user=user,
+            user_name=name,
+            text=str(meta.get("text") or ""),
+            is_admin=admin,
+            is_operator=user in self.owner_ids,
+            files=files,
+        )
+        await self._deliver(await self.service.handle(inbound), None, inbound, api)
+
+    async def _fetch_file(self, file: dict[str, Any], api: AsyncWebClient) -> Attachment:
+        name = str(file.get("name") or "file")
+        size = int(file.get("size") or 0)
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+        if size > MAX_FILE_BYTES:  # not fetched: the core refuses it by its size
+            return Attachment(name, b"", size=size)
+        if not url or self._session is None:
+            return Attachment(name, b"")
+        headers = {"Authorization": f"Bearer {api.token}"} if api.token else {}
+        try:
+            async with self._session.get(url, headers=headers) as resp:
+                resp.raise_for_status()
+                data = await resp.content.read(MAX_FILE_BYTES + 1)  # never more than the limit allows
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.warning("slack: could not fetch the file %s: %s", name, e)
+            return Attachment(name, b"")
+        return Attachment(name, data)
 
     async def _action(self, body: dict[str, Any], respond: Any, api: AsyncWebClient | None = None) -> None:
         api = api or self.client

@@ -283,13 +283,16 @@ class DeckCommands:
             )
         files = ctx.inbound.files
         if not files:
-            return private(f"Which file? {ATTACH_HOW}. YAML, CSV or JSON, at most 1 MB and 2,000 items.")
+            text = f"Which file? {ATTACH_HOW}. YAML, CSV or JSON, at most 1 MB and 2,000 items."
+            return [Reply(text, private=True, file_request=f"deck import {d.name}")]
         f = files[0]
         size = f.size if f.size is not None else len(f.data)
         if size > MAX_BYTES:
             return private(
                 f"That file is {size:,} bytes; the limit is 1 MB ({MAX_BYTES:,} bytes). Nothing was imported."
             )
+        if not f.data:
+            return private(f"The file {name(f.filename)} is empty or could not be read. Nothing was imported.")
         parsed = parse_file(f.filename, f.data)
         existing = await self.decks.deck_items(ctx.member.group_id, d.id, retired=True)
         plan = plan_import(parsed.items, existing)

@@ -90,6 +90,9 @@ class Reply:
     slow: bool = False
     form: Form | None = None
     later: Callable[[], Awaitable[list[Reply]]] | None = field(default=None, compare=False, repr=False)
+    #: The command to run again once the member has attached a file (``deck import sql``): a front end
+    #: whose commands cannot carry files (Slack) asks for one in a form instead of showing ``text``.
+    file_request: str = ""
 
 
 async def followups(reply: Reply) -> list[Reply]:
