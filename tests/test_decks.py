@@ -329,3 +329,21 @@ def test_tips_csv_json_errors_anchors_and_duplicate_ids_are_reported_by_place() 
     assert "duplicate id" in str(parse_file(dup.filename, dup.data).problems[0])
     unknown = parse_file("x.csv", b"prompt,A,B,C,D,answer,explanation,topic,difficulty,colour\n")
     assert [str(p) for p in unknown.problems] == ["1:colour: unknown column"]
+
+
+async def test_retiring_one_item_stops_posting_it_and_keeps_its_history(service: StudyService) -> None:
+    await service.handle(admin("/study deck create mine"))
+    await imported(service, "mine", csv_file(ROW.replace(",agile,1", ",agile,1"), ROW2))
+    shown = text_of(await service.handle(admin("/study deck show mine")))
+    slug = next(line.split("`")[1] for line in shown.splitlines() if "burndown" in line)
+    [q] = await service.handle(inbound("/study quiz mine"))
+    first = "burndown" in plain(q.text)
+    out = text_of(await service.handle(admin(f"/study deck retire mine {slug}")))
+    assert f"Retired `{slug}`" in out or f"Retired {slug}" in out
+    assert "no live item" in text_of(await service.handle(admin(f"/study deck retire mine {slug}")))
+    for _ in range(3):  # only the other question is dealt now
+        [again] = await service.handle(inbound("/study quiz mine", user="bob"))
+        assert "sprint review" in plain(again.text).lower() or "finished sprint" in plain(again.text).lower()
+    if first:  # an answer to the retired question, already dealt, still counts
+        assert "Correct" in text_of(await service.handle(inbound(action=q.buttons[0].action_id)))
+    assert "read-only" in text_of(await service.handle(admin("/study deck retire tpm t-a")))

@@ -523,6 +523,7 @@ ADMIN_COMMANDS = {
     "deck.delete": "deck delete mine",
     "deck.import": "deck import mine",
     "deck.export": "deck export mine",
+    "deck.retire": "deck retire mine q-1",
 }
 
 

@@ -136,6 +136,9 @@ SPECS: dict[str, Spec] = {
     "deck.export": Spec(
         "/study deck export <name> [yaml|csv]", "a deck as a file that imports back unchanged", admin=True
     ),
+    "deck.retire": Spec(
+        "/study deck retire <name> <item id>", "stop posting one item (its answers and reviews stay)", admin=True
+    ),
 }
 
 _GROUPS = {"schedule", "content", "path", "rewards", "deck"}
@@ -380,7 +383,7 @@ def _parse_rewards(rest: list[str]) -> Command:
     return Command("rewards.set", {"kind": kind, "threshold": str(int(number)), "role": parse_role(role)})
 
 
-_DECK_SUBS = ("list", "show", "create", "delete", "import", "export")
+_DECK_SUBS = ("list", "show", "create", "delete", "import", "export", "retire")
 _DECK = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
@@ -405,6 +408,10 @@ def _parse_deck(rest: list[str]) -> Command:
         args["description"] = " ".join(extra)[:200]
     elif sub == "import" and extra:
         args["path"] = " ".join(extra)  # the console reads this file; chat front ends attach one instead
+    elif sub == "retire":
+        if len(extra) != 1:
+            raise UsageError(f"Which item? Usage: {_usage(name)} (the ids are in /study deck show)")
+        args["item"] = extra[0].casefold()[:48]
     elif sub == "export" and extra:
         if len(extra) > 1 or extra[0].casefold() not in ("yaml", "csv"):
             raise UsageError(f"Usage: {_usage(name)}")

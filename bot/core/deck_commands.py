@@ -176,6 +176,7 @@ class DeckCommands:
             ("deck.delete", self.delete),
             ("deck.import", self.import_file),
             ("deck.export", self.export),
+            ("deck.retire", self.retire),
         ):
             service.register(cmd, handler)
         service.register_action("dimp", _by_id(self.confirm_import))
@@ -249,6 +250,21 @@ class DeckCommands:
             "posting from it go back to tpm.",
             Button(actions.routed_action("ddel", str(d.id)), "Delete the deck", "danger"),
             Button(actions.simple_action("forget-cancel"), "Cancel", "secondary"),
+        )
+
+    async def retire(self, ctx: Context, command: Command) -> list[Reply]:
+        deck_name, slug = command.args["name"], command.args["item"]
+        if deck_name == TPM:
+            return private("The deck tpm is built in and read-only; its items cannot be retired.")
+        d = await self._deck(ctx, deck_name)
+        if d is None:
+            return self._no_deck(deck_name)
+        found = next((i for i in await self.decks.deck_items(ctx.member.group_id, d.id) if i.data.slug == slug), None)
+        if found is None or not await self.decks.retire_item(ctx.member.group_id, found.id, ctx.now):
+            return private(f'Deck {d.name} has no live item "{name(slug)}" (see /study deck show {d.name}).')
+        return private(
+            f"Retired `{slug}` from deck {d.name}: it is no longer posted or dealt; answers, reviews and exports "
+            "keep it. Importing it again brings it back."
         )
 
     async def confirm_delete(self, ctx: Context, deck_id: int) -> list[Reply]:
