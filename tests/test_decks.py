@@ -308,7 +308,7 @@ async def test_the_console_imports_a_file_given_by_its_path(service: StudyServic
     assert "Cannot read" in out.getvalue() and "missing.csv" in out.getvalue()
     [done] = await console.handle_line(f"/study deck import mine {path}")
     confirm = button([done], "Confirm import")
-    assert f"[Confirm import: type !{confirm}]" in out.getvalue()
+    assert f"[Confirm import]  [Cancel]   ← type !{confirm}" in out.getvalue()
     [ok] = await console.handle_line(f"!{confirm}")  # the console clicks a button by its action id
     assert "Imported: 1 new" in ok.text
 

@@ -54,7 +54,7 @@ def render_buttons(buttons: Sequence[Button]) -> str:
         hint = "/study write <your answer>, then /study points" if "write" in steps else "/study points"
         return f"{labels}   ← type {hint}"
     # Any other button: typing its action id after "!" clicks it.
-    return "  ".join(f"[{b.label}: type !{b.action_id}]" for b in buttons)
+    return f"{labels}   ← type " + " or ".join(f"!{b.action_id}" for b in buttons)
 
 
 def render(reply: Reply | Post, *, who: str = "") -> str:
