@@ -180,9 +180,11 @@ class ScheduleCommands:
         await self._changed(ctx.member.channel_id)
         nxt = next_occurrence(rule, ctx.now)
         lines = [
-            f"✅ Daily posts here: {_rule_text(rule)}, from deck {deck or TPM}.",
+            f"✅ Daily posts here: {_rule_text(rule)}.",
             f"Next: {_when(nxt.at, tz, ctx.now)}. See the week with /study schedule preview.",
         ]
+        if deck is not None and deck != TPM:
+            lines.append(f"Posts come from deck {deck}.")
         if group_tz_set:
             lines.append(f"The group's time zone is now {tz} too (weeks and streaks follow it).")
         if self.features is not None:
