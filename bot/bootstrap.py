@@ -17,6 +17,7 @@ from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
 from bot.core.content_commands import ContentCommands
 from bot.core.dashboard import Dashboard
+from bot.core.deck_add import DeckAdd
 from bot.core.deck_commands import Catalog, DeckCommands
 from bot.core.home import HomeTab
 from bot.core.learning import LearningEngine
@@ -120,6 +121,7 @@ async def build_app(
     # Outcomes go to members by direct message through the running front ends (app.gateways).
     suggestion_store = suggestions_for(store)  # type: ignore[arg-type]
     Suggestions(suggestion_store, app.gateways, approve_to=to_deck(storage.decks)).install(service)
+    DeckAdd(storage.decks).install(service)
     app.dashboard = Dashboard(
         dashboard_for(store),  # type: ignore[arg-type]
         service,

@@ -12,6 +12,7 @@ import pytest
 
 from bot.bootstrap import App, build_app
 from bot.config import Settings
+from bot.storage import decks_for
 from tests.conftest import FIXTURE_PACK, FakeClock
 from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeUser, Recorded
 from tests.test_discord import Bot, command, custom_ids, rows, start_bot
@@ -212,3 +213,24 @@ async def test_a_form_that_cannot_open_at_once_comes_with_a_button_that_opens_it
         assert fake.modals[opened_iid]["custom_id"] == "sb:form:suggest:tip"
     finally:
         await bot.stop()
+
+
+async def test_deck_add_is_a_modal_under_study_admin_and_stores_the_item(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    db = app.store.path
+    await command(fake, "help", user=ADMIN)  # the server's group exists from its first command
+    ((group_id,),) = rows(db, "SELECT id FROM groups WHERE external_id = ?", str(fake.guild.id))
+    assert await decks_for(app.store).create_deck(group_id, "sql", "", FakeClock().now()) is not None  # type: ignore[arg-type]
+    rows_before = rows(db, "SELECT COUNT(*) FROM deck_items")
+    iid, cb = await command(fake, "deck add", {"options": "sql tip"}, user=ADMIN, command="study-admin")
+    assert cb.json["type"] == 9
+    modal = fake.modals[iid]
+    assert modal["custom_id"].startswith("sb:form:deck-add:t-") and list(inputs(modal)) == ["text", "action", "step"]
+    _, bad = await submitted(fake, modal, {"text": "Too short", "action": "Do it now, today.", "step": "9"}, ADMIN)
+    assert "The tip needs at least 20 characters" in bad.json["data"]["content"]
+    assert rows(db, "SELECT COUNT(*) FROM deck_items") == rows_before
+    good = {"text": "Read three TPM listings and note what they share.", "action": "List three skills.", "step": "4"}
+    _, ok = await submitted(fake, modal, good, ADMIN)
+    assert 'Added to deck "sql"' in ok.json["data"]["content"]
+    assert rows(db, "SELECT kind, step, slug FROM deck_items") == [("tip", 4, "tip-1")]

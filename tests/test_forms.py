@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.deck_add import DeckAdd
 from bot.core.forms import Field, Form, check, parse_action
 from bot.core.item_form import ItemDraft, item_form, read_item
 from bot.core.messages import Post, Reply, SentMessage
@@ -392,3 +393,41 @@ async def test_approving_adds_the_item_to_a_group_deck_credited_unless_anonymous
     assert mine is not None
     (tip,) = await decks.deck_items(1, mine.id)
     assert (tip.data.kind, tip.data.step, tip.credit) == ("tip", 4, None)  # anonymous: no credit
+
+
+async def test_deck_add_opens_the_question_form_and_adds_one_checked_item(
+    service: StudyService, store: ManagedStore, clock: FakeClock
+) -> None:
+    decks = decks_for(store)  # type: ignore[arg-type]
+    DeckAdd(decks).install(service)
+    (member,) = await service.handle(inbound("/study deck add sql"))
+    assert "Only admins" in member.text and member.form is None
+    (nosuch,) = await service.handle(inbound("/study deck add sql", admin=True))
+    assert 'no deck "' in nosuch.text and nosuch.form is None
+    (tpm,) = await service.handle(inbound("/study deck add tpm", admin=True))
+    assert "built-in" in tpm.text
+    deck = await decks.create_deck(1, "sql", "", clock.now())
+    assert deck is not None
+    form = await open_form(service, "/study deck add sql", admin=True)
+    assert form.action == f"sb:form:deck-add:q-{deck.id}" and len(form.fields) == 5
+    (bad,) = await submit(service, form, {**GOOD_QUESTION, "answer": "Q"}, admin=True)
+    assert bad.form is not None and set(bad.form.errors) == {"answer"}
+    assert await decks.deck_items(1, deck.id) == []
+    (not_admin,) = await submit(service, form, GOOD_QUESTION)  # a member replaying an admin's form
+    assert "Only admins" in not_admin.text
+    (ok,) = await submit(service, form, GOOD_QUESTION, admin=True)
+    assert 'Added to deck "sql"' in ok.text
+    (item,) = await decks.deck_items(1, deck.id)
+    assert (item.data.kind, item.data.slug, item.data.answer, item.data.topic) == (
+        "question",
+        "question-1",
+        "B",
+        "risk-and-scope",
+    )
+    tip_form = await open_form(service, "/study deck add sql tip", admin=True)
+    await submit(service, tip_form, GOOD_TIP, admin=True)
+    assert [i.data.slug for i in await decks.deck_items(1, deck.id)] == ["question-1", "tip-2"]
+    # An admin of another group replaying the form adds nothing.
+    (other,) = await submit(service, form, GOOD_QUESTION, admin=True, group="g2")
+    assert "not in this group" in other.text
+    assert len(await decks.deck_items(1, deck.id)) == 2

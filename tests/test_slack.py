@@ -516,6 +516,7 @@ ADMIN_COMMANDS = {
     "rewards.set": "rewards set streak 7 <@&860000000000000001>",
     "rewards.clear": "rewards clear",
     "suggestions": "suggestions off",
+    "deck.add": "deck add sql",
     "dashboard": "dashboard",
     "deck.list": "deck list",
     "deck.show": "deck show mine",

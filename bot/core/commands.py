@@ -139,6 +139,9 @@ SPECS: dict[str, Spec] = {
     "deck.retire": Spec(
         "/study deck retire <name> <item id>", "stop posting one item (its answers and reviews stay)", admin=True
     ),
+    "deck.add": Spec(
+        "/study deck add <name> [question|tip]", "type one question or tip into a deck (a form)", admin=True
+    ),
 }
 
 _GROUPS = {"schedule", "content", "path", "rewards", "deck"}
@@ -234,6 +237,8 @@ def parse(text: str) -> Command:
         if rest and (len(rest) > 1 or rest[0].casefold() not in ("confirm", "cancel")):
             raise UsageError("Usage: /study forget-me (then confirm with the button or /study forget-me confirm)")
         return Command("forget-me", {"confirm": rest[0].casefold()} if rest else {})
+    if head == "deck" and rest and rest[0].casefold() == "add":
+        return _parse_deck_add(rest[1:])
     if head == "suggest":
         return _parse_suggest(rest)
     if head == "suggestions":
@@ -276,6 +281,21 @@ def _parse_remind(rest: list[str]) -> Command:
             raise UsageError(f'"{_shown(rest[1])}" is not a time of day — use 24-hour HH:MM, e.g. 19:30')
         args["time"] = f"{int(m.group(1)):02d}:{m.group(2)}"
     return Command("remind", args)
+
+
+def _parse_deck_add(rest: list[str]) -> Command:
+    usage = _usage("deck.add")
+    if not rest:
+        raise UsageError(f"Which deck? Usage: {usage}")
+    deck = rest[0].casefold()
+    if not _DECK.fullmatch(deck):
+        raise UsageError(
+            f'"{_shown(rest[0])}" is not a deck name: 1-32 lower-case letters, digits and dashes — usage: {usage}'
+        )
+    kind = rest[1].casefold() if len(rest) > 1 else "question"
+    if kind not in ("question", "tip") or len(rest) > 2:
+        raise UsageError(f"Usage: {usage}")
+    return Command("deck.add", {"name": deck, "kind": kind})
 
 
 def _parse_suggest(rest: list[str]) -> Command:
@@ -383,7 +403,7 @@ def _parse_rewards(rest: list[str]) -> Command:
     return Command("rewards.set", {"kind": kind, "threshold": str(int(number)), "role": parse_role(role)})
 
 
-_DECK_SUBS = ("list", "show", "create", "delete", "import", "export", "retire")
+_DECK_SUBS = ("list", "show", "create", "delete", "import", "export", "retire", "add")
 _DECK = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
