@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from bot.bootstrap import build_app
+from bot.config import Settings
 from bot.core.deck_add import DeckAdd
 from bot.core.forms import Field, Form, check, parse_action
 from bot.core.item_form import ItemDraft, item_form, read_item
@@ -22,7 +24,7 @@ from bot.core.ports import DeliveryError
 from bot.core.service import StudyService
 from bot.core.suggestions import Suggestions, to_deck
 from bot.storage import ManagedStore, decks_for, suggestions_for
-from tests.conftest import FakeClock, inbound
+from tests.conftest import FIXTURE_PACK, FakeClock, inbound
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -431,3 +433,20 @@ async def test_deck_add_opens_the_question_form_and_adds_one_checked_item(
     (other,) = await submit(service, form, GOOD_QUESTION, admin=True, group="g2")
     assert "not in this group" in other.text
     assert len(await decks.deck_items(1, deck.id)) == 2
+
+
+async def test_an_approved_suggestion_is_posted_with_its_credit(tmp_path: Path) -> None:
+    settings = Settings(STUDYBOT_DB=tmp_path / "s.db", STUDYBOT_CONTENT=FIXTURE_PACK)  # type: ignore[call-arg]
+    app = await build_app(settings, clock=FakeClock())
+    try:
+        service = app.service
+        form = await open_form(service, "/study suggest", user="bob", name="Bob @everyone")
+        await submit(service, form, GOOD_QUESTION, user="bob", name="Bob @everyone")
+        (_, listed) = await service.handle(inbound("/study suggestions", admin=True))
+        (ok,) = await service.handle(replace(inbound(admin=True), action=listed.buttons[0].action_id))
+        assert 'to deck "suggestions"' in ok.text
+        (quiz,) = await service.handle(inbound("/study quiz suggestions", user="carol"))
+        assert GOOD_QUESTION["prompt"] in quiz.text
+        assert "— suggested by \ue000Bob @everyone\ue001" in quiz.text  # marked: no front end pings
+    finally:
+        await app.close()

@@ -42,15 +42,21 @@ ATTACH_HOW = (
 )
 
 
+def _credited(text: str, it: DeckItem) -> str:
+    """Member text marked, plus "suggested by <name>" when the item came from a credited suggestion."""
+    return name(text) + (f"\n— suggested by {name(it.credit)}" if it.credit else "")
+
+
 def deck_question(it: DeckItem) -> Question:
-    """A deck question as the core shows it: its id is the item's ref, its text marked as member text."""
+    """A deck question as the core shows it: its id is the item's ref, its text marked as member text, its
+    suggester credited under the prompt."""
     d = it.data
     answer: Any = d.answer or "A"
     return Question.model_construct(
         id=it.ref,
         topic=d.topic or "general",
         difficulty=d.difficulty or 1,
-        prompt=name(d.prompt or ""),
+        prompt=_credited(d.prompt or "", it),
         choices=[name(c) for c in d.choices],
         answer=answer,
         explanation=name(d.explanation or ""),
@@ -61,7 +67,7 @@ def deck_question(it: DeckItem) -> Question:
 def deck_tip(it: DeckItem) -> Tip:
     d = it.data
     return Tip.model_construct(
-        id=it.ref, step=d.step or 1, text=name(d.text or ""), action=name(d.action or ""), source=d.source
+        id=it.ref, step=d.step or 1, text=_credited(d.text or "", it), action=name(d.action or ""), source=d.source
     )
 
 
