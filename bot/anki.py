@@ -15,6 +15,9 @@ with the deletions hidden as ``[…]``, and the text in full). HTML is reduced t
 ``[sound:…]`` references are dropped and counted for the report.
 
 Every problem with the file is an `AnkiError` whose message is one line a member can act on.
+
+`deck_items` turns an upload into deck items of kind ``card`` for `/study deck import` (the composition
+root hands this module to `bot.core.deck_commands.DeckCommands` as its `AnkiReader`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
+
+from bot.core.deck_files import slug_for
+from bot.core.decks import ItemData
 
 #: The largest file read (an .apkg with media can be big; the notes alone rarely pass 1 MB).
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -339,3 +345,46 @@ def _mb(n: int) -> str:
 
 def _too_big(n: int) -> str:
     return f"That file is too large ({_mb(n)}; the limit is {_mb(MAX_FILE_BYTES)}). Export the notes without media."
+
+
+# ---------------------------------------------------------------------- deck import
+
+
+#: A tag as decks keep it (`bot.core.decks.Card`): lower case, letters, digits and dashes.
+_TAG = re.compile(r"[a-z][a-z0-9-]{0,31}")
+#: The shortest front and back a deck card may have (`bot.core.decks.Card`).
+MIN_FRONT, MIN_BACK = 10, 5
+
+
+def is_anki(filename: str, data: bytes) -> bool:
+    """Whether an upload is an Anki package (a zip, or named ``.apkg``) or an Anki text export (``.txt``)."""
+    return data[:4] == b"PK\x03\x04" or filename.lower().endswith((".apkg", ".colpkg", ".txt"))
+
+
+def _deck_tag(tag: str) -> str | None:
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", tag.casefold().replace("::", "-")).strip("-")[:32]
+    return cleaned if _TAG.fullmatch(cleaned) else None
+
+
+def deck_items(filename: str, data: bytes) -> tuple[list[ItemData], str]:
+    """An Anki upload as deck items of kind ``card`` and a one-line report of what was read, skipped and
+    dropped. Cards whose front is under 10 or back under 5 characters are skipped (counted): a deck card
+    needs that much to be practised. Raises `AnkiError` for a file that cannot be read."""
+    result = read_bytes(data, filename)
+    items: list[ItemData] = []
+    kept: list[AnkiCard] = []
+    seen: set[str] = set()
+    for card in result.cards:
+        if len(card.front) < MIN_FRONT or len(card.back) < MIN_BACK:
+            result.skipped["too short for a deck card"] += 1
+            continue
+        slug = slug_for("card", card.front)
+        if slug in seen:
+            result.skipped["same front twice"] += 1
+            continue
+        seen.add(slug)
+        kept.append(card)
+        tags = tuple(dict.fromkeys(t for t in map(_deck_tag, card.tags) if t))[:10]
+        items.append(ItemData(kind="card", slug=slug, front=card.front, back=card.back, tags=tags, source="general"))
+    result.cards = kept
+    return items, result.report()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from bot import anki
 from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.content import ContentLibrary
@@ -114,7 +115,7 @@ async def build_app(
     learning = LearningEngine(storage.learning, store, library, clock, catalog=catalog)
     learning.install(service)
     PracticeEngine(storage.practice, DeckCards(library, storage.decks), learning, store).install(service)
-    DeckCommands(storage.decks, catalog).install(service)
+    DeckCommands(storage.decks, catalog, anki).install(service)
     app = App(settings, store, library, service, clock, storage.schedules)
     app.resources.append(learning.close)
     app.reminders = Reminders(reminders_for(store), service, storage.learning, app.gateways, clock)  # type: ignore[arg-type]

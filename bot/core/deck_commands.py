@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core import actions
 from bot.core.commands import Command
 from bot.core.content import ContentLibrary, ContentPack, Question, Tip
 from bot.core.deck_files import (
     MAX_BYTES,
+    Problem,
     decode_items,
     encode_items,
     export_csv,
@@ -27,7 +28,7 @@ from bot.core.deck_files import (
     report,
     tip_data,
 )
-from bot.core.decks import ALL, TPM, Deck, DeckItem, DeckStore, check_deck_name, parse_ref
+from bot.core.decks import ALL, TPM, Deck, DeckItem, DeckStore, ItemData, check_deck_name, parse_ref
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Reply
 from bot.core.service import Context, StudyService, private
@@ -167,12 +168,30 @@ def _by_id(
     return handler
 
 
-class DeckCommands:
-    """The `/study deck …` handlers and the import/delete buttons. Bad input gets a one-line private reply."""
+class AnkiReader(Protocol):
+    """Reads Anki exports for `/study deck import` (`bot.anki`, which opens SQLite and so lives outside the
+    core)."""
 
-    def __init__(self, decks: DeckStore, catalog: Catalog) -> None:
+    MAX_FILE_BYTES: int
+
+    def is_anki(self, filename: str, data: bytes) -> bool:
+        """Whether an upload is an Anki package or text export rather than a YAML/CSV/JSON deck file."""
+        ...
+
+    def deck_items(self, filename: str, data: bytes) -> tuple[list[ItemData], str]:
+        """The upload's notes as open cards and a one-line report; raises ValueError (one line) for a
+        file it cannot read."""
+        ...
+
+
+class DeckCommands:
+    """The `/study deck …` handlers and the import/delete buttons. Bad input gets a one-line private reply.
+    With ``anki``, `/study deck import` also takes Anki's ``.apkg`` and text exports (as open cards)."""
+
+    def __init__(self, decks: DeckStore, catalog: Catalog, anki: AnkiReader | None = None) -> None:
         self.decks = decks
         self.catalog = catalog
+        self.anki = anki
 
     def install(self, service: StudyService) -> None:
         for cmd, handler in (
@@ -309,6 +328,8 @@ class DeckCommands:
             return [Reply(text, private=True, file_request=f"deck import {d.name}")]
         f = files[0]
         size = f.size if f.size is not None else len(f.data)
+        if self.anki is not None and self.anki.is_anki(f.filename, f.data):
+            return await self._import_anki(ctx, d, f.filename, f.data, size)
         if size > MAX_BYTES:
             return private(
                 f"That file is {size:,} bytes; the limit is 1 MB ({MAX_BYTES:,} bytes). Nothing was imported."
@@ -316,10 +337,32 @@ class DeckCommands:
         if not f.data:
             return private(f"The file {name(f.filename)} is empty or could not be read. Nothing was imported.")
         parsed = parse_file(f.filename, f.data)
+        return await self._dry_run(ctx, d, f.filename, parsed.items, parsed.problems)
+
+    async def _import_anki(self, ctx: Context, d: Deck, filename: str, data: bytes, size: int) -> list[Reply]:
+        """An Anki package or text export: its notes become open cards, then the same dry run and Confirm."""
+        assert self.anki is not None
+        limit = self.anki.MAX_FILE_BYTES
+        if size > limit:
+            return private(
+                f"That file is {size:,} bytes; the limit for Anki files is {limit // (1024 * 1024)} MB "
+                "(export without media). Nothing was imported."
+            )
+        try:
+            items, read = self.anki.deck_items(filename, data)
+        except ValueError as e:
+            return private(f"{e} Nothing was imported.")
+        return await self._dry_run(ctx, d, filename, items, [], f"Anki: {read}")
+
+    async def _dry_run(
+        self, ctx: Context, d: Deck, filename: str, items: list[ItemData], problems: list[Problem], note: str = ""
+    ) -> list[Reply]:
+        """Compare ``items`` with the deck and offer Confirm/Cancel (nothing is written before Confirm)."""
         existing = await self.decks.deck_items(ctx.member.group_id, d.id, retired=True)
-        plan = plan_import(parsed.items, existing)
-        head = f"**Dry run: {name(f.filename)} → deck {d.name}**\n" + report(plan, parsed.problems)
-        if parsed.problems or plan.problems:
+        plan = plan_import(items, existing)
+        head = f"**Dry run: {name(filename)} → deck {d.name}**\n" + (f"{note}\n" if note else "")
+        head += report(plan, problems)
+        if problems or plan.problems:
             return private(head + "\nNothing was written. Fix the file and import it again.")
         if not plan.new and not plan.changed:
             return private(head + "\nNothing to import: the deck already holds all of it.")
