@@ -194,7 +194,7 @@ def _dashboard_web(app: App) -> DashboardWeb:
 
     assert app.dashboard is not None
     secure = (app.settings.public_url or "").startswith("https://")
-    return DashboardWeb(app.dashboard, secure_cookies=secure)
+    return DashboardWeb(app.dashboard, secure_cookies=secure, public_url=app.settings.public_url)
 
 
 async def serve_dashboard(app: App, frontends: list[FrontEnd]) -> None:

@@ -574,3 +574,27 @@ async def test_content_of_another_group_is_out_of_reach(rig: Rig) -> None:
     await rig.sign_in()
     await rig.post(f"/content/items/{item}/retire", {"csrf": await rig.csrf()}, status=404)
     assert await rig.scalar("SELECT retired_at FROM deck_items WHERE id = ?", item) is None
+
+
+async def test_a_post_from_another_site_is_refused(rig: Rig) -> None:
+    await rig.say("schedule set 09:00")
+    link = await rig.link()
+    evil = {"Origin": "https://evil.example"}
+    r = await rig.client.post(
+        f"{PREFIX}/login", data={"token": link.rsplit("/", 1)[1]}, headers=evil, allow_redirects=False
+    )
+    assert r.status == 403 and COOKIE not in r.cookies
+    token = link.rsplit("/", 1)[1]
+    r = await rig.client.post(f"{PREFIX}/login", data={"token": token}, allow_redirects=False)
+    assert r.status == 303, "the refused attempt did not spend the link"
+    channel = await rig.scalar("SELECT id FROM channels")
+    for headers in (evil, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site", "Origin": "null"}):
+        data = {"action": "pause", "csrf": await rig.csrf()}
+        r = await rig.client.post(f"{PREFIX}/schedules/{channel}", data=data, headers=headers)
+        assert r.status == 403 and "sent from another site" in await r.text(), headers
+    assert await rig.scalar("SELECT paused FROM schedules") == 0
+    same = {"Origin": str(rig.client.make_url("")).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    r = await rig.client.post(
+        f"{PREFIX}/schedules/{channel}", data={"action": "pause", "csrf": await rig.csrf()}, headers=same
+    )
+    assert r.status == 200 and await rig.scalar("SELECT paused FROM schedules") == 1

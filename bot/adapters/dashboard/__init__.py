@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -114,10 +114,17 @@ class DashboardWeb:
     """The dashboard's aiohttp sub-application. ``secure_cookies``: mark the cookie Secure (https)."""
 
     def __init__(
-        self, dashboard: Dashboard, *, secure_cookies: bool = False, failed_logins: FailedLogins | None = None
+        self,
+        dashboard: Dashboard,
+        *,
+        secure_cookies: bool = False,
+        failed_logins: FailedLogins | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.dashboard = dashboard
         self.secure_cookies = secure_cookies
+        #: Hosts a form may be sent from (besides the request's own Host): the public URL's.
+        self.public_hosts = {urlsplit(public_url).netloc} if public_url else set()
         self.failed_logins = failed_logins or FailedLogins()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -177,9 +184,25 @@ class DashboardWeb:
         response.headers.update(SECURITY_HEADERS)
         return response
 
+    def _foreign(self, request: web.Request) -> bool:
+        """A POST whose browser says it comes from another site (``Origin``): refused before anything else,
+        sign-in included (a forged sign-in would put the victim in the attacker's group)."""
+        if request.method != "POST":
+            return False
+        # Browsers say where a request comes from; our own forms are same-origin. (With Referrer-Policy
+        # no-referrer, Chromium sends ``Origin: null`` even for them, so null proves nothing either way.)
+        if request.headers.get("Sec-Fetch-Site", "same-origin") in ("cross-site", "same-site"):
+            return True
+        origin = request.headers.get("Origin", "null")
+        return origin != "null" and urlsplit(origin).netloc not in {request.host, *self.public_hosts}
+
     @web.middleware
     async def _sessions(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Every page but sign-in and the stylesheet needs a live session; every POST its CSRF token."""
+        """Every page but sign-in and the stylesheet needs a live session; every POST its CSRF token; no
+        POST from another site."""
+        if self._foreign(request):
+            return self._page(None, "error.html", status=403, title="Not from this site",
+                              message="That form was sent from another site. Open the dashboard and try again.")  # fmt: skip
         name = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
         if name.endswith(("/login", "/login/{token}", "/static/style.css")):
             return await handler(request)
