@@ -338,6 +338,13 @@ async def test_schedule_form_uses_the_commands_rules_and_messages(rig: Rig) -> N
     )
     assert "✅ Daily posts here: 18:30 Europe/Berlin, mon,wed: a career-step tip, answers revealed after 4 h." in body
     assert "🧵 Each post opens a discussion thread" in body  # the native option, saved by the same command
+    body = await rig.post(f"/schedules/{channel}", {**form, "tz": "Europe/Berlin", "deck": "nosuch"}, status=400)
+    assert "There is no deck &#34;nosuch&#34; here" in body
+    assert 'value="nosuch"' in body, "the form keeps what was typed"
+    body = await rig.post(
+        f"/schedules/{channel}", {**form, "tz": "Europe/Berlin", "deck": "all", "day_wed": "1", "reveal": "4"}
+    )
+    assert "✅ Daily posts here" in body
     assert await rig.scalar("SELECT local_time || ' ' || days || ' ' || kind || ' ' || reveal_hours FROM schedules") == "18:30 0,2 tip 4"  # fmt: skip
 
 

@@ -317,10 +317,11 @@ class DashboardWeb:
                         values: dict[str, str] | None = None) -> web.Response:  # fmt: skip
         admin = _admin(request)
         channels, days = await self.dashboard.schedules(admin)
+        decks = [d.name for d in await self.dashboard.decks.decks(admin.group_id)] if self.dashboard.decks else []
         response = self._render(
             request, "schedules.html", title="Schedules", page="schedules", channels=channels, days=days,
             zones=_ZONES(), messages=messages or [], error=error, edited=edited, values=values or {},
-            day_names=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), kinds=KINDS,
+            day_names=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), kinds=KINDS, deck_names=["tpm", "all", *decks],
         )  # fmt: skip
         response.set_status(status)
         return response
@@ -459,6 +460,8 @@ def _set_command(values: dict[str, str]) -> str:
         parts += ["kind", word(values["kind"])]
     if values.get("reveal"):
         parts += ["reveal", word(values["reveal"])]
+    if values.get("deck"):  # empty: the channel keeps its deck
+        parts += ["deck", word(values["deck"])]
     if values.get("thread"):  # empty: leave the channel's thread option as it is
         parts += ["thread", word(values["thread"])]
     return " ".join(parts)
