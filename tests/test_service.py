@@ -8,6 +8,7 @@ import re
 import pytest
 
 from bot.core import actions
+from bot.core.commands import SPECS
 from bot.core.markup import plain
 from bot.core.service import StudyService
 from tests.conftest import FakeClock, Outside, inbound
@@ -220,24 +221,58 @@ async def test_a_revealed_question_no_longer_takes_answers(service: StudyService
 
 async def test_help_shows_each_person_only_what_they_can_use(service: StudyService) -> None:
     [member] = await service.handle(inbound("help"))
-    assert "/study quiz" in member.text
+    assert "/study quiz" in member.text and "/study remind" in member.text
     assert "schedule" not in member.text and "content" not in member.text and "export" not in member.text
-    assert "Admins" not in member.text
+    assert "Admins" not in member.text and "Operator" not in member.text
+    [refused] = await service.handle(inbound("help admin"))
+    assert refused.text.startswith("Those commands are for this group's admins") and "schedule" not in refused.text
+    [refused] = await service.handle(inbound("help schedule"))
+    assert refused.text.startswith('No command "schedule" that you can use'), refused.text
     [admin] = await service.handle(inbound("help", admin=True))
-    assert "/study schedule set" in admin.text and "/study export" in admin.text
-    assert "/study content" not in admin.text, "the shipped pack is the operator's, not a server admin's"
-    [operator] = await service.handle(inbound("help", operator=True))
-    assert "/study schedule set" in operator.text and "/study content load" in operator.text
+    assert "/study quiz" in admin.text and "`/study help admin` lists the" in admin.text
+    assert "/study schedule set" not in admin.text, "the first page stays the member's list"
+    [admin_page] = await service.handle(inbound("help admin", admin=True))
+    assert "/study schedule set" in admin_page.text and "/study export" in admin_page.text
+    assert "/study quiz" not in admin_page.text
+    assert "/study content" not in admin_page.text, "the shipped pack is the operator's, not a server admin's"
+    [refused] = await service.handle(inbound("help operator", admin=True))
+    assert refused.text.startswith("Those commands are for the bot's operator")
+    [operator] = await service.handle(inbound("help operator", operator=True))
+    assert "/study content load" in operator.text and "/study schedule set" not in operator.text
+
+
+async def test_help_for_one_command_lists_its_forms(service: StudyService) -> None:
+    [schedule] = await service.handle(inbound("help schedule", admin=True))
+    lines = schedule.text.splitlines()
+    assert all(line.startswith("`/study schedule ") for line in lines), lines
+    assert any(line.startswith("`/study schedule set <HH:MM>") for line in lines)
+    [remind] = await service.handle(inbound("help /remind"))
+    assert remind.text.startswith("`/study remind")
+    [unknown] = await service.handle(inbound("help frobnicate"))
+    assert unknown.text.startswith('No command "frobnicate"')
+    [too_many] = await service.handle(inbound("help schedule set"))
+    assert too_many.text.startswith("Usage: /study help")
+
+
+async def test_every_help_page_fits_one_discord_message(service: StudyService) -> None:
+    """Discord takes 2,000 characters a message: each page of help (as the operator, who sees most, on
+    Discord, where admin commands are longest) must arrive whole in one."""
+    from dataclasses import replace
+
+    topics = ["", "admin", "operator", *sorted({name.split(".")[0] for name in SPECS})]
+    for topic in topics:
+        [page] = await service.handle(replace(inbound(f"help {topic}".strip(), operator=True), platform="discord"))
+        assert len(page.text) <= 2000, (topic, len(page.text))
 
 
 async def test_help_names_admin_commands_as_typed_on_each_platform(service: StudyService) -> None:
     from dataclasses import replace
 
-    [discord_admin] = await service.handle(replace(inbound("help", admin=True), platform="discord"))
+    [discord_admin] = await service.handle(replace(inbound("help admin", admin=True), platform="discord"))
     assert "`/study-admin schedule set" in discord_admin.text and "`/study-admin export`" in discord_admin.text
-    assert "`/study quiz [deck]`" in discord_admin.text and "`/study schedule" not in discord_admin.text
+    assert "`/study schedule" not in discord_admin.text
     assert "content" not in discord_admin.text, "operator commands are listed to operators only"
-    [slack_admin] = await service.handle(replace(inbound("help", admin=True), platform="slack"))
+    [slack_admin] = await service.handle(replace(inbound("help admin", admin=True), platform="slack"))
     assert "`/study schedule set" in slack_admin.text and "/study-admin" not in slack_admin.text
     [discord_member] = await service.handle(replace(inbound("help"), platform="discord"))
     assert "/study-admin" not in discord_member.text and "Admins" not in discord_member.text

@@ -348,8 +348,9 @@ class StudyCommands(app_commands.Group):
         await self.frontend.serve_interaction(interaction, text=text, slow=slow)
 
     @app_commands.command(name="help", description="What studybot can do")
-    async def help_(self, interaction: discord.Interaction[Any]) -> None:
-        await self._run(interaction, "help")
+    @app_commands.describe(topic="admin, operator, or a command such as schedule (leave empty for yours)")
+    async def help_(self, interaction: discord.Interaction[Any], topic: str | None = None) -> None:
+        await self._run(interaction, f"help {topic}" if topic else "help")
 
     @app_commands.command(description="A question for you now (due reviews first)")
     @app_commands.describe(deck="A deck of this server's (default: this channel's deck)")

@@ -67,7 +67,7 @@ _WRITE = re.compile(r"^\s*(?:/?study\s+)?write(?:\s+|$)", re.I)
 
 #: Every command, in the order `help` lists them.
 SPECS: dict[str, Spec] = {
-    "help": Spec("/study help", "what studybot can do"),
+    "help": Spec("/study help [<command>]", "what studybot can do; one command in detail"),
     "quiz": Spec(
         "/study quiz [deck]", "a question for you now (due reviews first), from this channel's deck or one named"
     ),
@@ -261,7 +261,12 @@ def parse(text: str) -> Command:
         return Command("quiz", {"deck": rest[0].casefold()} if rest else {})
     if head == "deck":
         return _parse_deck(rest)
-    if head in ("help", "tip", "review", "export", "interview", "points"):
+    if head == "help":
+        if len(rest) > 1:
+            raise UsageError(f"Usage: {_usage('help')} — one topic, e.g. /study help schedule")
+        topic = rest[0].casefold().removeprefix("/") if rest else ""
+        return Command("help", {"topic": topic} if topic else {})
+    if head in ("tip", "review", "export", "interview", "points"):
         _no_more(head, rest)
         return Command(head)
     raise UsageError(f'Unknown command "{_shown(words[0])}". Try /study help.')

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot.core import actions, forms
-from bot.core.commands import SPECS, Command, UsageError, parse
+from bot.core.commands import SPECS, Command, Spec, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
@@ -286,18 +286,43 @@ class StudyService:
 
     # ------------------------------------------------------------------ commands
 
-    async def _help(self, ctx: Context, _: Command) -> list[Reply]:
+    async def _help(self, ctx: Context, command: Command) -> list[Reply]:
         # Each person sees only the commands they may use, as typed on their platform (Discord's admin
-        # commands live under /study-admin).
+        # commands live under /study-admin). The first page is the member's; admins and operators get a
+        # line pointing to theirs, so the list stays one short message as features grow.
         platform = ctx.inbound.platform
+        topic = command.args.get("topic", "")
+        may = [
+            (name, s)
+            for name, s in SPECS.items()
+            if s.listed and (not s.operator or ctx.inbound.is_operator) and (not s.admin or ctx.inbound.can_admin)
+        ]
+
+        def line(s: Spec) -> str:
+            return f"`{s.usage_on(platform)}` — {s.summary}"
+
+        help_cmd = "/study help"
+        if topic in ("admin", "operator"):
+            wanted = [s for _, s in may if (s.operator if topic == "operator" else s.admin and not s.operator)]
+            if not wanted:
+                who = "the bot's operator" if topic == "operator" else "this group's admins"
+                return private(f"Those commands are for {who}. Yours are in `{help_cmd}`.")
+            heading = "**Operator** (every group):" if topic == "operator" else "**Admins** — running this group:"
+            return private("\n".join([heading, *(line(s) for s in wanted)]))
+        if topic:
+            wanted = [s for name, s in may if name.split(".")[0] == topic]
+            if not wanted:
+                return private(f'No command "{topic}" that you can use. `{help_cmd}` lists yours.')
+            return private("\n".join(line(s) for s in wanted))
         lines = ["**studybot** — learn the path into technical project management together.", ""]
-        lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if not s.restricted and s.listed]
-        if ctx.inbound.can_admin:
-            lines += ["", "**Admins:**"]
-            lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.admin and not s.operator]
-        if ctx.inbound.is_operator:
-            lines += ["", "**Operator** (every group):"]
-            lines += [f"`{s.usage_on(platform)}` — {s.summary}" for s in SPECS.values() if s.operator]
+        lines += [line(s) for _, s in may if not s.restricted]
+        admin_count = sum(1 for _, s in may if s.admin and not s.operator)
+        if admin_count:
+            lines += ["", f"**Admins:** `{help_cmd} admin` lists the {admin_count} commands for running this group."]
+        if any(s.operator for _, s in may):
+            lines.append(f"**Operator:** `{help_cmd} operator` — the content pack every group shares.")
+        example = "schedule" if admin_count else "remind"
+        lines.append(f"Any command in detail: `{help_cmd} <command>`, e.g. `{help_cmd} {example}`.")
         return private("\n".join(lines))
 
     async def _pick_unseen(self, member: MemberRef, pack: ContentPack) -> Question | None:
