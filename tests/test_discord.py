@@ -799,7 +799,7 @@ async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins
         for path in ("content load", "content validate", "content list"):
             reply = await reply_of(fake, path, user=mallory, guild_id=own.id)
             assert reply["content"].startswith("Only the bot's operator can use /study-admin content"), reply["content"]
-        help_text = (await reply_of(fake, "help", {"topic": "admin"}, user=mallory, guild_id=own.id))["content"]
+        help_text = (await reply_of(fake, "help", {"topic": "schedule"}, user=mallory, guild_id=own.id))["content"]
         assert "/study-admin schedule set" in help_text and "content" not in help_text
         assert all("edited" not in q.prompt for q in app.library.pack.questions), "the edit did not go live"
         # The operator may, from any server, and chat shows no server path.
@@ -808,7 +808,7 @@ async def test_only_the_operator_reloads_the_shipped_pack_whatever_server_admins
         assert str(tmp_path) not in loaded["content"]
         assert all("edited" in q.prompt for q in app.library.pack.questions)
         # The operator's own page names the content commands as typed on Discord.
-        operator_help = await reply_of(fake, "help", {"topic": "operator"}, user=OPERATOR)
+        operator_help = await reply_of(fake, "help", {"topic": "content"}, user=OPERATOR)
         assert "/study-admin content load" in operator_help["content"]
         first_page = await reply_of(fake, "help", user=OPERATOR)
         assert "`/study help operator`" in first_page["content"] and "content load" not in first_page["content"]

@@ -450,3 +450,45 @@ async def test_an_approved_suggestion_is_posted_with_its_credit(tmp_path: Path) 
         assert "— suggested by \ue000Bob @everyone\ue001" in quiz.text  # marked: no front end pings
     finally:
         await app.close()
+
+
+async def test_deck_edit_opens_the_form_filled_in_and_changes_the_item_in_place(
+    service: StudyService, store: ManagedStore, clock: FakeClock
+) -> None:
+    decks = decks_for(store)  # type: ignore[arg-type]
+    DeckAdd(decks).install(service)
+    await service.handle(inbound("help"))  # the group exists
+    deck = await decks.create_deck(1, "sql", "", clock.now())
+    assert deck is not None
+    await submit(service, await open_form(service, "/study deck add sql", admin=True), GOOD_QUESTION, admin=True)
+    (before,) = await decks.deck_items(1, deck.id)
+
+    (member,) = await service.handle(inbound("/study deck edit sql question-1"))
+    assert "Only admins" in member.text and member.form is None
+    (nosuch,) = await service.handle(inbound("/study deck edit sql question-9", admin=True))
+    assert 'no live item' in nosuch.text and "question-9" in nosuch.text and nosuch.form is None
+    (tpm,) = await service.handle(inbound("/study deck edit tpm q-risk-01", admin=True))
+    assert "built-in" in tpm.text and tpm.form is None
+
+    form = await open_form(service, "/study deck edit sql question-1", admin=True)
+    assert form.action == f"sb:form:deck-edit:{before.id}"
+    shown = {f.key: f.default for f in form.fields}
+    assert shown["prompt"] == GOOD_QUESTION["prompt"] and shown["answer"] == "B"
+    assert shown["choices"].splitlines()[1] == "An owner, a rating and a response plan"
+    assert shown["topic"] == "risk-and-scope hard"
+
+    (bad,) = await submit(service, form, {**shown, "answer": "E"}, admin=True)
+    assert bad.form is not None and set(bad.form.errors) == {"answer"}
+    (other,) = await submit(service, form, {**shown, "answer": "C"}, admin=True, group="g2")
+    assert "not a live item of this group" in other.text
+    assert (await decks.deck_items(1, deck.id))[0].data.answer == "B", "refused edits changed nothing"
+
+    (ok,) = await submit(service, form, {**shown, "answer": "C", "topic": "risk-and-scope easy"}, admin=True)
+    assert "Changed `question-1`" in ok.text
+    (after,) = await decks.deck_items(1, deck.id)
+    assert (after.id, after.data.slug, after.data.answer, after.data.difficulty) == (before.id, "question-1", "C", 1)
+
+    assert await decks.retire_item(1, after.id, clock.now())
+    (late,) = await submit(service, form, shown, admin=True)
+    assert "retired or deleted" in late.text
+    assert (await decks.items_by_id(1, [after.id]))[0].data.answer == "C"

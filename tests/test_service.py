@@ -232,13 +232,16 @@ async def test_help_shows_each_person_only_what_they_can_use(service: StudyServi
     assert "/study quiz" in admin.text and "`/study help admin` lists the" in admin.text
     assert "/study schedule set" not in admin.text, "the first page stays the member's list"
     [admin_page] = await service.handle(inbound("help admin", admin=True))
-    assert "/study schedule set" in admin_page.text and "/study export" in admin_page.text
+    assert "`/study schedule show|preview|set|" in admin_page.text and "`/study export`" in admin_page.text
+    assert "`/study help schedule`" in admin_page.text, "a family folds into one line that says where its forms are"
     assert "/study quiz" not in admin_page.text
     assert "/study content" not in admin_page.text, "the shipped pack is the operator's, not a server admin's"
     [refused] = await service.handle(inbound("help operator", admin=True))
     assert refused.text.startswith("Those commands are for the bot's operator")
     [operator] = await service.handle(inbound("help operator", operator=True))
-    assert "/study content load" in operator.text and "/study schedule set" not in operator.text
+    assert "`/study content list|validate|load`" in operator.text and "schedule" not in operator.text
+    [content] = await service.handle(inbound("help content", operator=True))
+    assert "`/study content load` — " in content.text
 
 
 async def test_help_for_one_command_lists_its_forms(service: StudyService) -> None:
@@ -269,11 +272,13 @@ async def test_help_names_admin_commands_as_typed_on_each_platform(service: Stud
     from dataclasses import replace
 
     [discord_admin] = await service.handle(replace(inbound("help admin", admin=True), platform="discord"))
-    assert "`/study-admin schedule set" in discord_admin.text and "`/study-admin export`" in discord_admin.text
+    assert "`/study-admin schedule show|" in discord_admin.text and "`/study-admin export`" in discord_admin.text
     assert "`/study schedule" not in discord_admin.text
     assert "content" not in discord_admin.text, "operator commands are listed to operators only"
     [slack_admin] = await service.handle(replace(inbound("help admin", admin=True), platform="slack"))
-    assert "`/study schedule set" in slack_admin.text and "/study-admin" not in slack_admin.text
+    assert "`/study schedule show|" in slack_admin.text and "/study-admin" not in slack_admin.text
+    [discord_schedule] = await service.handle(replace(inbound("help schedule", admin=True), platform="discord"))
+    assert "`/study-admin schedule set <HH:MM>" in discord_schedule.text
     [discord_member] = await service.handle(replace(inbound("help"), platform="discord"))
     assert "/study-admin" not in discord_member.text and "Admins" not in discord_member.text
 

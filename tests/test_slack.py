@@ -565,7 +565,7 @@ async def test_the_shipped_pack_is_the_operators_not_every_workspace_admins(rig:
     assert loaded["text"].startswith("✅ Loaded"), loaded["text"]
     listed = await rig.ask("content list", user=ADMIN)
     assert "(pack/)" in listed["text"] and str(FIXTURE_PACK.parent) not in listed["text"]
-    assert "/study content load" in (await rig.ask("help operator", user=ADMIN))["text"]
+    assert "/study content load" in (await rig.ask("help content", user=ADMIN))["text"]
     member_help = (await rig.ask("help", user=MEMBER))["text"]
     assert "/study quiz" in member_help and "schedule" not in member_help and "export" not in member_help
 

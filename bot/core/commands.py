@@ -131,7 +131,7 @@ SPECS: dict[str, Spec] = {
     "deck.create": Spec("/study deck create <name> [description]", "a new deck of your own questions", admin=True),
     "deck.delete": Spec("/study deck delete <name>", "delete a deck (answered items are kept retired)", admin=True),
     "deck.import": Spec(
-        "/study deck import <name>", "import a YAML, CSV or JSON file into a deck: dry run, then Confirm", admin=True
+        "/study deck import <name>", "import a YAML, CSV, JSON or Anki file into a deck: dry run, then Confirm", admin=True
     ),
     "deck.export": Spec(
         "/study deck export <name> [yaml|csv]", "a deck as a file that imports back unchanged", admin=True
@@ -141,6 +141,9 @@ SPECS: dict[str, Spec] = {
     ),
     "deck.add": Spec(
         "/study deck add <name> [question|tip]", "type one question or tip into a deck (a form)", admin=True
+    ),
+    "deck.edit": Spec(
+        "/study deck edit <name> <item id>", "change one question or tip in a form, filled in with it", admin=True
     ),
 }
 
@@ -408,7 +411,7 @@ def _parse_rewards(rest: list[str]) -> Command:
     return Command("rewards.set", {"kind": kind, "threshold": str(int(number)), "role": parse_role(role)})
 
 
-_DECK_SUBS = ("list", "show", "create", "delete", "import", "export", "retire", "add")
+_DECK_SUBS = ("list", "show", "create", "delete", "import", "export", "retire", "add", "edit")
 _DECK = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
@@ -433,7 +436,7 @@ def _parse_deck(rest: list[str]) -> Command:
         args["description"] = " ".join(extra)[:200]
     elif sub == "import" and extra:
         args["path"] = " ".join(extra)  # the console reads this file; chat front ends attach one instead
-    elif sub == "retire":
+    elif sub in ("retire", "edit"):
         if len(extra) != 1:
             raise UsageError(f"Which item? Usage: {_usage(name)} (the ids are in /study deck show)")
         args["item"] = extra[0].casefold()[:48]

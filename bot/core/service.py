@@ -308,7 +308,7 @@ class StudyService:
                 who = "the bot's operator" if topic == "operator" else "this group's admins"
                 return private(f"Those commands are for {who}. Yours are in `{help_cmd}`.")
             heading = "**Operator** (every group):" if topic == "operator" else "**Admins** — running this group:"
-            return private("\n".join([heading, *(line(s) for s in wanted)]))
+            return private("\n".join([heading, *_grouped_lines(wanted, platform, help_cmd)]))
         if topic:
             wanted = [s for name, s in may if name.split(".")[0] == topic]
             if not wanted:
@@ -589,3 +589,31 @@ class StudyService:
             )
         removed = await self.store.forget_member(ctx.member.member_id)
         return private(f"Done — everything studybot stored about you in this group is gone ({removed} records).")
+
+
+#: One line for a command family on the admin and operator help pages (`/study help <family>` has each form).
+_FAMILIES = {
+    "schedule": "this channel's daily posts: when, what, from which deck, threads",
+    "deck": "the group's own decks: questions, tips and flashcards",
+    "rewards": "roles for streaks and points (Discord)",
+    "content": "the content pack every group shares",
+    "suggestions": "members' suggestions: review, approve, deny, switch off",
+}
+
+
+def _grouped_lines(specs: list[Spec], platform: str, help_cmd: str) -> list[str]:
+    """Help lines with each command family (``schedule show|set|…``) folded into one, so a page stays one
+    message as commands are added; a family's forms are in ``/study help <family>``."""
+    families: dict[str, list[Spec]] = {}
+    for spec in specs:
+        families.setdefault(spec.usage.split()[1], []).append(spec)
+    lines = []
+    for family, members in families.items():
+        if len(members) == 1:
+            lines.append(f"`{members[0].usage_on(platform)}` — {members[0].summary}")
+            continue
+        words = members[0].usage_on(platform).split()
+        subs = "|".join(dict.fromkeys(m.usage.split()[2] for m in members if len(m.usage.split()) > 2))
+        summary = _FAMILIES.get(family, members[0].summary)
+        lines.append(f"`{words[0]} {family} {subs}` — {summary}; each in `{help_cmd} {family}`")
+    return lines
