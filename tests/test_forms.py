@@ -466,7 +466,7 @@ async def test_deck_edit_opens_the_form_filled_in_and_changes_the_item_in_place(
     (member,) = await service.handle(inbound("/study deck edit sql question-1"))
     assert "Only admins" in member.text and member.form is None
     (nosuch,) = await service.handle(inbound("/study deck edit sql question-9", admin=True))
-    assert 'no live item' in nosuch.text and "question-9" in nosuch.text and nosuch.form is None
+    assert "no live item" in nosuch.text and "question-9" in nosuch.text and nosuch.form is None
     (tpm,) = await service.handle(inbound("/study deck edit tpm q-risk-01", admin=True))
     assert "built-in" in tpm.text and tpm.form is None
 

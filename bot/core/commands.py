@@ -131,7 +131,9 @@ SPECS: dict[str, Spec] = {
     "deck.create": Spec("/study deck create <name> [description]", "a new deck of your own questions", admin=True),
     "deck.delete": Spec("/study deck delete <name>", "delete a deck (answered items are kept retired)", admin=True),
     "deck.import": Spec(
-        "/study deck import <name>", "import a YAML, CSV, JSON or Anki file into a deck: dry run, then Confirm", admin=True
+        "/study deck import <name>",
+        "import a YAML, CSV, JSON or Anki file into a deck: dry run, then Confirm",
+        admin=True,
     ),
     "deck.export": Spec(
         "/study deck export <name> [yaml|csv]", "a deck as a file that imports back unchanged", admin=True
