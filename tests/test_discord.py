@@ -421,7 +421,7 @@ def admin_options(path: str) -> dict[str, Any]:
         return {"kind": "streak", "threshold": 7, "role": REGULARS}
     if path == "deck import":
         return {"name": "mine", "file": FakeFile("mine.csv", DECK_CSV)}
-    if path == "deck retire":
+    if path in ("deck retire", "deck edit"):
         return {"options": "mine q-1"}
     if path.startswith("deck ") and path != "deck list":
         return {"options": "mine"}

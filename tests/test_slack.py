@@ -517,6 +517,7 @@ ADMIN_COMMANDS = {
     "rewards.clear": "rewards clear",
     "suggestions": "suggestions off",
     "deck.add": "deck add sql",
+    "deck.edit": "deck edit sql question-1",
     "dashboard": "dashboard",
     "deck.list": "deck list",
     "deck.show": "deck show mine",
