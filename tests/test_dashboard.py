@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+import bot.adapters.dashboard as dashboard_web
 from bot.adapters.dashboard import COOKIE, PREFIX, DashboardServer, DashboardWeb, FailedLogins
 from bot.bootstrap import App, build_app, serve_dashboard
 from bot.config import Settings
-from bot.core.messages import Inbound
+from bot.core.messages import Attachment, Inbound
 from tests.conftest import FIXTURE_PACK, FakeClock
 from tests.fakes import FakeChatGateway
 
@@ -196,10 +198,15 @@ async def test_no_page_without_a_session(rig: Rig) -> None:
         "/content",
         "/export/members.csv",
         "/export/questions.csv",
+        "/content/decks/1/add/question",
+        "/content/items/1/edit",
+        "/content/export/tpm/tpm.yaml",
     ):
         body = await rig.page(path, status=401)
         assert "needs you to be signed in" in body and "members.csv" not in body
-    for path in ("/schedules/1", "/logout", "/logout-all", "/content/suggestions/1", "/content/items/1/retire"):
+    for path in ("/schedules/1", "/logout", "/logout-all", "/content/suggestions/1", "/content/items/1/retire",
+                 "/content/decks", "/content/decks/1/add/tip", "/content/items/1/edit", "/content/decks/1/import",
+                 "/content/imports/1"):  # fmt: skip
         assert "needs you to be signed in" in await rig.post(path, {"action": "pause", "csrf": "x"}, status=401)
     rig.client.session.cookie_jar.update_cookies({COOKIE: "made-up"})
     await rig.page("/", status=401)
@@ -605,3 +612,304 @@ async def test_a_post_from_another_site_is_refused(rig: Rig) -> None:
         f"{PREFIX}/schedules/{channel}", data={"action": "pause", "csrf": await rig.csrf()}, headers=same
     )
     assert r.status == 200 and await rig.scalar("SELECT paused FROM schedules") == 1
+
+
+# ---------------------------------------------------------------------- content: add, edit, import, export
+
+QUESTION = {
+    "prompt": "Which document fixes what a project will and will not deliver?",
+    "choices": "Scope statement\nRisk register\nRACI chart\nBurn-down chart",
+    "answer": "a",
+    "explanation": "The scope statement says what is in and what is out; the others track other things.",
+    "topic": "scope hard",
+}
+
+
+async def _deck(rig: Rig, name: str = "sql", *, group: str = "G1", user: str = "U1") -> int:
+    assert (await rig.say(f"deck create {name}", group=group, user=user)).startswith("✅")
+    gid = await rig.scalar("SELECT id FROM groups WHERE external_id = ?", group)
+    deck = await rig.scalar("SELECT id FROM decks WHERE group_id = ? AND name = ?", gid, name)
+    assert isinstance(deck, int)
+    return deck
+
+
+async def test_adding_a_question_from_the_page_checks_it_like_the_command(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    html = await rig.page("/content?deck=sql")
+    assert f'href="{PREFIX}/content/decks/{deck}/add/question"' in html
+    posts = re.findall(r'<form[^>]*method="post".*?</form>', html, re.S)
+    assert len(posts) >= 4 and all('name="csrf"' in f for f in posts)  # import, new deck, sign out (x2)
+    form = await rig.page(f"/content/decks/{deck}/add/question")
+    assert "Four choices, one per line (A, B, C, D)" in form and 'name="csrf"' in form
+    token = await rig.csrf()
+    bad = {**QUESTION, "csrf": token, "prompt": "Too short", "choices": "Yes\nNo", "topic": "Two words"}
+    body = await rig.post(f"/content/decks/{deck}/add/question", bad, status=400)
+    # The core's own messages (the same as /study deck add's form), beside their fields ...
+    assert "The question needs at least 10 characters (this has 9)." in body
+    assert "Exactly four choices, one per line (this has 2)." in body
+    assert "One topic word (like risk-and-scope), then optionally easy, medium or hard." in body
+    # ... and what the admin typed is kept.
+    assert 'value="Too short"' not in body and ">Too short</textarea>" in body
+    assert 'value="a"' in body and "Yes\nNo</textarea>" in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+    # The chat form says the same about the same values.
+    replies = await rig.app.service.handle(
+        Inbound(
+            "discord",
+            "G1",
+            "C1",
+            "U1",
+            "name-U1",
+            action=f"sb:form:deck-add:q-{deck}",
+            is_admin=True,
+            values={k: v for k, v in bad.items() if k != "csrf"},
+        )
+    )
+    assert replies[0].form is not None and replies[0].form.errors["prompt"] in body
+    body = await rig.post(f"/content/decks/{deck}/add/question", {**QUESTION, "csrf": token})
+    item = await rig.scalar("SELECT id FROM deck_items")
+    assert f"✅ Added to deck &#34;sql&#34; as item d:{item} (question-1)." in body
+    assert "Which document fixes what a project will and will not deliver?" in body  # the deck's list
+    assert await rig.scalar("SELECT answer || ' ' || topic || ' ' || difficulty FROM deck_items") == "A scope 3"
+
+
+async def test_adding_a_tip_and_member_text_is_escaped(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    tip = {"text": "<b>@everyone</b> write a one-page brief before any plan.", "action": "Draft one brief <i>now</i>.",
+           "step": "3", "csrf": await rig.csrf()}  # fmt: skip
+    body = await rig.post(f"/content/decks/{deck}/add/tip", tip)
+    assert "✅ Added to deck" in body and "<b>@everyone</b>" not in body and "&lt;b&gt;@everyone&lt;/b&gt;" in body
+    assert await rig.scalar("SELECT text FROM deck_items") == tip["text"]
+
+
+async def test_editing_an_item_keeps_its_id_answers_and_reviews(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    await rig.post(f"/content/decks/{deck}/add/question", {**QUESTION, "csrf": await rig.csrf()})
+    item = await rig.scalar("SELECT id FROM deck_items")
+    html = await rig.page("/content?deck=sql")
+    assert f'href="{PREFIX}/content/items/{item}/edit"' in html
+    form = await rig.page(f"/content/items/{item}/edit")
+    assert ">Which document fixes what a project will and will not deliver?</textarea>" in form
+    assert 'value="scope hard"' in form and 'value="A"' in form
+    token = await rig.csrf()
+    body = await rig.post(f"/content/items/{item}/edit", {**QUESTION, "answer": "E", "csrf": token}, status=400)
+    assert "One letter: A, B, C or D." in body and 'value="E"' in body
+    assert await rig.scalar("SELECT answer FROM deck_items") == "A"
+    body = await rig.post(f"/content/items/{item}/edit", {**QUESTION, "answer": "b", "topic": "", "csrf": token})
+    assert f"✅ Changed question-1 (item d:{item}); its answers and reviews stay." in body
+    assert await rig.scalar("SELECT id || ' ' || answer || ' ' || topic FROM deck_items") == f"{item} B general"
+    # A retired item has no form any more: the command's message, nothing saved.
+    await rig.post(f"/content/items/{item}/retire", {"csrf": token})
+    body = await rig.post(f"/content/items/{item}/edit", {**QUESTION, "csrf": token}, status=400)
+    assert "not a live item" in body and await rig.scalar("SELECT answer FROM deck_items") == "B"
+
+
+async def test_items_and_decks_of_another_group_cannot_be_added_to_or_edited(rig: Rig) -> None:
+    theirs = await _deck(rig, "theirs", group="G2", user="V1")
+    await rig.app.service.handle(
+        Inbound(
+            "discord",
+            "G2",
+            "D1",
+            "V1",
+            "V",
+            action=f"sb:form:deck-add:q-{theirs}",
+            is_admin=True,
+            values={k: v for k, v in QUESTION.items()},
+        )
+    )
+    item = await rig.scalar("SELECT id FROM deck_items")
+    assert item is not None
+    await rig.say("help")
+    await rig.sign_in()
+    token = await rig.csrf()
+    await rig.page(f"/content/decks/{theirs}/add/question", status=404)
+    await rig.post(f"/content/decks/{theirs}/add/question", {**QUESTION, "csrf": token}, status=404)
+    await rig.page(f"/content/items/{item}/edit", status=404)
+    await rig.post(f"/content/items/{item}/edit", {**QUESTION, "answer": "D", "csrf": token}, status=404)
+    for crafted in ("abc", "-1", "99999999999999999999", "1.0"):
+        await rig.page(f"/content/items/{crafted}/edit", status=404)
+        await rig.page(f"/content/decks/{crafted}/add/tip", status=404)
+    mine = await _deck(rig)
+    await rig.page(f"/content/decks/{mine}/add/card", status=404)
+    assert await rig.scalar("SELECT COUNT(*) || answer FROM deck_items") == "1A"
+    # Without the form's token nothing is added either.
+    await rig.post(f"/content/decks/{mine}/add/question", {**QUESTION, "csrf": "x" * 32}, status=403)
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 1
+
+
+async def test_creating_a_deck_from_the_page(rig: Rig) -> None:
+    await rig.say("help")
+    await rig.sign_in()
+    token = await rig.csrf()
+    body = await rig.post("/content/decks", {"name": "SQL basics", "description": "joins", "csrf": token}, status=400)
+    assert "&#34;sql_basics&#34; is not a deck name: 1-32 lower-case letters, digits and dashes" in body
+    assert 'value="joins"' in body
+    body = await rig.post("/content/decks", {"name": "tpm", "csrf": token}, status=400)
+    assert "reserved" in body
+    body = await rig.post("/content/decks", {"name": "sql", "description": "Joins  and keys", "csrf": token})
+    assert "✅ Deck sql created." in body and "Add a question" in body
+    assert await rig.scalar("SELECT name || ': ' || description FROM decks") == "sql: Joins and keys"
+    body = await rig.post("/content/decks", {"name": "sql", "csrf": token}, status=400)
+    assert "There is already a deck" in body
+
+
+HEADER = "prompt,A,B,C,D,answer,explanation,topic,difficulty"
+ROW = "What does a burndown chart show?,Work left over time,Team mood,Budget spent,Bug count,A,It plots the work remaining against the days left in the sprint.,agile,1"
+ROW2 = "Which meeting reviews the finished sprint?,Sprint review,Stand-up,Planning,Grooming,A,The sprint review shows the finished increment to stakeholders.,agile,2"
+
+
+def _csv(*rows: str) -> bytes:
+    return ("\n".join([HEADER, *rows]) + "\n").encode("utf-8")
+
+
+async def _upload(rig: Rig, deck: int, name: str, data: bytes, status: int = 200, csrf: str | None = None) -> str:
+    form = aiohttp.FormData()
+    form.add_field("csrf", await rig.csrf() if csrf is None else csrf)
+    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+    r = await rig.client.post(f"{PREFIX}/content/decks/{deck}/import", data=form, allow_redirects=False)
+    body = await r.text()
+    assert r.status == status, (r.status, body[:800])
+    return body
+
+
+def _confirm_id(body: str) -> str:
+    m = re.search(rf'action="{PREFIX}/content/imports/(\d+)"', body)
+    assert m, body[:2000]
+    return m.group(1)
+
+
+async def test_importing_a_file_shows_the_commands_dry_run_and_confirm_writes_it(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    html = await rig.page("/content?deck=sql")
+    upload = re.search(r'<form[^>]*enctype="multipart/form-data"[^>]*>.*?</form>', html, re.S)
+    assert upload and upload.group(0).index('name="csrf"') < upload.group(0).index('type="file"')
+    body = await _upload(rig, deck, "mine.csv", _csv(ROW, ROW2))
+    # The command's own dry run for the same file, as a chat admin would see it.
+    chat = await rig.app.service.handle(
+        Inbound(
+            "discord",
+            "G1",
+            "C1",
+            "U2",
+            "name-U2",
+            "deck import sql",
+            is_admin=True,
+            files=(Attachment("mine.csv", _csv(ROW, ROW2)),),
+        )
+    )
+    assert "2 new, 0 changed, 0 problems" in chat[0].text and "2 new, 0 changed, 0 problems" in body
+    assert "Dry run: mine.csv → deck sql" in body and "Nothing is written until you confirm" in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+    pending = _confirm_id(body)
+    token = await rig.csrf()
+    body = await rig.post(f"/content/imports/{pending}", {"action": "confirm", "deck": "sql", "csrf": token})
+    assert "✅ Imported: 2 new, 0 changed (0 unchanged)." in body and "What does a burndown chart show?" in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 2
+    body = await rig.post(f"/content/imports/{pending}", {"action": "confirm", "csrf": token}, status=400)
+    assert "not waiting any more" in body and await rig.scalar("SELECT COUNT(*) FROM deck_items") == 2
+    # One changed row: 1 changed; Cancel writes nothing.
+    body = await _upload(rig, deck, "mine.csv", _csv(ROW, ROW2.replace("to stakeholders", "to the stakeholders")))
+    assert "0 new, 1 changed, 0 problems (1 unchanged)" in body
+    body = await rig.post(f"/content/imports/{_confirm_id(body)}", {"action": "cancel", "deck": "sql", "csrf": token})
+    assert "Import cancelled; nothing was written." in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items WHERE explanation LIKE '%the stakeholders%'") == 0
+
+
+async def test_an_import_with_problems_or_a_corrupt_file_writes_nothing(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    body = await _upload(rig, deck, "mine.csv", _csv(ROW, ROW2.replace(",A,The sprint", ",E,The sprint")), status=400)
+    assert "1 problem" in body and "3:answer:" in body and "Nothing was written. Fix the file" in body
+    assert "Confirm import" not in body
+    body = await _upload(rig, deck, "mine.yaml", b"questions: [unclosed\n  - : :", status=400)
+    assert "Nothing was written" in body and "Confirm import" not in body
+    body = await _upload(rig, deck, "notes.apkg", b"PK\x03\x04 this is no zip at all", status=400)
+    assert "Nothing was imported." in body and "Confirm import" not in body
+    body = await _upload(rig, deck, "empty.csv", b"", status=400)
+    assert "Choose a file" in body or "is empty" in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_imports") == 0
+
+
+async def test_oversized_uploads_get_the_commands_limits(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    # Over aiohttp's 1 MiB client_max_size and the 1 MB deck limit: the command's message, not a bare 413.
+    body = await _upload(rig, deck, "big.yaml", b"#" * 1_200_000, status=400)
+    assert "That file is 1,200,000 bytes; the limit is 1 MB (1,000,000 bytes). Nothing was imported." in body
+    # Over the largest file the command takes (Anki's): only counted, and refused by its size.
+    assert dashboard_web.UPLOAD_MAX == 10 * 1024 * 1024
+    body = await _upload(rig, deck, "big.apkg", b"PK\x03\x04" + b"0" * 11_000_000, status=400)
+    assert "That file is 11,000,004 bytes; the limit for Anki files is 10 MB (export without media)." in body
+    # Far over it: refused from its Content-Length before the body is read.
+    monkeypatch.setattr(dashboard_web, "UPLOAD_REFUSED", 3_000_000)
+    body = await _upload(rig, deck, "huge.csv", b"x" * 3_500_000, status=413)
+    assert "Nothing was imported." in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_imports") == 0
+
+
+async def test_an_upload_needs_the_csrf_token_before_its_file(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    body = await _upload(rig, deck, "mine.csv", _csv(ROW), status=403, csrf="0" * 32)
+    assert "not sent from this dashboard session" in body
+    form = aiohttp.FormData()  # the file first, the token after it: refused before the file is read
+    form.add_field("file", _csv(ROW), filename="mine.csv")
+    form.add_field("csrf", await rig.csrf())
+    r = await rig.client.post(f"{PREFIX}/content/decks/{deck}/import", data=form)
+    assert r.status == 403
+    r = await rig.client.post(f"{PREFIX}/content/decks/{deck}/import", data={"csrf": await rig.csrf()})
+    assert r.status == 400 and "could not be read" in await r.text()  # not multipart at all
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_imports") == 0
+
+
+async def test_imports_of_another_group_are_out_of_reach(rig: Rig) -> None:
+    theirs = await _deck(rig, "theirs", group="G2", user="V1")
+    dry = await rig.app.service.handle(
+        Inbound(
+            "discord",
+            "G2",
+            "D1",
+            "V1",
+            "V",
+            "deck import theirs",
+            is_admin=True,
+            files=(Attachment("t.csv", _csv(ROW)),),
+        )
+    )
+    pending = await rig.scalar("SELECT id FROM deck_imports")
+    assert dry[0].buttons and pending is not None
+    mine = await _deck(rig)
+    await rig.sign_in()
+    await _upload(rig, theirs, "mine.csv", _csv(ROW, ROW2), status=404)
+    body = await rig.post(f"/content/imports/{pending}", {"action": "confirm", "csrf": await rig.csrf()}, status=400)
+    assert "not waiting any more" in body
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+    await rig.page("/content/export/theirs/theirs.yaml", status=404)
+    await rig.page(f"/content/decks/{mine}/import", status=405)
+
+
+async def test_export_downloads_the_commands_files(rig: Rig) -> None:
+    deck = await _deck(rig)
+    await rig.sign_in()
+    body = await _upload(rig, deck, "mine.csv", _csv(ROW, ROW2))
+    await rig.post(f"/content/imports/{_confirm_id(body)}", {"action": "confirm", "csrf": await rig.csrf()})
+    html = await rig.page("/content?deck=sql")
+    assert f'href="{PREFIX}/content/export/sql/sql.yaml"' in html
+    replies = await rig.app.service.handle(rig.inbound("deck export sql"))
+    expected = replies[0].attachments[0]
+    r = await rig.client.get(f"{PREFIX}/content/export/sql/sql.yaml")
+    assert r.status == 200 and await r.read() == expected.data
+    assert r.headers["Content-Disposition"] == 'attachment; filename="sql.yaml"'
+    replies = await rig.app.service.handle(rig.inbound("deck export sql csv"))
+    r = await rig.client.get(f"{PREFIX}/content/export/sql/sql-questions.csv")
+    assert r.status == 200 and await r.read() == replies[0].attachments[0].data
+    r = await rig.client.get(f"{PREFIX}/content/export/tpm/tpm.yaml")
+    assert r.status == 200 and b"questions:" in await r.read()
+    for path in ("/content/export/sql/other.yaml", "/content/export/nope/nope.yaml", "/content/export/..%2F/x.yaml"):
+        await rig.page(path, status=404)

@@ -33,7 +33,7 @@ from bot.core.commands import SPECS, Command
 from bot.core.content import LETTERS, ContentLibrary, Question
 from bot.core.decks import Deck, DeckItem, DeckStore
 from bot.core.item_form import preview as item_preview
-from bot.core.messages import Inbound, Reply
+from bot.core.messages import Attachment, Inbound, Reply
 from bot.core.schedule import ChannelSchedule, next_occurrence, occurrences
 from bot.core.service import Context, StudyService, private
 from bot.core.suggestions import Suggestion, SuggestionStore
@@ -89,12 +89,16 @@ class Admin:
 
 @dataclass(frozen=True, slots=True)
 class ChannelRow:
-    """A channel of the group (``schedule`` None: no daily posts there)."""
+    """A channel of the group (``schedule`` None: no daily posts there), with the options `schedule set`
+    keeps beside the rule: the deck it posts from, its discussion thread option and the role it pings."""
 
     channel_id: int
     channel: str
     name: str
     schedule: ChannelSchedule | None
+    deck: str = "tpm"
+    thread: bool = False
+    ping_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,8 +422,19 @@ class Dashboard:
 
     # -------------------------------------------------------------- commands on the admin's behalf
 
-    async def command(self, admin: Admin, channel: ChannelRow, text: str) -> list[Reply]:
-        """Run a `/study …` command as the admin, in ``channel`` (already checked to be in their group)."""
+    async def command(
+        self,
+        admin: Admin,
+        channel: ChannelRow,
+        text: str = "",
+        *,
+        action: str | None = None,
+        values: dict[str, str] | None = None,
+        files: tuple[Attachment, ...] = (),
+    ) -> list[Reply]:
+        """Run a `/study …` command as the admin, in ``channel`` (already checked to be in their group):
+        ``text`` as typed, or a click (``action``), or a form's submission (``action`` and ``values``), with
+        ``files`` attached as a chat front end would (`/study deck import`)."""
         inbound = Inbound(
             platform=admin.platform,  # type: ignore[arg-type]
             group=admin.group,
@@ -427,11 +442,30 @@ class Dashboard:
             user=admin.user,
             user_name=admin.display_name,
             text=text,
+            action=action,
+            values=values,
+            files=files,
             is_admin=True,
             group_name=admin.group_name,
             channel_name=channel.name,
         )
         return await self.service.handle(inbound)
+
+    async def group_command(
+        self,
+        admin: Admin,
+        text: str = "",
+        *,
+        action: str | None = None,
+        values: dict[str, str] | None = None,
+        files: tuple[Attachment, ...] = (),
+    ) -> list[Reply] | None:
+        """`command` for what acts on the whole group (decks, suggestions), run in one of its channels;
+        None when the bot has seen no channel of the group."""
+        channel = await self.first_channel(admin)
+        if channel is None:
+            return None
+        return await self.command(admin, channel, text, action=action, values=values, files=files)
 
     async def channel(self, admin: Admin, channel_id: int) -> ChannelRow | None:
         """The channel if it belongs to the admin's group; None otherwise (as if it did not exist)."""
@@ -556,6 +590,22 @@ class Dashboard:
         """A channel of the group to run a group-wide command in (suggestions are per group)."""
         channels = await self.store.group_channels(admin.group_id)
         return channels[0] if channels else None
+
+    async def deck(self, admin: Admin, deck_id: int) -> Deck | None:
+        """One of the group's live decks by id (another group's id: None)."""
+        if self.decks is None:
+            return None
+        return next((d for d in await self.decks.decks(admin.group_id) if d.id == deck_id), None)
+
+    async def deck_item(self, admin: Admin, item_id: int) -> tuple[Deck, DeckItem] | None:
+        """One item of the group's live decks by id, with its deck (another group's id: None)."""
+        if self.decks is None:
+            return None
+        found = await self.decks.items_by_id(admin.group_id, [item_id])
+        if not found:
+            return None
+        deck = await self.deck(admin, found[0].deck_id)
+        return (deck, found[0]) if deck is not None else None
 
     async def retire(self, admin: Admin, item_id: int) -> bool:
         """Retire one of the group's deck items (another group's id: False, nothing changes)."""

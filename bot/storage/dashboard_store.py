@@ -47,8 +47,13 @@ END_SESSION = "DELETE FROM dashboard_sessions WHERE token_hash = ?"
 END_SESSIONS = "DELETE FROM dashboard_sessions WHERE group_id = ?"
 END_LINKS = "DELETE FROM dashboard_links WHERE group_id = ?"
 
-CHANNELS = "SELECT id, external_id, name FROM channels WHERE group_id = ? ORDER BY name, id"
-CHANNEL = "SELECT id, external_id, name FROM channels WHERE group_id = ? AND id = ?"
+#: A channel with the options `schedule set` keeps beside its rule (deck, thread, ping role).
+_CHANNEL_COLS = (
+    "SELECT c.id, c.external_id, c.name, COALESCE(d.deck, 'tpm'), COALESCE(o.thread, 0), o.ping_role FROM channels c"
+    " LEFT JOIN channel_decks d ON d.channel_id = c.id LEFT JOIN channel_options o ON o.channel_id = c.id"
+)
+CHANNELS = _CHANNEL_COLS + " WHERE c.group_id = ? ORDER BY c.name, c.id"
+CHANNEL = _CHANNEL_COLS + " WHERE c.group_id = ? AND c.id = ?"
 GROUP_SCHEDULES = sql.SCHEDULES + " WHERE c.group_id = ?"
 CHANNEL_SCHEDULE = sql.SCHEDULES + " WHERE c.group_id = ? AND s.channel_id = ?"
 
@@ -119,7 +124,7 @@ def _admin(row: Row) -> Admin:
 
 def _channels(channel_rows: list[Row], schedule_rows: list[Row]) -> list[ChannelRow]:
     schedules = {s.channel_id: s for s in map(rows.schedule, schedule_rows)}
-    out = [ChannelRow(r[0], r[1], r[2], schedules.get(r[0])) for r in channel_rows]
+    out = [ChannelRow(r[0], r[1], r[2], schedules.get(r[0]), str(r[3]), bool(r[4]), r[5] or None) for r in channel_rows]
     out.sort(key=lambda c: (c.schedule is None, c.name.casefold(), c.channel_id))
     return out
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,11 +27,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from bot.core import markup
+from bot import anki
+from bot.core import actions, forms, markup
 from bot.core.content import LETTERS
 from bot.core.dashboard import MEMBER_SORTS, SESSION_TTL, Admin, Dashboard, csrf_token
+from bot.core.deck_files import MAX_BYTES
+from bot.core.messages import Attachment, Reply
 from bot.core.schedule import KINDS
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,17 @@ SECURITY_HEADERS = {
 ADMIN_KEY = web.RequestKey("studybot.admin", Admin)
 SESSION_KEY = web.RequestKey("studybot.session", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: The largest deck file `/study deck import` takes (Anki's; YAML/CSV/JSON take 1 MB): an upload is read
+#: up to this, and the core refuses what is over its format's limit with the command's message.
+UPLOAD_MAX = max(MAX_BYTES, anki.MAX_FILE_BYTES)
+#: An upload larger than this is refused from its Content-Length, before its body is read.
+UPLOAD_REFUSED = 4 * UPLOAD_MAX
+#: Routes whose POST is a file upload: the handler reads the body as a stream (checking the CSRF token,
+#: sent first, before the file), so aiohttp's ``client_max_size`` (1 MiB) does not cut it short.
+UPLOADS = ("/content/decks/{deck_id}/import",)
+#: The forms of the core a page may fill in (`bot.core.deck_add`), by the kind a URL names.
+ITEM_KINDS = ("question", "tip")
 
 #: Schedule actions a form may ask for, and the `/study` command each one is.
 ACTIONS = {
@@ -155,6 +170,12 @@ class DashboardWeb:
         sub.router.add_get("/content", self.content)
         sub.router.add_post("/content/suggestions/{suggestion_id}", self.suggestion)
         sub.router.add_post("/content/items/{item_id}/retire", self.retire)
+        sub.router.add_route("*", "/content/decks/{deck_id}/add/{kind}", self.item_add)
+        sub.router.add_route("*", "/content/items/{item_id}/edit", self.item_edit)
+        sub.router.add_post("/content/decks", self.deck_create)
+        sub.router.add_post("/content/decks/{deck_id}/import", self.deck_import)
+        sub.router.add_post("/content/imports/{import_id}", self.import_decision)
+        sub.router.add_get("/content/export/{deck}/{filename}", self.deck_export)
         return sub
 
     def mount(self, parent: web.Application) -> None:
@@ -175,7 +196,11 @@ class DashboardWeb:
             response = await handler(request)
         except web.HTTPException as e:
             # Our 404s and aiohttp's own (no such route, 405) get a page of ours instead of plain text.
-            messages = {404: "There is nothing here (or it belongs to another group).", 405: "Not allowed here."}
+            messages = {
+                404: "There is nothing here (or it belongs to another group).",
+                405: "Not allowed here.",
+                413: "That form was larger than the dashboard accepts; nothing was changed.",
+            }
             message = messages.get(e.status, "That request was not understood.")
             response = self._page(None, "error.html", status=e.status, title=e.reason, message=message)
         except Exception:
@@ -215,13 +240,18 @@ class DashboardWeb:
             return response
         request[ADMIN_KEY] = admin
         request[SESSION_KEY] = token
+        if request.method == "POST" and name.endswith(UPLOADS):
+            return await handler(request)  # the handler checks the token before it reads the file
         if request.method == "POST":
             form = await request.post()
             sent = str(form.get("csrf", ""))
             if not hmac.compare_digest(sent, csrf_token(token)):
-                return self._page(admin, "error.html", status=403, title="Form expired", csrf="",
-                                  message="That form was not sent from this dashboard session. Reload the page and try again.")  # fmt: skip
+                return self._expired(admin)
         return await handler(request)
+
+    def _expired(self, admin: Admin) -> web.Response:
+        return self._page(admin, "error.html", status=403, title="Form expired", csrf="",
+                          message="That form was not sent from this dashboard session. Reload the page and try again.")  # fmt: skip
 
     # -------------------------------------------------------------- rendering
 
@@ -391,11 +421,15 @@ class DashboardWeb:
         )
 
     async def content(self, request: web.Request, *, messages: list[str] | None = None, error: bool = False,
-                      status: int = 200) -> web.Response:  # fmt: skip
+                      status: int = 200, deck: str | None = None, pending: int | None = None,
+                      new_deck: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+        """The Content page; ``pending``: an import's dry run waits for Confirm (its id)."""
         admin = _admin(request)
-        data = await self.dashboard.content(admin, request.query.get("deck", "tpm"), request.query.get("q", "")[:100])
+        deck = deck if deck is not None else request.query.get("deck", "tpm")
+        data = await self.dashboard.content(admin, deck, request.query.get("q", "")[:100])
         response = self._render(request, "content.html", title="Content", page="content", data=data,
-                                messages=messages or [], error=error)  # fmt: skip
+                                messages=messages or [], error=error, pending=pending, new_deck=new_deck or {},
+                                upload_mb=UPLOAD_MAX // (1024 * 1024), kinds=ITEM_KINDS)  # fmt: skip
         response.set_status(status)
         return response
 
@@ -436,6 +470,207 @@ class DashboardWeb:
         return await self.content(
             request, messages=[f"Item d:{item_id} retired: it is no longer posted or dealt; its history stays."]
         )
+
+    # -------------------------------------------------------------- deck items, decks, import and export
+
+    async def item_add(self, request: web.Request) -> web.Response:
+        """The question / tip form of `/study deck add <deck> <kind>` (GET), and its submission (POST) as
+        the form's own submission: the core checks it with the command's rules and messages."""
+        admin = _admin(request)
+        kind = request.match_info["kind"]
+        deck = await self.dashboard.deck(admin, _id(request, "deck_id"))
+        if deck is None or kind not in ITEM_KINDS:
+            raise web.HTTPNotFound()
+        if request.method == "GET":
+            replies = await self.dashboard.group_command(admin, f"deck add {deck.name} {kind}")
+        elif request.method == "POST":
+            action = f"{forms.PREFIX}deck-add:{kind[0]}-{deck.id}"
+            replies = await self.dashboard.group_command(admin, action=action, values=await _values(request))
+        else:
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+        return await self._form_result(request, replies, deck.name)
+
+    async def item_edit(self, request: web.Request) -> web.Response:
+        """`/study deck edit <deck> <item>`'s form, filled in with the item (GET), and its submission (POST):
+        the item keeps its id, so its answers and reviews stay."""
+        admin = _admin(request)
+        item_id = _id(request, "item_id")
+        found = await self.dashboard.deck_item(admin, item_id)
+        if found is None:
+            raise web.HTTPNotFound()
+        deck, item = found
+        if request.method == "GET":
+            replies = await self.dashboard.group_command(admin, f"deck edit {deck.name} {item.data.slug}")
+        elif request.method == "POST":
+            action = f"{forms.PREFIX}deck-edit:{item.id}"
+            replies = await self.dashboard.group_command(admin, action=action, values=await _values(request))
+        else:
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+        return await self._form_result(request, replies, deck.name)
+
+    async def _form_result(self, request: web.Request, replies: list[Reply] | None, deck: str) -> web.Response:
+        """A form the core offers (fresh, or again with field errors and what was typed), else the Content
+        page of ``deck`` with the core's answer."""
+        if replies is None:  # no channel of the group seen yet: nothing to run a command in
+            raise web.HTTPNotFound()
+        form = next((r.form for r in replies if r.form is not None), None)
+        if form is None:
+            shown = [_html_text(r.text) for r in replies]
+            ok = any(s.startswith("✅") for s in shown)
+            return await self.content(request, messages=shown, error=not ok, status=200 if ok else 400, deck=deck)
+        heading = _html_text(replies[0].text) if not form.errors else ""
+        response = self._render(request, "item.html", title=form.title, page="content", form=form, deck=deck,
+                                heading=heading, action=request.path)  # fmt: skip
+        response.set_status(400 if form.errors else 200)
+        return response
+
+    async def deck_create(self, request: web.Request) -> web.Response:
+        """`/study deck create <name> [description]`: the name as one word (the core says what a name may be)."""
+        admin = _admin(request)
+        form = await request.post()
+        name = "_".join(str(form.get("name", "")).split()).casefold()
+        description = " ".join(str(form.get("description", "")).split())[:200]
+        if not name:
+            return await self.content(request, messages=["Give the deck a name."], error=True, status=400,
+                                      new_deck={"description": description})  # fmt: skip
+        replies = await self.dashboard.group_command(admin, f"deck create {name} {description}".strip())
+        if replies is None:
+            raise web.HTTPNotFound()
+        shown = [_html_text(r.text) for r in replies]
+        if not any(s.startswith("✅") for s in shown):
+            return await self.content(request, messages=shown, error=True, status=400,
+                                      new_deck={"name": name, "description": description})  # fmt: skip
+        return await self.content(request, messages=shown, deck=name)
+
+    async def deck_import(self, request: web.Request) -> web.Response:
+        """Upload a deck file: `/study deck import <deck>` with it attached gives the dry run (nothing is
+        written), and the page offers its Confirm. The body is read as a stream: the CSRF token first, then
+        at most `UPLOAD_MAX` bytes of the file (a larger one is counted, not kept, and refused by the core
+        with the command's message)."""
+        admin = _admin(request)
+        deck = await self.dashboard.deck(admin, _id(request, "deck_id"))
+        if deck is None:
+            raise web.HTTPNotFound()
+        if (request.content_length or 0) > UPLOAD_REFUSED:
+            return await self.content(request, status=413, error=True, deck=deck.name, messages=[
+                f"That upload is over {UPLOAD_REFUSED // (1024 * 1024)} MB; a deck file may have 1 MB "
+                f"({UPLOAD_MAX // (1024 * 1024)} MB for Anki files). Nothing was imported."])  # fmt: skip
+        try:
+            upload = await _read_upload(request, csrf_token(_session(request)))
+        except _Expired:
+            return self._expired(admin)
+        except (ValueError, AssertionError, LookupError):
+            return await self.content(request, status=400, error=True, deck=deck.name,
+                                      messages=["That upload could not be read. Choose the file again."])  # fmt: skip
+        if upload is None:
+            return await self.content(request, status=400, error=True, deck=deck.name,
+                                      messages=["Choose a file to import (YAML, CSV, JSON or an Anki export)."])  # fmt: skip
+        replies = await self.dashboard.group_command(admin, f"deck import {deck.name}", files=(upload,))
+        if replies is None:
+            raise web.HTTPNotFound()
+        pending = next(
+            (int(p[1][0]) for r in replies for b in r.buttons if (p := actions.parse_routed(b.action_id)) and p[0] == "dimp"),
+            None,
+        )  # fmt: skip
+        shown = [_html_text(r.text) for r in replies]
+        return await self.content(request, messages=shown, error=pending is None, status=200 if pending else 400,
+                                  deck=deck.name, pending=pending)  # fmt: skip
+
+    async def import_decision(self, request: web.Request) -> web.Response:
+        """Confirm or cancel a dry run: the import's own buttons (``dimp``/``dimp-no``), which find it only
+        among this admin's waiting imports in this group, then write all of it or nothing."""
+        admin = _admin(request)
+        import_id = _id(request, "import_id")
+        form = await request.post()
+        name = {"confirm": "dimp", "cancel": "dimp-no"}.get(str(form.get("action", "")))
+        if name is None:
+            return await self.content(request, messages=["Unknown action."], error=True, status=400)
+        deck = str(form.get("deck", ""))[:40]
+        replies = await self.dashboard.group_command(admin, action=actions.routed_action(name, str(import_id)))
+        if replies is None:
+            raise web.HTTPNotFound()
+        shown = [_html_text(r.text) for r in replies]
+        ok = any(s.startswith(("✅", "Import cancelled")) for s in shown)
+        return await self.content(request, messages=shown, error=not ok, status=200 if ok else 400, deck=deck)
+
+    async def deck_export(self, request: web.Request) -> web.Response:
+        """A file of `/study deck export <deck> yaml|csv`, byte for byte (the built-in deck too)."""
+        admin = _admin(request)
+        deck, filename = request.match_info["deck"], request.match_info["filename"]
+        fmt = "csv" if filename.endswith(".csv") else "yaml"
+        if not _DECK_WORD.fullmatch(deck):
+            raise web.HTTPNotFound()
+        replies = await self.dashboard.group_command(admin, f"deck export {deck} {fmt}")
+        found = next((a for r in replies or [] for a in r.attachments if a.filename == filename), None)
+        if found is None:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=found.data,
+            content_type="text/csv" if fmt == "csv" else "application/x-yaml",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+
+_DECK_WORD = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+#: Longest text field of a form the dashboard reads beside an upload (the CSRF token, a deck name).
+_FIELD_MAX = 1000
+
+
+def _id(request: web.Request, key: str) -> int:
+    """A row id from the URL (ASCII digits that fit the database's integers), else 404."""
+    text = request.match_info[key]
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise web.HTTPNotFound()
+    return int(text)
+
+
+async def _values(request: web.Request) -> dict[str, str]:
+    """A posted form's text fields, the CSRF token left out (the core checks which fields it knows)."""
+    form = await request.post()
+    return {k: v for k, v in form.items() if k != "csrf" and isinstance(v, str)}
+
+
+class _Expired(Exception):
+    """The upload's CSRF token is missing or wrong."""
+
+
+async def _read_upload(request: web.Request, csrf: str) -> Attachment | None:
+    """The file of a multipart upload whose ``csrf`` field (sent before the file) matches, at most
+    `UPLOAD_MAX` bytes of it; a larger file comes back with its ``size`` only. None when no file was
+    chosen. Raises `_Expired` for a wrong or late token, ValueError for a body that is not multipart."""
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValueError("nested multipart")
+        if part.filename is None:  # a text field
+            data = bytearray()
+            while chunk := await part.read_chunk(4096):
+                data += chunk
+                if len(data) > _FIELD_MAX:
+                    raise ValueError("field too long")
+            fields[part.name or ""] = data.decode("utf-8", "replace")
+            continue
+        if not hmac.compare_digest(fields.get("csrf", ""), csrf):
+            raise _Expired()
+        data = bytearray()
+        size = 0
+        while chunk := await part.read_chunk(65536):
+            size += len(chunk)
+            if size <= UPLOAD_MAX:
+                data += chunk
+            elif size > UPLOAD_REFUSED:  # no Content-Length said so: stop reading here
+                break
+        filename = part.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
+        if not filename and not size:
+            return None
+        if size > UPLOAD_MAX:  # only its size goes, as the chat front ends send a file too large to fetch
+            return Attachment(filename, b"", size=size)
+        return Attachment(filename, bytes(data))
+    if not hmac.compare_digest(fields.get("csrf", ""), csrf):
+        raise _Expired()
+    return None
 
 
 def _set_command(values: dict[str, str]) -> str:
