@@ -91,6 +91,24 @@ async def test_channels_and_schedules_stay_in_their_group(store: ManagedStore) -
     assert found is not None and found.schedule is not None and found.schedule.rule.days == (0,)
 
 
+async def test_channels_carry_their_deck_thread_and_ping(store: ManagedStore) -> None:
+    from bot.storage import decks_for
+    from bot.storage.native_store import native_for
+
+    dash = _dash(store)
+    a = await _member(store, "G1", "U1", "C1")
+    c2 = await _member(store, "G1", "U1", "C2")
+    await decks_for(store).set_channel_deck(a.channel_id, "sql")  # type: ignore[arg-type]
+    await native_for(store).save_channel_options(a.channel_id, True, "555", a.member_id, T)  # type: ignore[arg-type]
+    by_name = {c.channel: c for c in await dash.group_channels(a.group_id)}
+    assert (by_name["C1"].deck, by_name["C1"].thread, by_name["C1"].ping_role) == ("sql", True, "555")
+    assert (by_name["C2"].deck, by_name["C2"].thread, by_name["C2"].ping_role) == ("tpm", False, None)
+    await native_for(store).save_channel_options(a.channel_id, False, "", a.member_id, T)  # type: ignore[arg-type]
+    one = await dash.group_channel(a.group_id, a.channel_id)
+    assert one is not None and (one.deck, one.thread, one.ping_role) == ("sql", False, None)
+    assert (await dash.group_channel(c2.group_id, c2.channel_id)) is not None
+
+
 async def _answer(store: ManagedStore, m: MemberRef, qid: str, choice: str, correct: bool, at: datetime) -> None:
     post = await store.create_post(m.group_id, m.channel_id, m.member_id, "question", qid, at - timedelta(seconds=20))
     week = (at - timedelta(days=at.weekday())).date()
