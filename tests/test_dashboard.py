@@ -913,3 +913,54 @@ async def test_export_downloads_the_commands_files(rig: Rig) -> None:
     assert r.status == 200 and b"questions:" in await r.read()
     for path in ("/content/export/sql/other.yaml", "/content/export/nope/nope.yaml", "/content/export/..%2F/x.yaml"):
         await rig.page(path, status=404)
+
+
+async def test_schedule_form_sets_the_ping_role_and_shows_each_channels_settings(rig: Rig) -> None:
+    await _deck(rig)
+    assert (await rig.say("schedule set 09:00 deck sql thread on ping <@&555>")).startswith("✅")
+    await rig.say("help", channel="C2")  # a channel without a schedule: the defaults
+    await rig.sign_in()
+    html = await rig.page("/schedules")
+    channel = await rig.scalar("SELECT id FROM channels WHERE external_id = 'C1'")
+    card = html[html.index(f'id="channel-{channel}"') :]
+    assert "Deck <b>sql</b> · discussion thread <b>on</b> · pings <b>role 555</b>" in card
+    assert 'name="ping" ' in card and 'value="555"' in card and 'value="sql"' in card
+    assert '<option value="on" selected>' in card
+    other = html[html.index("#chan-C2") :]
+    assert "Deck <b>tpm</b> · discussion thread <b>off</b>" in other and "pings <b>no one</b>" in other
+    form = {"csrf": await rig.csrf(), "action": "set", "time": "09:00", "days_shown": "1", "day_mon": "1",
+            "deck": "sql", "thread": "on", "ping_shown": "1"}  # fmt: skip
+    body = await rig.post(f"/schedules/{channel}", {**form, "ping": "Learners"}, status=400)
+    assert "&#34;Learners&#34; is not a role" in body and 'value="Learners"' in body  # the command's message
+    assert await rig.scalar("SELECT ping_role FROM channel_options") == "555"
+    body = await rig.post(f"/schedules/{channel}", {**form, "ping": "<@&777>"})
+    assert "🔔 Each post mentions" in body and "pings <b>role 777</b>" in body
+    assert await rig.scalar("SELECT ping_role FROM channel_options") == "777"
+    body = await rig.post(f"/schedules/{channel}", {**form, "ping": "", "thread": "off"})
+    assert await rig.scalar("SELECT COALESCE(ping_role, '-') || thread FROM channel_options") == "-0"
+    assert "pings <b>no one</b>" in body and "discussion thread <b>off</b>" in body
+
+
+async def test_the_schedule_form_has_no_ping_on_slack(rig: Rig) -> None:
+    def slack(text: str) -> Inbound:
+        return Inbound("slack", "T1", "C9", "W1", "w", text, is_admin=True, group_name="ws", channel_name="general")
+
+    await rig.app.service.handle(slack("schedule set 09:00 thread on"))
+    m = LINK.search((await rig.app.service.handle(slack("dashboard")))[0].text)
+    assert m
+    r = await rig.client.post(f"{PREFIX}/login", data={"token": m.group(2)}, allow_redirects=False)
+    assert r.status == 303
+    html = await rig.page("/schedules")
+    assert 'name="ping"' not in html and "pings" not in html
+    assert "A post can ping one role on Discord only" in html and "discussion thread <b>on</b>" in html
+    channel = await rig.scalar("SELECT id FROM channels")
+    form = {
+        "csrf": await rig.csrf(),
+        "action": "set",
+        "time": "10:00",
+        "days_shown": "1",
+        "day_tue": "1",
+        "thread": "on",
+    }
+    body = await rig.post(f"/schedules/{channel}", form)
+    assert "✅ Daily posts here: 10:00" in body and await rig.scalar("SELECT ping_role FROM channel_options") is None

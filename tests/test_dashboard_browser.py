@@ -2,7 +2,8 @@
 `studybot run` process (the console, as `make run` starts it) on a seeded SQLite file.
 
 An admin gets a link from the console command, signs in, changes a schedule and sees the calendar move,
-pauses a channel, reads the analytics and downloads the CSV. Every page is photographed at a desktop and a
+pauses a channel, approves a suggestion, adds a question to a deck (a field error first), imports a CSV
+through the dry run and Confirm, reads the analytics and downloads the CSV. Every page is photographed at a desktop and a
 phone size: into pytest's temporary folder, or into ``STUDYBOT_SCREENSHOTS`` (``make screenshots`` points
 it at ``docs/screenshots``, which the README shows).
 
@@ -42,8 +43,12 @@ PAGES = {
     "schedules": "/schedules",
     "questions": "/questions",
     "members": "/members",
-    "content": "/content",
+    "content": "/content?deck=suggestions",
 }
+IMPORT_CSV = """prompt,A,B,C,D,answer,explanation,topic,difficulty
+What does a burndown chart show?,Work left over time,Team mood,Budget spent,Bug count,A,It plots the work remaining against the days left in the sprint.,agile,1
+Which meeting reviews the finished sprint?,Sprint review,Stand-up,Planning,Grooming,A,The sprint review shows the finished increment to stakeholders.,agile,2
+"""
 TIPS = (
     '{"text": "Write a one-page brief before you plan any milestone of a project.", "action": "Draft one brief this week.", "step": 3}',
     '{"text": "Ask an engineer to walk you through a recent release, end to end.", "action": "Book thirty minutes with one.", "step": 4}',
@@ -234,6 +239,37 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
             assert await page.locator(".suggestion").count() == 1
             await page.get_by_role("link", name="suggestions").click()
             assert await page.locator("table.list tbody tr", has_text="one-page brief").count() == 1
+
+            # Add a question to that deck: the form's errors show beside the fields, what was typed stays.
+            add = await page.get_by_role("link", name="Add a question").get_attribute("href")
+            assert add is not None
+            await page.get_by_role("link", name="Add a question").click()
+            await page.locator("#f-prompt").fill("Too short")
+            await page.locator("#f-choices").fill("Scope statement\nRisk register\nRACI chart\nBurn-down chart")
+            await page.locator("#f-answer").fill("A")
+            await page.locator("#f-explanation").fill("The scope statement says what is in and what is out.")
+            await page.get_by_role("button", name="Save").click()
+            assert "at least 10 characters" in await page.locator("#e-prompt").inner_text()
+            assert (
+                await page.locator("#f-choices").input_value()
+                == "Scope statement\nRisk register\nRACI chart\nBurn-down chart"
+            )
+            await page.locator("#f-prompt").fill("Which document fixes what a project will and will not deliver?")
+            await page.get_by_role("button", name="Save").click()
+            await page.locator(".notice", has_text="✅ Added to deck").wait_for()
+            assert await page.locator("table.list tbody tr", has_text="will not deliver").count() == 1
+
+            # Import a CSV: the command's dry run, then Confirm writes it.
+            deck_file = tmp_path / "more.csv"
+            deck_file.write_text(IMPORT_CSV, encoding="utf-8")
+            await page.locator("input[type=file]").set_input_files(str(deck_file))
+            await page.get_by_role("button", name="Dry run").click()
+            await page.locator(".notice", has_text="2 new, 0 changed, 0 problems").wait_for()
+            assert await page.locator("table.list tbody tr", has_text="burndown").count() == 0
+            await page.screenshot(path=str(shots / "import-desktop.png"))
+            await page.get_by_role("button", name="Confirm import").click()
+            await page.locator(".notice", has_text="✅ Imported: 2 new, 0 changed").wait_for()
+            assert await page.locator("table.list tbody tr", has_text="burndown").count() == 1
             await page.get_by_role("link", name="Members").click()
 
             # The CSV download is the file /study export gives.
@@ -249,7 +285,8 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
 
             # Photographs of every page, desktop then phone (the same session in a phone-sized window).
             # (The questions page lists the whole pack: its picture shows the first screenfuls.)
-            for name, path in PAGES.items():
+            pages = {**PAGES, "item": add.removeprefix("/dashboard")}
+            for name, path in pages.items():
                 await page.goto(base + path)
                 await page.screenshot(
                     path=str(shots / f"{name}-desktop.png"), full_page=name not in ("questions", "content")
@@ -257,7 +294,7 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
             phone = await browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=2,
                                               storage_state=await desktop.storage_state())  # fmt: skip
             small = await phone.new_page()
-            for name, path in PAGES.items():
+            for name, path in pages.items():
                 await small.goto(base + path)
                 assert await small.locator("h1").count() == 1
                 width = await small.evaluate("document.documentElement.scrollWidth")
@@ -269,6 +306,7 @@ async def test_an_admin_runs_the_group_from_the_browser(bot: BotProcess, shots: 
             assert not refused, refused
         finally:
             await browser.close()
-    for name in PAGES:
+    assert (shots / "import-desktop.png").stat().st_size > 10_000
+    for name in (*PAGES, "item"):
         for size in ("desktop", "phone"):
             assert (shots / f"{name}-{size}.png").stat().st_size > 10_000

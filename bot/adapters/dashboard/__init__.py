@@ -699,6 +699,10 @@ def _set_command(values: dict[str, str]) -> str:
         parts += ["deck", word(values["deck"])]
     if values.get("thread"):  # empty: leave the channel's thread option as it is
         parts += ["thread", word(values["thread"])]
+    if values.get("ping"):  # a role id or mention (Discord); the core says what it takes
+        parts += ["ping", word(values["ping"])]
+    elif values.get("ping_shown"):  # the field was there and left empty: no role is pinged
+        parts += ["ping", "off"]
     return " ".join(parts)
 
 
