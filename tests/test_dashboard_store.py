@@ -3,9 +3,11 @@ sign-in links used once, sessions scoped and ended, and the page queries kept in
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
-from bot.core.dashboard import DashboardStore, token_hash
+from bot.core.dashboard import Admin, Dashboard, DashboardStore, QuestionStat, token_hash
 from bot.core.ports import AnswerIn, MemberRef, StreakState
 from bot.core.schedule import ScheduleRule
 from bot.storage import ManagedStore, dashboard_for, schedules_for
@@ -144,3 +146,153 @@ async def test_page_queries_count_only_their_group(store: ManagedStore) -> None:
     by_name = await dash.member_lines(g, "name", False, 10, 0)
     assert [m.user for m in by_name] == [f"U{n}" for n in range(6)]
     assert all(m.user != "V1" for m in by_name)
+
+
+# ---------------------------------------------------------------------- analytics kept incrementally
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.at = now
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def _dashboard(store: ManagedStore, clock: _Clock, monotonic: _Monotonic | None = None) -> Dashboard:
+    """The core's `Dashboard` on the real store; only its clock is taken from the service."""
+    service = SimpleNamespace(clock=clock)
+    return Dashboard(_dash(store), service, None, monotonic=monotonic or _Monotonic())  # type: ignore[arg-type]
+
+
+def _same(kept: list[QuestionStat], full: list[QuestionStat]) -> None:
+    """The incremental figures are the full query's (seconds are sums of floats: compared to 1e-6)."""
+    a = {s.question_id: s for s in kept}
+    b = {s.question_id: s for s in full}
+    assert set(a) == set(b)
+    for qid, s in b.items():
+        k = a[qid]
+        assert (k.answers, k.correct, k.picks, k.top, k.bottom) == (s.answers, s.correct, s.picks, s.top, s.bottom), qid
+        assert (k.avg_seconds is None) == (s.avg_seconds is None)
+        assert k.avg_seconds is None or s.avg_seconds is None or abs(k.avg_seconds - s.avg_seconds) < 1e-6
+
+
+async def test_analytics_count_the_answers_given_after_the_last_refresh(store: ManagedStore) -> None:
+    clock = _Clock(T + timedelta(days=1))
+    dashboard = _dashboard(store, clock)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(4)]
+    g = ms[0].group_id
+    await _answer(store, ms[0], "q1", "A", True, T)
+    await _answer(store, ms[1], "q1", "B", False, T)
+    first = {s.question_id: s for s in await dashboard.question_stats(g)}
+    assert (first["q1"].answers, first["q1"].correct, first["q1"].picks["B"]) == (2, 1, 1)
+    # After the refresh: two more picks of the wrong option B, a right one, and a new question.
+    await _answer(store, ms[2], "q1", "B", False, T + timedelta(hours=1))
+    await _answer(store, ms[3], "q1", "B", False, T + timedelta(hours=1))
+    await _answer(store, ms[1], "q1", "A", True, T + timedelta(hours=2))
+    await _answer(store, ms[0], "q2", "C", True, T + timedelta(hours=2))
+    stats = {s.question_id: s for s in await dashboard.question_stats(g)}
+    q1 = stats["q1"]
+    assert (q1.answers, q1.correct) == (5, 2)
+    assert q1.picks == {"A": 2, "B": 3, "C": 0, "D": 0}
+    assert q1.avg_seconds is not None and abs(q1.avg_seconds - 20) < 0.01  # posted 20 s before each answer
+    assert (stats["q2"].answers, stats["q2"].correct) == (1, 1)
+    _same(list(stats.values()), await _dash(store).question_stats(g))
+    # Nothing new: the same figures again.
+    _same(await dashboard.question_stats(g), await _dash(store).question_stats(g))
+
+
+async def test_discrimination_follows_members_who_become_strong(store: ManagedStore) -> None:
+    clock = _Clock(T + timedelta(days=2))
+    dashboard = _dashboard(store, clock)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(6)]
+    g = ms[0].group_id
+    # U0, U1 are strong (three points each), U4, U5 weak: on q9 the strong are right, the weak wrong.
+    for m in ms[:2]:
+        for q in ("w1", "w2", "w3"):
+            await _answer(store, m, q, "A", True, T)
+    for m in ms[2:4]:
+        await _answer(store, m, "w1", "A", True, T)
+    for m in ms[:2]:
+        await _answer(store, m, "q9", "A", True, T + timedelta(hours=1))
+    for m in ms[4:]:
+        await _answer(store, m, "q9", "D", False, T + timedelta(hours=1))
+    q9 = {s.question_id: s for s in await dashboard.question_stats(g)}["q9"]
+    assert (q9.top, q9.bottom) == ((2, 2), (2, 0))
+    # U4 and U5 now score five points each: they are the top third, U0/U1 the middle, U2/U3 the bottom.
+    for m in ms[4:]:
+        for q in ("w1", "w2", "w3", "w4", "w5"):
+            await _answer(store, m, q, "A", True, T + timedelta(hours=2))
+    stats = await dashboard.question_stats(g)
+    q9 = {s.question_id: s for s in stats}["q9"]
+    assert q9.top == (2, 0), "the members now strongest were wrong on q9"
+    assert q9.bottom == (0, 0)
+    _same(stats, await _dash(store).question_stats(g))
+
+
+async def test_forgetting_a_member_takes_their_answers_out_of_the_analytics(store: ManagedStore) -> None:
+    clock = _Clock(T + timedelta(days=1))
+    dashboard = _dashboard(store, clock)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(3)]
+    g = ms[0].group_id
+    for n, m in enumerate(ms):
+        await _answer(store, m, "q1", "AB"[n % 2], n % 2 == 0, T)
+    assert {s.question_id: s.answers for s in await dashboard.question_stats(g)} == {"q1": 3}
+    await store.forget_member(ms[1].member_id)
+    stats = await dashboard.question_stats(g)
+    assert [(s.answers, s.correct, s.picks["B"]) for s in stats] == [(2, 2, 0)]
+    _same(stats, await _dash(store).question_stats(g))
+
+
+async def test_analytics_kept_between_refreshes_equal_the_full_query(store: ManagedStore) -> None:
+    """Rounds of answers by random members (some overtaking others), a refresh after each: always the
+    full query's figures, discrimination included. The clock runs just behind the answers, so some are
+    still unsettled at a refresh (PostgreSQL counts those by id until they settle)."""
+    clock = _Clock(T + timedelta(hours=1))
+    dashboard = _dashboard(store, clock)
+    rng = random.Random(7)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(14)]
+    other = await _member(store, "G2", "V1")
+    g = ms[0].group_id
+    questions = [f"q{n}" for n in range(8)]
+    for round_ in range(6):
+        for _ in range(12):
+            m = rng.choice(ms[: 4 + 2 * round_])  # members join as rounds go on
+            correct = rng.random() < 0.6
+            choice = "A" if correct else rng.choice("BCD")
+            at = T + timedelta(minutes=55 + 2 * round_)
+            await _answer(store, m, rng.choice(questions), choice, correct, at)
+        await _answer(store, other, "q1", "A", True, T)
+        _same(await dashboard.question_stats(g), await _dash(store).question_stats(g))
+        clock.at += timedelta(minutes=3)
+
+
+async def test_overview_counts_answers_after_its_hours_were_kept(store: ManagedStore) -> None:
+    clock = _Clock(T + timedelta(hours=3))
+    monotonic = _Monotonic()
+    dashboard = _dashboard(store, clock, monotonic)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(3)]
+    admin = Admin(ms[0].group_id, ms[0].member_id, "discord", "G1", "guild G1", "UTC", "U0", "name U0", T)
+    await _answer(store, ms[0], "q1", "A", True, T - timedelta(days=1))
+    await _answer(store, ms[1], "q1", "B", False, T - timedelta(days=1))
+    before = await dashboard.overview(admin)
+    assert [(d.answers, d.correct) for d in before.days[-2:]] == [(2, 1), (0, 0)]
+    await _answer(store, ms[2], "q2", "A", True, clock.now())
+    await _answer(store, ms[1], "q2", "A", True, clock.now())
+    monotonic.at += 61  # the counts are reused for a minute
+    after = await dashboard.overview(admin)
+    assert [(d.answers, d.correct) for d in after.days[-2:]] == [(2, 1), (2, 2)]
+    assert (after.members, after.active_week) == (3, 2)  # T is a Monday: the first two answered last week
+    await store.forget_member(ms[1].member_id)
+    monotonic.at += 61
+    gone = await dashboard.overview(admin)
+    assert [(d.answers, d.correct) for d in gone.days[-2:]] == [(1, 1), (1, 1)]
+    assert (gone.members, gone.active_week) == (2, 1)

@@ -27,10 +27,11 @@ import time as _time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.core.commands import SPECS, Command
 from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.dashboard_tallies import SETTLE, AnalyticsBase, AnswerDelta, Census, QuestionTallies
 from bot.core.decks import Deck, DeckItem, DeckStore
 from bot.core.item_form import preview as item_preview
 from bot.core.messages import Attachment, Inbound, Reply
@@ -40,11 +41,14 @@ from bot.core.suggestions import Suggestion, SuggestionStore
 from bot.core.timezones import local_day, week_start, zone
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LINK_TTL = timedelta(minutes=10)
 SESSION_TTL = timedelta(hours=12)
-#: How long the analytics of a group are reused (they read every answer of the group).
+#: How long the analytics of a group are reused (a refresh folds in the answers since the last one).
 ANALYTICS_TTL = 300.0
+#: Groups whose analytics tallies / overview hours are kept in memory (the least recently used go).
+KEPT_GROUPS = 16
 #: How long the overview's counts of a group are reused.
 OVERVIEW_TTL = 60.0
 CALENDAR_DAYS = 14
@@ -200,6 +204,23 @@ class DashboardStore(Protocol):
         """A page of the group's members sorted by one of `MEMBER_SORTS`."""
         ...
 
+    async def member_census(self, group_id: int, upto: int) -> Census:
+        """How many of the group's members have an id up to ``upto``, how many in all, the highest id."""
+        ...
+
+    async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
+        """`question_stats` as sums, the ranked members and the mark, in one snapshot (see
+        `bot.core.dashboard_tallies`; ``settle_before``: answers older than this are settled)."""
+        ...
+
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
+        """The group's answers with an id above ``mark`` and their members' points, in one snapshot."""
+        ...
+
+    async def member_answers(self, group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
+        """(answer id, member id, question id, correct) of every answer of these members of the group."""
+        ...
+
 
 # ---------------------------------------------------------------------- page models
 
@@ -330,6 +351,26 @@ class _Cached:
     value: list[ItemAnalytics]
 
 
+@dataclass
+class _Hours:
+    """A group's answers per UTC hour for the settled hours ``[start, until)`` (answers are never changed
+    afterwards, only deleted with their member, which ``census`` notices)."""
+
+    census: Census
+    start: datetime
+    until: datetime
+    hours: dict[datetime, tuple[int, int]]
+
+
+def _keep(cache: dict[int, T], group_id: int, value: T) -> T:
+    """Put ``value`` last in ``cache`` (a dict in use order), dropping the least recently used groups."""
+    cache.pop(group_id, None)
+    cache[group_id] = value
+    while len(cache) > KEPT_GROUPS:
+        del cache[next(iter(cache))]
+    return value
+
+
 class Dashboard:
     """Sign-in, sessions and the pages' data for one bot. ``base_url`` returns the public base URL of the
     web server (``STUDYBOT_PUBLIC_URL``, or where it listens), or None while the dashboard is not served."""
@@ -360,6 +401,8 @@ class Dashboard:
         self._overview: dict[
             int, tuple[tuple[object, ...], float, tuple[int, int, list[tuple[datetime, int, int]], dict[int, int]]]
         ] = {}
+        self._tallies: dict[int, QuestionTallies] = {}
+        self._hours: dict[int, _Hours] = {}
 
     def install(self, service: StudyService) -> None:
         """Register `/study dashboard [logout-all]` on ``service``."""
@@ -503,13 +546,38 @@ class Dashboard:
         if cached is not None and cached[0] == key and now - cached[1] <= OVERVIEW_TTL:
             return cached[2]
         (members, active, hours), counts = await asyncio.gather(
-            self.store.activity(group_id, since, monday), self.store.streaks(group_id, alive_since)
+            self._answers_by_hour(group_id, since, monday), self.store.streaks(group_id, alive_since)
         )
         value = (members, active, hours, counts)
         if len(self._overview) > 10_000:
             self._overview.clear()
         self._overview[group_id] = (key, now, value)
         return value
+
+    async def _answers_by_hour(
+        self, group_id: int, since: datetime, monday: datetime
+    ) -> tuple[int, int, list[tuple[datetime, int, int]]]:
+        """`DashboardStore.activity`, with the settled hours (older than `SETTLE`) read once per process and
+        group: each recomputation reads only the hours since (a month of a big group's answers: 0.1 s)."""
+        kept = self._hours.get(group_id)
+        census = await self.store.member_census(group_id, kept.census.highest if kept else 0)
+        if kept is None or kept.start > since or census.upto != kept.census.total:
+            kept = _Hours(census, since, since, {})
+        kept.census = census
+        members, active, hours = await self.store.activity(group_id, kept.until, monday)
+        settled = self.clock.now() - SETTLE
+        settled = settled.replace(minute=0, second=0, microsecond=0)
+        live = []
+        for hour, answers, correct in hours:
+            if hour + timedelta(hours=1) <= settled:
+                kept.hours[hour] = (answers, correct)
+            else:
+                live.append((hour, answers, correct))
+        kept.until = max(kept.until, settled)
+        kept.hours = {h: v for h, v in kept.hours.items() if h >= since - timedelta(hours=1)}
+        _keep(self._hours, group_id, kept)
+        out = sorted([(h, a, c) for h, (a, c) in kept.hours.items()] + live)
+        return members, active, out
 
     @staticmethod
     def next_posts(channels: Sequence[ChannelRow], now: datetime) -> list[NextPost]:
@@ -536,12 +604,31 @@ class Dashboard:
             cached = self._analytics.get(admin.group_id)
             now = self._monotonic()
             if fresh or cached is None or now - cached.at > ANALYTICS_TTL:
-                stats = {s.question_id: s for s in await self.store.question_stats(admin.group_id)}
+                stats = {s.question_id: s for s in await self.question_stats(admin.group_id)}
                 pack = self.library.pack
                 items = [analyse(stats.pop(q.id, QuestionStat(q.id, 0, 0, {}, None)), q) for q in pack.questions]
                 items += [analyse(s, None) for s in sorted(stats.values(), key=lambda s: s.question_id)]
                 cached = self._analytics[admin.group_id] = _Cached(now, items)
             return cached.value, now - cached.at
+
+    async def question_stats(self, group_id: int) -> list[QuestionStat]:
+        """The group's `QuestionStat`s as `DashboardStore.question_stats` reads them, from tallies kept in
+        memory: the first call reads every answer, later ones only the answers since (see
+        `bot.core.dashboard_tallies`)."""
+        settle_before = self.clock.now() - SETTLE
+        tallies = self._tallies.get(group_id)
+        census = await self.store.member_census(group_id, tallies.census.highest if tallies else 0)
+        if tallies is None or not tallies.still_valid(census):
+            base = await self.store.analytics_base(group_id, settle_before)
+            tallies = QuestionTallies(base, census)
+        else:
+            delta = await self.store.answers_after(group_id, tallies.mark, settle_before)
+            moves = tallies.rank(delta)
+            if moves:
+                tallies.move(moves, await self.store.member_answers(group_id, sorted(moves)))
+            tallies.fold(delta)
+        _keep(self._tallies, group_id, tallies)
+        return tallies.stats()
 
     async def members(self, admin: Admin, sort: str, descending: bool, page: int) -> tuple[list[MemberLine], bool]:
         """A page of members (``sort`` one of `MEMBER_SORTS`, else by name) and whether a next page exists."""

@@ -9,6 +9,7 @@ records answers, is never held up by a page load.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.core.content import LETTERS
 from bot.core.dashboard import Admin, ChannelRow, MemberLine, QuestionStat
+from bot.core.dashboard_tallies import AnalyticsBase, AnswerDelta, AnswerRow, Census, QuestionTotals
 from bot.storage import rows, sql
+from bot.storage.dialect import pg
 from bot.storage.rows import ts
 from bot.storage.sqlite_store import SqliteStore
 
@@ -74,14 +77,16 @@ SECONDS = {
 }
 
 
-def question_stats_sql(dialect: str) -> str:
-    """Per question: answers, correct, picks per letter, average seconds to answer, and answers/correct of
-    the top and bottom third of the group's members who answered anything, ranked by points."""
+def question_stats_sql(dialect: str, sums: bool = False) -> str:
+    """Per question: answers, correct, picks per letter, average seconds to answer (``sums``: their sum and
+    count), and answers/correct of the top and bottom third of the group's members who answered anything,
+    ranked by points."""
     picks = ", ".join(f"SUM(CASE WHEN a.choice = '{letter}' THEN 1 ELSE 0 END)" for letter in LETTERS)
+    seconds = f"SUM({SECONDS[dialect]}), COUNT({SECONDS[dialect]})" if sums else f"AVG({SECONDS[dialect]})"
     return (
         "WITH ranked AS (SELECT id, NTILE(3) OVER (ORDER BY points DESC, id) AS third FROM members"
         " WHERE group_id = ? AND answered > 0)"
-        f" SELECT a.question_id, COUNT(*), SUM(a.correct), {picks}, AVG({SECONDS[dialect]}),"
+        f" SELECT a.question_id, COUNT(*), SUM(a.correct), {picks}, {seconds},"
         " SUM(CASE WHEN r.third = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN r.third = 1 THEN a.correct ELSE 0 END),"
         " SUM(CASE WHEN r.third = 3 THEN 1 ELSE 0 END), SUM(CASE WHEN r.third = 3 THEN a.correct ELSE 0 END)"
         " FROM answers a JOIN posts p ON p.id = a.post_id LEFT JOIN ranked r ON r.id = a.member_id"
@@ -90,6 +95,34 @@ def question_stats_sql(dialect: str) -> str:
 
 
 QUESTION_STATS = {d: question_stats_sql(d) for d in SECONDS}
+#: The same with the seconds as sum and count: the start of a group's incremental tallies.
+QUESTION_TOTALS = {d: question_stats_sql(d, sums=True) for d in SECONDS}
+#: Members in the ranking of the thirds above.
+RANKED = "SELECT id, points FROM members WHERE group_id = ? AND answered > 0"
+CENSUS = "SELECT COUNT(CASE WHEN id <= ? THEN 1 END), COUNT(*), COALESCE(MAX(id), 0) FROM members WHERE group_id = ?"
+#: A group's answers above a mark. On SQLite ``+a.group_id`` keeps the planner on the id range (the rows
+#: since the last refresh) instead of answers_by_question (every answer of the group).
+_AFTER = {"sqlite": "a.id > ? AND +a.group_id = ?", "postgres": "a.id > ? AND a.group_id = ?"}
+DELTA_ROWS = {
+    d: f"SELECT a.id, a.member_id, a.question_id, a.choice, a.correct, {SECONDS[d]}, a.answered_at"
+    f" FROM answers a JOIN posts p ON p.id = a.post_id WHERE {_AFTER[d]}"
+    for d in SECONDS
+}
+DELTA_MEMBERS = {
+    d: f"SELECT id, points, answered FROM members WHERE id IN (SELECT a.member_id FROM answers a WHERE {_AFTER[d]})"
+    for d in SECONDS
+}
+MEMBER_ANSWERS = {
+    "sqlite": "SELECT id, member_id, question_id, correct FROM answers"
+    " WHERE group_id = ? AND member_id IN (SELECT value FROM json_each(?))",
+    "postgres": "SELECT id, member_id, question_id, correct FROM answers WHERE group_id = ? AND member_id = ANY(?::bigint[])",
+}
+#: SQLite: one writer, so ids follow the commit order and every id up to the highest is settled.
+HIGHEST_ANSWER = "SELECT COALESCE(MAX(id), 0) FROM answers"
+#: PostgreSQL: settled up to the highest id among the group's answers older than `SETTLE`; above it, the
+#: ids already counted.
+SETTLED_ANSWER = "SELECT COALESCE(MAX(id), 0) FROM answers WHERE group_id = ? AND answered_at < ?"
+ANSWER_IDS_AFTER = "SELECT id FROM answers WHERE group_id = ? AND id > ?"
 
 _MEMBER_COLS = "id, user_id, display_name, answered, correct, points, streak, best_streak, last_active_day, joined_at"
 #: Sort keys: each a list of (expression, flipped) where flipped terms run against the chosen direction.
@@ -142,6 +175,31 @@ def _stat(r: Row) -> QuestionStat:
         (int(top_n or 0), int(top_c or 0)),
         (int(bottom_n or 0), int(bottom_c or 0)),
     )
+
+
+def _totals(r: Row) -> QuestionTotals:
+    qid, answers, correct, *rest = r
+    n = len(LETTERS)
+    picks = dict(zip(LETTERS, (int(x or 0) for x in rest[:n]), strict=True))
+    seconds, timed, top_n, top_c, bottom_n, bottom_c = rest[n:]
+    return QuestionTotals(
+        str(qid),
+        int(answers),
+        int(correct or 0),
+        picks,
+        float(seconds or 0.0),
+        int(timed or 0),
+        (int(top_n or 0), int(top_c or 0)),
+        (int(bottom_n or 0), int(bottom_c or 0)),
+    )
+
+
+def _row(r: Row) -> AnswerRow:
+    return AnswerRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), bool(r[4]), float(r[5]) if r[5] is not None else None)
+
+
+def _census(r: Row) -> Census:
+    return Census(int(r[0] or 0), int(r[1]), int(r[2]))
 
 
 def _member(r: Row) -> MemberLine:
@@ -270,6 +328,37 @@ class SqliteDashboardStore:
 
         return await self._read(read)
 
+    async def member_census(self, group_id: int, upto: int) -> Census:
+        def read(conn: sqlite3.Connection) -> Census:
+            return _census(conn.execute(CENSUS, (upto, group_id)).fetchone())
+
+        return await self._read(read)
+
+    async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
+        def read(conn: sqlite3.Connection) -> AnalyticsBase:
+            mark = int(conn.execute(HIGHEST_ANSWER).fetchone()[0])
+            totals = [_totals(r) for r in conn.execute(QUESTION_TOTALS["sqlite"], (group_id, group_id))]
+            ranked = [(int(m), int(p)) for m, p in conn.execute(RANKED, (group_id,))]
+            return AnalyticsBase(totals, ranked, mark)
+
+        return await self._read(read)
+
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
+        def read(conn: sqlite3.Connection) -> AnswerDelta:
+            settled = int(conn.execute(HIGHEST_ANSWER).fetchone()[0])
+            found = [_row(r) for r in conn.execute(DELTA_ROWS["sqlite"], (mark, group_id))]
+            members = [(int(m), int(p), int(n)) for m, p, n in conn.execute(DELTA_MEMBERS["sqlite"], (mark, group_id))]
+            return AnswerDelta(found, members, max(mark, settled))
+
+        return await self._read(read)
+
+    async def member_answers(self, group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[int, int, str, bool]]:
+            found = conn.execute(MEMBER_ANSWERS["sqlite"], (group_id, json.dumps(member_ids)))
+            return [(int(i), int(m), str(q), bool(c)) for i, m, q, c in found]
+
+        return await self._read(read)
+
     async def member_lines(
         self, group_id: int, sort: str, descending: bool, limit: int, offset: int
     ) -> list[MemberLine]:
@@ -350,6 +439,31 @@ class PgDashboardStore:
 
     async def question_stats(self, group_id: int) -> list[QuestionStat]:
         return [_stat(tuple(r)) for r in await self.store._fetch(QUESTION_STATS["postgres"], group_id, group_id)]
+
+    async def member_census(self, group_id: int, upto: int) -> Census:
+        row = await self.store._fetchrow(CENSUS, upto, group_id)
+        assert row is not None
+        return _census(tuple(row))
+
+    async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
+        async with self.store._tx(isolation="repeatable_read", readonly=True) as conn:
+            mark = int(await conn.fetchval(pg(SETTLED_ANSWER), group_id, ts(settle_before)))
+            recent = [int(r[0]) for r in await conn.fetch(pg(ANSWER_IDS_AFTER), group_id, mark)]
+            totals = [_totals(tuple(r)) for r in await conn.fetch(pg(QUESTION_TOTALS["postgres"]), group_id, group_id)]
+            ranked = [(int(m), int(p)) for m, p in await conn.fetch(pg(RANKED), group_id)]
+        return AnalyticsBase(totals, ranked, mark, recent)
+
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
+        async with self.store._tx(isolation="repeatable_read", readonly=True) as conn:
+            found = await conn.fetch(pg(DELTA_ROWS["postgres"]), mark, group_id)
+            members = await conn.fetch(pg(DELTA_MEMBERS["postgres"]), mark, group_id)
+        cutoff = ts(settle_before)
+        settled = max([mark] + [int(r[0]) for r in found if r[6] < cutoff])
+        return AnswerDelta([_row(tuple(r)) for r in found], [(int(m), int(p), int(n)) for m, p, n in members], settled)
+
+    async def member_answers(self, group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
+        found = await self.store._fetch(MEMBER_ANSWERS["postgres"], group_id, member_ids)
+        return [(int(i), int(m), str(q), bool(c)) for i, m, q, c in found]
 
     async def member_lines(
         self, group_id: int, sort: str, descending: bool, limit: int, offset: int
