@@ -127,8 +127,8 @@ async def test_page_queries_count_only_their_group(store: ManagedStore) -> None:
         await _answer(store, m, "q2", "C", True, T + timedelta(days=1))
     await _answer(store, other, "q1", "D", False, T)
     g = members[0].group_id
-    count, active, hours = await dash.activity(g, T - timedelta(days=30), T + timedelta(hours=12))
-    assert (count, active) == (6, 6)
+    census, active, hours = await dash.activity(g, T - timedelta(days=30), T + timedelta(hours=12))
+    assert (census.total, active) == (6, 6)
     assert [(h, n, c) for h, n, c in hours] == [(T, 6, 3), (T + timedelta(days=1), 6, 6)]
     stats = {s.question_id: s for s in await dash.question_stats(g)}
     assert set(stats) == {"q1", "q2"}

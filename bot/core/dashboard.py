@@ -182,10 +182,10 @@ class DashboardStore(Protocol):
         ...
 
     async def activity(
-        self, group_id: int, since: datetime, week_from: datetime
-    ) -> tuple[int, int, list[tuple[datetime, int, int]]]:
-        """(members, members who answered since ``week_from``, and per UTC hour since ``since``: the hour's
-        start, answers, correct answers)."""
+        self, group_id: int, since: datetime, week_from: datetime, upto: int = 0
+    ) -> tuple[Census, int, list[tuple[datetime, int, int]]]:
+        """(the members' `Census` with ``upto``, members who answered since ``week_from``, and per UTC hour
+        since ``since``: the hour's start, answers, correct answers), in one snapshot."""
         ...
 
     async def streaks(self, group_id: int, alive_since: str) -> dict[int, int]:
@@ -204,17 +204,14 @@ class DashboardStore(Protocol):
         """A page of the group's members sorted by one of `MEMBER_SORTS`."""
         ...
 
-    async def member_census(self, group_id: int, upto: int) -> Census:
-        """How many of the group's members have an id up to ``upto``, how many in all, the highest id."""
-        ...
-
     async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
-        """`question_stats` as sums, the ranked members and the mark, in one snapshot (see
-        `bot.core.dashboard_tallies`; ``settle_before``: answers older than this are settled)."""
+        """`question_stats` as sums, the ranked members, the mark and the members' census, in one snapshot
+        (see `bot.core.dashboard_tallies`; ``settle_before``: answers older than this are settled)."""
         ...
 
-    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
-        """The group's answers with an id above ``mark`` and their members' points, in one snapshot."""
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime, upto: int) -> AnswerDelta:
+        """The group's answers with an id above ``mark``, their members' points and the members' `Census`
+        with ``upto``, in one snapshot."""
         ...
 
     async def member_answers(self, group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
@@ -560,11 +557,17 @@ class Dashboard:
         """`DashboardStore.activity`, with the settled hours (older than `SETTLE`) read once per process and
         group: each recomputation reads only the hours since (a month of a big group's answers: 0.1 s)."""
         kept = self._hours.get(group_id)
-        census = await self.store.member_census(group_id, kept.census.highest if kept else 0)
-        if kept is None or kept.start > since or census.upto != kept.census.total:
+        if kept is not None and kept.start > since:
+            kept = None
+        census, active, hours = await self.store.activity(
+            group_id, kept.until if kept else since, monday, kept.census.highest if kept else 0
+        )
+        if kept is not None and census.upto != kept.census.total:  # a member was deleted: read it all again
+            kept = None
+            census, active, hours = await self.store.activity(group_id, since, monday)
+        if kept is None:
             kept = _Hours(census, since, since, {})
         kept.census = census
-        members, active, hours = await self.store.activity(group_id, kept.until, monday)
         settled = self.clock.now() - SETTLE
         settled = settled.replace(minute=0, second=0, microsecond=0)
         live = []
@@ -577,7 +580,7 @@ class Dashboard:
         kept.hours = {h: v for h, v in kept.hours.items() if h >= since - timedelta(hours=1)}
         _keep(self._hours, group_id, kept)
         out = sorted([(h, a, c) for h, (a, c) in kept.hours.items()] + live)
-        return members, active, out
+        return census.total, active, out
 
     @staticmethod
     def next_posts(channels: Sequence[ChannelRow], now: datetime) -> list[NextPost]:
@@ -617,12 +620,14 @@ class Dashboard:
         `bot.core.dashboard_tallies`)."""
         settle_before = self.clock.now() - SETTLE
         tallies = self._tallies.get(group_id)
-        census = await self.store.member_census(group_id, tallies.census.highest if tallies else 0)
-        if tallies is None or not tallies.still_valid(census):
-            base = await self.store.analytics_base(group_id, settle_before)
-            tallies = QuestionTallies(base, census)
+        delta = None
+        if tallies is not None:
+            delta = await self.store.answers_after(group_id, tallies.mark, settle_before, tallies.census.highest)
+            if not tallies.still_valid(delta.census):  # a member was deleted, with their answers
+                tallies = delta = None
+        if tallies is None or delta is None:
+            tallies = QuestionTallies(await self.store.analytics_base(group_id, settle_before))
         else:
-            delta = await self.store.answers_after(group_id, tallies.mark, settle_before)
             moves = tallies.rank(delta)
             if moves:
                 tallies.move(moves, await self.store.member_answers(group_id, sorted(moves)))

@@ -45,6 +45,17 @@ SETTLE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
+class Census:
+    """Members of a group: how many have an id up to the highest seen before (``upto``), how many in all,
+    and the highest member id now (of any group). Ids are never reused, so fewer members up to the
+    highest id seen before than there were members then means a member was deleted."""
+
+    upto: int
+    total: int
+    highest: int
+
+
+@dataclass(frozen=True, slots=True)
 class QuestionTotals:
     """One question's sums over a group's answers, as the full query reads them."""
 
@@ -67,6 +78,7 @@ class AnalyticsBase:
     totals: list[QuestionTotals]
     ranked: list[tuple[int, int]]  # (member id, points) of members with answered > 0
     mark: int
+    census: Census
     recent: list[int] = field(default_factory=list)
 
 
@@ -88,16 +100,7 @@ class AnswerDelta:
     rows: list[AnswerRow]
     members: list[tuple[int, int, int]]  # (member id, points, answered)
     settled: int
-
-
-@dataclass(frozen=True, slots=True)
-class Census:
-    """Members of a group: how many have an id up to the highest seen before (``upto``), how many in all,
-    and the highest id now. Ids are never reused, so ``upto`` shrinking means a member was deleted."""
-
-    upto: int
-    total: int
-    highest: int
+    census: Census
 
 
 def thirds(n: int) -> tuple[int, int]:
@@ -131,8 +134,8 @@ class _Tally:
 class QuestionTallies:
     """One group's analytics, kept between refreshes (see the module's docstring)."""
 
-    def __init__(self, base: AnalyticsBase, census: Census) -> None:
-        self.census = census
+    def __init__(self, base: AnalyticsBase) -> None:
+        self.census = base.census
         self.mark = base.mark
         self.recent = {i for i in base.recent if i > base.mark}
         self.tallies = {t.question_id: _Tally(t) for t in base.totals}
@@ -144,10 +147,7 @@ class QuestionTallies:
 
     def still_valid(self, census: Census) -> bool:
         """False when a member counted before is gone (their answers with them): compute in full again."""
-        if census.upto != self.census.total:
-            return False
-        self.census = census
-        return True
+        return census.upto == self.census.total
 
     def counted(self, answer_id: int) -> bool:
         return answer_id <= self.mark or answer_id in self.recent
@@ -221,6 +221,7 @@ class QuestionTallies:
                 part[1] += int(row.correct)
             if row.id > self.mark:
                 self.recent.add(row.id)
+        self.census = delta.census
         self.mark = max(self.mark, delta.settled)
         self.recent = {i for i in self.recent if i > self.mark}
 

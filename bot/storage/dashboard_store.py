@@ -60,7 +60,6 @@ CHANNEL = _CHANNEL_COLS + " WHERE c.group_id = ? AND c.id = ?"
 GROUP_SCHEDULES = sql.SCHEDULES + " WHERE c.group_id = ?"
 CHANNEL_SCHEDULE = sql.SCHEDULES + " WHERE c.group_id = ? AND s.channel_id = ?"
 
-MEMBER_COUNT = "SELECT COUNT(*) FROM members WHERE group_id = ?"
 ACTIVE_SINCE = "SELECT COUNT(DISTINCT member_id) FROM answers WHERE group_id = ? AND answered_at >= ?"
 #: Answers per UTC hour (the core folds hours into the group's local days).
 ANSWERS_BY_HOUR = (
@@ -99,7 +98,11 @@ QUESTION_STATS = {d: question_stats_sql(d) for d in SECONDS}
 QUESTION_TOTALS = {d: question_stats_sql(d, sums=True) for d in SECONDS}
 #: Members in the ranking of the thirds above.
 RANKED = "SELECT id, points FROM members WHERE group_id = ? AND answered > 0"
-CENSUS = "SELECT COUNT(CASE WHEN id <= ? THEN 1 END), COUNT(*), COALESCE(MAX(id), 0) FROM members WHERE group_id = ?"
+#: `Census`: both counts from an index of the group's members (they hold the id), the highest id of all.
+CENSUS = (
+    "SELECT COUNT(CASE WHEN id <= ? THEN 1 END), COUNT(*), (SELECT COALESCE(MAX(id), 0) FROM members)"
+    " FROM members WHERE group_id = ?"
+)
 #: A group's answers above a mark. On SQLite ``+a.group_id`` keeps the planner on the id range (the rows
 #: since the last refresh) instead of answers_by_question (every answer of the group).
 _AFTER = {"sqlite": "a.id > ? AND +a.group_id = ?", "postgres": "a.id > ? AND a.group_id = ?"}
@@ -307,12 +310,12 @@ class SqliteDashboardStore:
         return await self.store.run_sync(read)
 
     async def activity(
-        self, group_id: int, since: datetime, week_from: datetime
-    ) -> tuple[int, int, list[tuple[datetime, int, int]]]:
-        def read(conn: sqlite3.Connection) -> tuple[int, int, list[tuple[datetime, int, int]]]:
-            members = conn.execute(MEMBER_COUNT, (group_id,)).fetchone()[0]
+        self, group_id: int, since: datetime, week_from: datetime, upto: int = 0
+    ) -> tuple[Census, int, list[tuple[datetime, int, int]]]:
+        def read(conn: sqlite3.Connection) -> tuple[Census, int, list[tuple[datetime, int, int]]]:
+            census = _census(conn.execute(CENSUS, (upto, group_id)).fetchone())
             active = conn.execute(ACTIVE_SINCE, (group_id, ts(week_from))).fetchone()[0]
-            return int(members), int(active), _hours(conn.execute(ANSWERS_BY_HOUR, (group_id, ts(since))).fetchall())
+            return census, int(active), _hours(conn.execute(ANSWERS_BY_HOUR, (group_id, ts(since))).fetchall())
 
         return await self._read(read)
 
@@ -328,27 +331,23 @@ class SqliteDashboardStore:
 
         return await self._read(read)
 
-    async def member_census(self, group_id: int, upto: int) -> Census:
-        def read(conn: sqlite3.Connection) -> Census:
-            return _census(conn.execute(CENSUS, (upto, group_id)).fetchone())
-
-        return await self._read(read)
-
     async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
         def read(conn: sqlite3.Connection) -> AnalyticsBase:
             mark = int(conn.execute(HIGHEST_ANSWER).fetchone()[0])
             totals = [_totals(r) for r in conn.execute(QUESTION_TOTALS["sqlite"], (group_id, group_id))]
             ranked = [(int(m), int(p)) for m, p in conn.execute(RANKED, (group_id,))]
-            return AnalyticsBase(totals, ranked, mark)
+            census = _census(conn.execute(CENSUS, (0, group_id)).fetchone())
+            return AnalyticsBase(totals, ranked, mark, census)
 
         return await self._read(read)
 
-    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime, upto: int) -> AnswerDelta:
         def read(conn: sqlite3.Connection) -> AnswerDelta:
+            census = _census(conn.execute(CENSUS, (upto, group_id)).fetchone())
             settled = int(conn.execute(HIGHEST_ANSWER).fetchone()[0])
             found = [_row(r) for r in conn.execute(DELTA_ROWS["sqlite"], (mark, group_id))]
             members = [(int(m), int(p), int(n)) for m, p, n in conn.execute(DELTA_MEMBERS["sqlite"], (mark, group_id))]
-            return AnswerDelta(found, members, max(mark, settled))
+            return AnswerDelta(found, members, max(mark, settled), census)
 
         return await self._read(read)
 
@@ -426,13 +425,13 @@ class PgDashboardStore:
         return _channels([tuple(r) for r in found], [tuple(r) for r in schedule])[0]
 
     async def activity(
-        self, group_id: int, since: datetime, week_from: datetime
-    ) -> tuple[int, int, list[tuple[datetime, int, int]]]:
-        members = await self.store._fetchrow(MEMBER_COUNT, group_id)
-        active = await self.store._fetchrow(ACTIVE_SINCE, group_id, ts(week_from))
-        hours = await self.store._fetch(ANSWERS_BY_HOUR, group_id, ts(since))
-        assert members is not None and active is not None
-        return int(members[0]), int(active[0]), _hours([tuple(r) for r in hours])
+        self, group_id: int, since: datetime, week_from: datetime, upto: int = 0
+    ) -> tuple[Census, int, list[tuple[datetime, int, int]]]:
+        async with self.store._tx(isolation="repeatable_read", readonly=True) as conn:
+            census = await conn.fetchrow(pg(CENSUS), upto, group_id)
+            active = await conn.fetchval(pg(ACTIVE_SINCE), group_id, ts(week_from))
+            hours = await conn.fetch(pg(ANSWERS_BY_HOUR), group_id, ts(since))
+        return _census(census), int(active), _hours([tuple(r) for r in hours])
 
     async def streaks(self, group_id: int, alive_since: str) -> dict[int, int]:
         return {int(s): int(n) for s, n in await self.store._fetch(STREAKS, alive_since, group_id)}
@@ -440,26 +439,24 @@ class PgDashboardStore:
     async def question_stats(self, group_id: int) -> list[QuestionStat]:
         return [_stat(tuple(r)) for r in await self.store._fetch(QUESTION_STATS["postgres"], group_id, group_id)]
 
-    async def member_census(self, group_id: int, upto: int) -> Census:
-        row = await self.store._fetchrow(CENSUS, upto, group_id)
-        assert row is not None
-        return _census(tuple(row))
-
     async def analytics_base(self, group_id: int, settle_before: datetime) -> AnalyticsBase:
         async with self.store._tx(isolation="repeatable_read", readonly=True) as conn:
             mark = int(await conn.fetchval(pg(SETTLED_ANSWER), group_id, ts(settle_before)))
             recent = [int(r[0]) for r in await conn.fetch(pg(ANSWER_IDS_AFTER), group_id, mark)]
             totals = [_totals(tuple(r)) for r in await conn.fetch(pg(QUESTION_TOTALS["postgres"]), group_id, group_id)]
             ranked = [(int(m), int(p)) for m, p in await conn.fetch(pg(RANKED), group_id)]
-        return AnalyticsBase(totals, ranked, mark, recent)
+            census = await conn.fetchrow(pg(CENSUS), 0, group_id)
+        return AnalyticsBase(totals, ranked, mark, _census(census), recent)
 
-    async def answers_after(self, group_id: int, mark: int, settle_before: datetime) -> AnswerDelta:
+    async def answers_after(self, group_id: int, mark: int, settle_before: datetime, upto: int) -> AnswerDelta:
         async with self.store._tx(isolation="repeatable_read", readonly=True) as conn:
+            census = await conn.fetchrow(pg(CENSUS), upto, group_id)
             found = await conn.fetch(pg(DELTA_ROWS["postgres"]), mark, group_id)
             members = await conn.fetch(pg(DELTA_MEMBERS["postgres"]), mark, group_id)
         cutoff = ts(settle_before)
         settled = max([mark] + [int(r[0]) for r in found if r[6] < cutoff])
-        return AnswerDelta([_row(tuple(r)) for r in found], [(int(m), int(p), int(n)) for m, p, n in members], settled)
+        rows_ = [_row(tuple(r)) for r in found]
+        return AnswerDelta(rows_, [(int(m), int(p), int(n)) for m, p, n in members], settled, _census(census))
 
     async def member_answers(self, group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
         found = await self.store._fetch(MEMBER_ANSWERS["postgres"], group_id, member_ids)
