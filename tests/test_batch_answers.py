@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from bot.core.ports import AnswerIn, StoreError, StreakState
 from bot.storage import ManagedStore
+from tests.conftest import Outside
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -73,3 +74,36 @@ async def test_a_member_gone_from_a_batch_fails_alone(store: ManagedStore) -> No
     assert isinstance(results[3], StoreError)
     assert all(not isinstance(x, Exception) and x.recorded for i, x in enumerate(results) if i != 3)
     assert await store.choice_counts(post.id) == {"A": 9}
+
+
+async def test_a_bad_answer_in_the_middle_of_a_batch_leaves_every_other_write_applied_once(
+    store: ManagedStore, outside: Outside
+) -> None:
+    # SQLite runs a batch straight through and, when a write fails, runs it again write by write: the
+    # writes before the bad one must not count twice, nor those after it go missing.
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(12)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    p2 = await store.create_post(g, c, None, "question", "q1", NOW)
+    gone = refs[6]
+    await store.forget_member(gone.member_id)
+    writes = [store.record_answer(answer(r.member_id, g, p1.id, "q1", "A", True), streak_up, card) for r in refs]
+    writes.insert(9, store.record_answer(answer(refs[2].member_id, g, p2.id, "q1", "A", True), streak_up, card))
+    writes.insert(3, store.create_post(g, c, refs[0].member_id, "tip", "t1", NOW))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(results[7], StoreError), results[7]
+    assert [type(x).__name__ for i, x in enumerate(results) if i != 7].count("AnswerOutcome") == 12
+    assert await store.choice_counts(p1.id) == {"A": 11}
+    assert await store.choice_counts(p2.id) == {"A": 1}
+    assert await outside("SELECT COUNT(*) FROM posts WHERE kind = 'tip'") == [(1,)]
+    for r in refs:
+        if r is gone:
+            continue
+        twice = r is refs[2]
+        stats = await store.member_stats(r.member_id)
+        assert (stats.answered, stats.correct, stats.points) == (2 if twice else 1, 2 if twice else 1, 1), r.user_id
+        assert stats.streak.streak == (2 if twice else 1)
+        cards = await outside("SELECT card FROM cards WHERE member_id = ?", r.member_id)
+        assert cards == [("++" if twice else "+",)], r.user_id
+    board = await store.leaderboard(g, date(2026, 11, 23), 100)
+    assert sorted(row.points for row in board) == [1] * 11

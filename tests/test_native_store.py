@@ -3,9 +3,11 @@ role rewards and their grants."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from bot.core.native import ChannelOptions, Reward
+from bot.core.native import ChannelFeatures, ChannelOptions, Reward
 from bot.storage import ManagedStore
 from bot.storage.native_store import native_for
 from tests.conftest import Outside
@@ -101,3 +103,28 @@ async def test_forgetting_a_member_removes_their_notices_and_grants(store: Manag
     assert await outside("SELECT COUNT(*) FROM channel_notices") == [(0,)]
     assert await outside("SELECT COUNT(*) FROM reward_grants") == [(0,)]
     assert (await native.channel_options(ada.channel_id)).set_by is None
+
+
+async def test_a_burst_of_answers_on_a_cold_rewards_cache_asks_the_store_once(store: ManagedStore) -> None:
+    native = native_for(store)  # type: ignore[arg-type]
+    ada = await _member(store)
+    await native.set_reward(ada.group_id, "streak", 7, "111", T)
+    asked: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(native, name)
+
+        async def rewards(self, group_id: int) -> list[Reward]:
+            asked.append(group_id)
+            return await native.rewards(group_id)
+
+    features = ChannelFeatures(Counting(), store, {})  # type: ignore[arg-type]
+    found = await asyncio.gather(*(features._group_rewards(ada.group_id) for _ in range(50)))
+    assert asked == [ada.group_id], "the answers of a burst share one query"
+    assert all([r.role for r in f] == ["111"] for f in found)
+    # A change drops the cached query: the next answer reads afresh.
+    await native.set_reward(ada.group_id, "points", 50, "222", T)
+    features._rewards.pop(ada.group_id)
+    assert [r.role for r in await features._group_rewards(ada.group_id)] == ["222", "111"]
+    assert len(asked) == 2

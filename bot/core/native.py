@@ -16,10 +16,11 @@ ports; the adapters say what their platform allows and how to fix what it does n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -171,8 +172,13 @@ class NativeStore(Protocol):
 
 @dataclass
 class _Cached:
+    """A group's rewards as of ``at``: the query, shared by every answer that arrives while it runs."""
+
     at: float
-    rewards: list[Reward] = field(default_factory=list)
+    query: asyncio.Future[list[Reward]]
+
+    def failed(self) -> bool:
+        return self.query.done() and (self.query.cancelled() or self.query.exception() is not None)
 
 
 def _platform_gateway(gateways: Mapping[str, ChatGateway], platform: str) -> NativeGateway | None:
@@ -371,10 +377,14 @@ class ChannelFeatures:
     async def _group_rewards(self, group_id: int) -> list[Reward]:
         cached = self._rewards.get(group_id)
         now = self._monotonic()
-        if cached is None or now - cached.at > REWARDS_TTL:
-            cached = _Cached(now, await self.store.rewards(group_id))
-            self._rewards[group_id] = cached
-        return cached.rewards
+        if cached is None or now - cached.at > REWARDS_TTL or cached.failed():
+            # One query per group, not one per answer of a burst that finds the cache cold; changes drop
+            # the entry (a query under way then serves only those already waiting for it).
+            query = asyncio.ensure_future(self.store.rewards(group_id))
+            query.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
+            cached = self._rewards[group_id] = _Cached(now, query)
+        # Shielded: one caller's cancellation must not cancel the others' query.
+        return cached.query.result() if cached.query.done() else await asyncio.shield(cached.query)
 
     async def rewards_show(self, ctx: Context, _: Command) -> list[Reply]:
         found = await self.store.rewards(ctx.member.group_id)

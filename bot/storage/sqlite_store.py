@@ -839,22 +839,41 @@ def _run_calls(
 def _record_batch(
     conn: sqlite3.Connection, items: list[tuple[Callable[..., Any], tuple[Any, ...]]]
 ) -> list[Any | Exception]:
-    """Run a batch of writes (answers, posts) in one transaction; each in a savepoint so one bad write
-    (say, for a member deleted meanwhile) fails alone. Commits before returning."""
-    results: list[Any | Exception] = []
+    """Run a batch of writes (answers, posts) in one transaction, so that one bad write (say, for a member
+    deleted meanwhile) fails alone. Commits before returning.
+
+    The batch first runs straight through; only if a write fails is that attempt rolled back and the
+    batch run again with each write in its own savepoint (three statements more per write, which
+    `bench.p2_answers` showed to be a tenth of an answer's database work). The writes are pure functions
+    of the database (streak and card updates too), so the second run gives each its outcome alone."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for fn, args in items:
-            conn.execute("SAVEPOINT one")
-            try:
-                results.append(fn(conn, *args))
-                conn.execute("RELEASE one")
-            except (sqlite3.Error, StoreError) as e:
-                conn.execute("ROLLBACK TO one")
-                conn.execute("RELEASE one")
-                results.append(e if isinstance(e, StoreError) else StoreError(f"not recorded: {e}"))
+        try:
+            results: list[Any | Exception] = [fn(conn, *args) for fn, args in items]
+        except (sqlite3.Error, StoreError):
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            results = _record_each(conn, items)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
+    return results
+
+
+def _record_each(
+    conn: sqlite3.Connection, items: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[Any | Exception]:
+    """Each write of a batch in its own savepoint (inside the batch's transaction): its error is its result."""
+    results: list[Any | Exception] = []
+    for fn, args in items:
+        conn.execute("SAVEPOINT one")
+        try:
+            results.append(fn(conn, *args))
+            conn.execute("RELEASE one")
+        except (sqlite3.Error, StoreError) as e:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            results.append(e if isinstance(e, StoreError) else StoreError(f"not recorded: {e}"))
     return results
