@@ -430,6 +430,29 @@ _CARDS = (
 )
 
 
+#: `sql.SCORE_MEMBER`, `sql.ADD_WEEKLY_POINT` and `sql.PUT_CARD` for many members at once, one statement
+#: each (`_record_many` has each member once, so no row is touched twice). An ``executemany`` pipelines
+#: its rows but the server still runs one statement per row: at a batch of 2,000 that was most of its work.
+_SCORE_MEMBERS = (
+    "UPDATE members AS m SET answered = m.answered + 1, correct = m.correct + u.k, points = m.points + u.pt,"
+    " last_point_at = CASE WHEN u.pt = 1 THEN u.t ELSE m.last_point_at END,"
+    " streak = u.s, best_streak = u.b, last_active_day = u.d, freezes = u.f"
+    " FROM unnest($1::int[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::bigint[])"
+    " AS u(k, pt, t, s, b, d, f, id) WHERE m.id = u.id"
+)
+_ADD_WEEKLY_POINTS = (
+    "INSERT INTO weekly_points (member_id, week, group_id, points, last_point_at)"
+    " SELECT u.m, u.w, u.g, 1, u.t FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u(m, w, g, t)"
+    " ON CONFLICT (member_id, week) DO UPDATE SET points = weekly_points.points + 1,"
+    " last_point_at = excluded.last_point_at"
+)
+_PUT_CARDS = (
+    "INSERT INTO cards (member_id, question_id, card, due)"
+    " SELECT u.m, u.q, u.c, u.d FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(m, q, c, d)"
+    " ON CONFLICT (member_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due"
+)
+
+
 async def _record_many(
     conn: asyncpg.pool.PoolConnectionProxy, batch: list[tuple[Any, ...]]
 ) -> list[AnswerOutcome | Exception] | None:
@@ -481,9 +504,10 @@ async def _record_many(
                     carded.append((a, card_fn))
                 out.append(AnswerOutcome(True, a.choice, a.correct, first[a.member_id], new))
             if scores:
-                await conn.executemany(pg(sql.SCORE_MEMBER), scores)
+                k, pt, _, t, st, b, d, f, m = map(list, zip(*scores, strict=True))  # SCORE_MEMBER's order
+                await conn.execute(_SCORE_MEMBERS, k, pt, t, st, b, d, f, m)
             if points:
-                await conn.executemany(pg(sql.ADD_WEEKLY_POINT), points)
+                await conn.execute(_ADD_WEEKLY_POINTS, *map(list, zip(*points, strict=True)))
             if carded:
                 found_cards = await conn.fetch(
                     _CARDS, [a.member_id for a, _ in carded], [a.question_id for a, _ in carded]
@@ -498,7 +522,7 @@ async def _record_many(
                     else:
                         cards.append((a.member_id, a.question_id, card, ts(due)))
                 if cards:
-                    await conn.executemany(pg(sql.PUT_CARD), cards)
+                    await conn.execute(_PUT_CARDS, *map(list, zip(*cards, strict=True)))
             return out
     except (asyncpg.PostgresError, _OneByOne):
         return None
