@@ -123,8 +123,8 @@ def draw_progress(data: ChartData) -> bytes:
 
     # A palette PNG of the drawn pixels: the chart has a few hundred colours (its fills and the shades of
     # anti-aliased edges); a 256-colour median-cut palette changes a few edge pixels by a shade or two
-    # (<= 10/255) and nothing else, at ~17-20 KB instead of ~40-52 KB — the bot uploads every chart, and
-    # its CPU for a follow-up grows with the bytes it sends.
+    # (<= 10/255) and nothing else, at ~17-20 KB instead of ~40-52 KB: every chart is uploaded to the
+    # platform, and members on slow links download it.
     canvas.draw()  # type: ignore[no-untyped-call]
     pixels = canvas.buffer_rgba()  # type: ignore[no-untyped-call]
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), pixels, "raw", "RGBA", 0, 1)

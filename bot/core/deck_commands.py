@@ -133,9 +133,13 @@ class Catalog:
             (*pack.questions, *map(deck_question, items)), pack.tips, pack.interview, pack.steps, source=pack.source
         )
 
-    async def channel_pool(self, group_id: int, channel_id: int) -> tuple[str, ContentPack | None]:
-        """The channel's deck and what it offers (None: the deck is gone)."""
-        deck = await self.decks.channel_deck(channel_id)
+    async def channel_pool(
+        self, group_id: int, channel_id: int, deck: str | None = None
+    ) -> tuple[str, ContentPack | None]:
+        """The channel's deck (``deck`` when the caller read it already) and what it offers (None: the deck
+        is gone)."""
+        if deck is None:
+            deck = await self.decks.channel_deck(channel_id)
         return deck, await self.pool(group_id, deck)
 
 

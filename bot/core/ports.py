@@ -6,7 +6,7 @@ Adapters and storage implement these; the core only ever sees these types.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
@@ -31,6 +31,16 @@ class MemberRef:
     display_name: str
     tz: str | None
     group_tz: str
+    # What the store's member lookup read beside the member, so that a command needs no read of its own
+    # for it (`Store.ensure_member`); a ref made any other way keeps the defaults, which mean "ask".
+    #: Whether a notice may wait for the member (a suggestion's outcome, reminders turned off): False only
+    #: when the lookup saw none and none has been queued since.
+    notice: bool = field(default=True, compare=False)
+    #: The member's last active day as far as the lookup (or a later answer) knows; the real one is never
+    #: earlier. None: not known.
+    last_day: date | None = field(default=None, compare=False)
+    #: The deck the channel posts from (``schedule set … deck``) when looked up; None: not known.
+    deck: str | None = field(default=None, compare=False)
 
     @property
     def zone(self) -> str:
@@ -154,7 +164,9 @@ class Store(Protocol):
         channel_name: str = "",
         now: datetime,
     ) -> MemberRef:
-        """Find or create the group, channel and member (updating the display name)."""
+        """Find or create the group, channel and member (updating the display name). The ref carries
+        `MemberRef.notice`, ``last_day`` and ``deck`` as read with it (cached refs stay true to them: a
+        queued notice or a changed channel deck, here or in another process, drops the cached ref)."""
         ...
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:

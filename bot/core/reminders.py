@@ -355,6 +355,8 @@ class Reminders:
         """What the member must hear at their next command: reminders turned off because DMs are closed,
         and a freeze that kept their streak (once, when no reminder or answer told it already)."""
         m = ctx.member
+        if not m.notice and m.last_day is not None and m.last_day >= local_day(ctx.now, m.zone) - timedelta(days=1):
+            return []  # the member lookup saw no notice and no missed day (answers only move the day on)
         notes = await self.store.member_notes(m.member_id)
         out = private(notes.notice) if notes.notice else []
         state, today = notes.streak, local_day(ctx.now, m.zone)

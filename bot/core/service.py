@@ -351,8 +351,10 @@ class StudyService:
         deck = command.args.get("deck")
         pool: ContentPack | None = self.library.pack
         if self.catalog is not None:
-            if deck is None:  # the deck this channel's posts come from
-                deck, pool = await self.catalog.channel_pool(ctx.member.group_id, ctx.member.channel_id)
+            if deck is None:  # the deck this channel's posts come from (read with the member, when it was)
+                deck, pool = await self.catalog.channel_pool(
+                    ctx.member.group_id, ctx.member.channel_id, ctx.member.deck
+                )
             else:
                 pool = await self.catalog.pool(ctx.member.group_id, deck)
         elif deck not in (None, "tpm", "all"):

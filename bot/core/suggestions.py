@@ -227,6 +227,8 @@ class Suggestions:
 
     async def notices(self, ctx: Context) -> list[Reply]:
         """Outcomes that could not be sent directly, shown (once) with the member's next command."""
+        if not ctx.member.notice:  # the member lookup saw none waiting (one queued since drops that ref)
+            return []
         return [Reply(text, private=True) for text in await self.store.take_member_notices(ctx.member.member_id)]
 
     # ------------------------------------------------------------------ admins

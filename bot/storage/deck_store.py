@@ -219,7 +219,10 @@ class SqliteDeckStore:
                 conn.execute(DELETE_DECK, (deck_id, group_id))
             return DeckDeleted(len(free), len(kept), reset)
 
-        return await self.store.run_sync(_tx, delete)
+        deleted: DeckDeleted | None = await self.store.run_sync(_tx, delete)
+        if deleted is not None and deleted.channels_reset:
+            await self.store.cached_member_changed(None)  # the member lookup reads the channel's deck
+        return deleted
 
     async def deck_items(self, group_id: int, deck_id: int, *, retired: bool = False) -> list[DeckItem]:
         query = DECK_ITEMS_WITH_RETIRED if retired else DECK_ITEMS
@@ -343,6 +346,7 @@ class SqliteDeckStore:
                 conn.execute(SET_CHANNEL_DECK, (channel_id, deck))
 
         await self.store.run_sync(write)
+        await self.store.cached_member_changed(None)  # the member lookup reads the channel's deck
 
     async def add_deck_notice(self, group_id: int, channel_id: int, text: str, now: datetime) -> None:
         def add(conn: sqlite3.Connection) -> None:

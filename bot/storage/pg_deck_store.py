@@ -63,6 +63,8 @@ class PgDeckStore:
                 await conn.execute(pg(q.DELETE_DECK_IMPORTS), deck_id, group_id)
             else:
                 await conn.execute(pg(q.DELETE_DECK), deck_id, group_id)
+        if reset:
+            await self.store.cached_member_changed(None)  # the member lookup reads the channel's deck
         return DeckDeleted(len(free), len(kept), reset)
 
     async def deck_items(self, group_id: int, deck_id: int, *, retired: bool = False) -> list[DeckItem]:
@@ -156,6 +158,7 @@ class PgDeckStore:
             await self.store._execute(q.UNSET_CHANNEL_DECK, channel_id)
         else:
             await self.store._execute(q.SET_CHANNEL_DECK, channel_id, deck)
+        await self.store.cached_member_changed(None)  # the member lookup reads the channel's deck
 
     async def add_deck_notice(self, group_id: int, channel_id: int, text: str, now: datetime) -> None:
         await self.store._execute(q.ADD_NOTICE, channel_id, group_id, text, ts(now))

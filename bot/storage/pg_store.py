@@ -67,6 +67,10 @@ class PgStore:
         # Every command looks up its member and every click its post; caching both saves two round trips
         # per answer. Entries change only through this class (`_changed`), here or in another process.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
+        # Members' last active days from answers recorded since their refs were cached (`MemberRef.last_day`).
+        self._days: LRU[int, date] = LRU(CACHE_SIZE)
+        # Moves on with every change heard of: a look-up that began before one does not cache what it read.
+        self._member_gen = 0
         self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
         # The clicks of a burst on a post not yet cached share one look-up (and one pooled connection).
         self._post_flights: SingleFlight[int, PostRecord | None] = SingleFlight()
@@ -96,9 +100,23 @@ class PgStore:
 
     def invalidate_caches(self) -> None:
         """Forget cached members and posts (in this process only; see `_changed`)."""
+        self._member_gen += 1
         self._members.clear()
+        self._days.clear()
         self._posts.clear()
         self._post_flights.clear()
+
+    async def cached_member_changed(self, member_id: int | None) -> None:
+        """What the member lookup reads beside a member (`MemberRef.notice`, ``deck``) was changed (and
+        committed): a notice queued for ``member_id``, or a channel's deck (None: every member). Their
+        cached refs are dropped here and in every other process on this database."""
+        await self._changed("members" if member_id is None else f"member {member_id}")
+
+    def drop_cached_member(self, member_id: int) -> None:
+        """Drop the member's cached refs here only (their notices were just taken: the next look-up reads
+        that none waits)."""
+        self._member_gen += 1
+        rows.drop_member(self._members, member_id)
 
     @property
     def _cache_ok(self) -> bool:
@@ -110,10 +128,11 @@ class PgStore:
         (a group's zone: every member carries it) or anything else (drop everything)."""
         kind, _, ident = what.partition(" ")
         self._post_flights.clear()  # a look-up under way may have read the row before this change
+        self._member_gen += 1  # and so may a member look-up
         if kind == "member" and ident.isdigit():
             member = int(ident)
-            for key in [k for k, ref in self._members.items() if ref.member_id == member]:
-                del self._members[key]
+            rows.drop_member(self._members, member)
+            self._days.pop(member, None)
             for pid in [p for p, post in self._posts.items() if post.member_id == member]:
                 del self._posts[pid]
         elif kind == "post" and ident.isdigit():
@@ -224,21 +243,31 @@ class PgStore:
         key = (platform, group, channel, user)
         cached = self._members.hit(key) if self._cache_ok else None
         if cached is not None and cached.display_name == display_name:
-            return cached
+            return self._with_day(key, cached)
+        gen = self._member_gen
         row = await self._fetchrow(sql.MEMBER_LOOKUP, channel, user, platform, group)
         if row is not None and row[2] is not None and row[3] is not None and row[4] == display_name:
-            ref = MemberRef(row[3], row[0], row[2], user, display_name, row[5], row[1])
+            ref = rows.member_ref(row, user, display_name)
         else:
             # Something is new (or renamed): write it in one transaction.
             at = ts(now)
             async with self._tx() as conn:
-                gid, gtz = _one(await conn.fetchrow(pg(sql.UPSERT_GROUP), platform, group, group_name[:100], at))
-                cid = await conn.fetchval(pg(sql.UPSERT_CHANNEL), gid, channel, channel_name[:100])
-                mid, mtz = _one(await conn.fetchrow(pg(sql.UPSERT_MEMBER), gid, user, display_name, at))
-            ref = MemberRef(mid, gid, cid, user, display_name, mtz, gtz)
-        if self._cache_ok:
+                gid, _ = _one(await conn.fetchrow(pg(sql.UPSERT_GROUP), platform, group, group_name[:100], at))
+                await conn.fetchval(pg(sql.UPSERT_CHANNEL), gid, channel, channel_name[:100])
+                await conn.fetchrow(pg(sql.UPSERT_MEMBER), gid, user, display_name, at)
+                # Read back with what the lookup reads beside the member (a renamed member may have notices).
+                row = _one(await conn.fetchrow(pg(sql.MEMBER_LOOKUP), channel, user, platform, group))
+            ref = rows.member_ref(row, user, display_name)
+        if self._cache_ok and gen == self._member_gen:
             self._members.put(key, ref)
-        return ref
+        return self._with_day(key, ref)
+
+    def _with_day(self, key: tuple[str, str, str, str], ref: MemberRef) -> MemberRef:
+        """``ref`` with the last active day of an answer recorded since it was read (kept in the cache)."""
+        newer = rows.with_day(ref, self._days.get(ref.member_id))
+        if newer is not ref and self._members.get(key) is ref:
+            self._members[key] = newer
+        return newer
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
         q = query.strip()
@@ -327,7 +356,10 @@ class PgStore:
     async def record_answer(
         self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
     ) -> AnswerOutcome:
-        return await self._answers.submit(_record_one, answer, streak_fn, card_fn)
+        outcome: AnswerOutcome = await self._answers.submit(_record_one, answer, streak_fn, card_fn)
+        if outcome.recorded and outcome.streak.last_day is not None:
+            self._days.put(answer.member_id, outcome.streak.last_day)  # cached refs learn it (`_with_day`)
+        return outcome
 
     async def _write_batch(self, items: list[PendingItem]) -> list[Any]:
         """Make a batch of writes (answers, posts) in one transaction; each in a savepoint so one bad write

@@ -206,6 +206,7 @@ class SqliteReminderStore:
             conn.execute(BLOCK_REMINDERS, (notice, member_id))
 
         await self.store.run_sync(block)
+        await self.store.cached_member_changed(member_id)  # the member lookup says whether notices wait
 
     async def member_notes(self, member_id: int) -> MemberNotes:
         def take(conn: sqlite3.Connection) -> MemberNotes:
@@ -216,7 +217,10 @@ class SqliteReminderStore:
             taken = row[0] is not None and conn.execute(CLEAR_NOTICE, (member_id,)).rowcount == 1
             return _notes(row, str(row[0]) if taken else None)
 
-        return await self.store.run_sync(take)
+        notes = await self.store.run_sync(take)
+        if notes.notice is not None:
+            self.store.drop_cached_member(member_id)
+        return notes
 
     async def note_freeze(self, member_id: int, channel_id: int, streak: int, day: date) -> bool:
         def note(conn: sqlite3.Connection) -> bool:
@@ -290,6 +294,7 @@ class PgReminderStore:
 
     async def block_reminders(self, member_id: int, notice: str) -> None:
         await self.store._execute(BLOCK_REMINDERS, notice, member_id)
+        await self.store.cached_member_changed(member_id)  # the member lookup says whether notices wait
 
     async def member_notes(self, member_id: int) -> MemberNotes:
         async with self.store._conn() as conn:
@@ -302,6 +307,7 @@ class PgReminderStore:
             async with conn.transaction():
                 text = await conn.fetchval(pg(PEEK_NOTICE + " FOR UPDATE"), member_id)
                 taken = text is not None and changed(await conn.execute(pg(CLEAR_NOTICE), member_id)) == 1
+        self.store.drop_cached_member(member_id)
         return _notes(row, str(text) if taken else None)
 
     async def note_freeze(self, member_id: int, channel_id: int, streak: int, day: date) -> bool:

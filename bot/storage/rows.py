@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any, Generic, Protocol, TypeVar
 
+from bot.core.decks import TPM
 from bot.core.export import MemberRow, QuestionRow
-from bot.core.ports import AnswerIn, PostRecord, StoreError, StreakState
+from bot.core.ports import AnswerIn, MemberRef, PostRecord, StoreError, StreakState
 from bot.core.schedule import ChannelSchedule, Delivery, ScheduleRule
 
 
@@ -57,6 +59,26 @@ class LRU(OrderedDict[K, V]):
         self.move_to_end(key)
         if len(self) > self.size:
             self.popitem(last=False)
+
+
+def member_ref(row: Row, user: str, display_name: str) -> MemberRef:
+    """A `sql.MEMBER_LOOKUP` row whose member was found, with what was read beside the member."""
+    gid, gtz, cid, mid, _, mtz, last, notice, deck = row
+    last_day = date.fromisoformat(last) if last else None
+    return MemberRef(mid, gid, cid, user, display_name, mtz, gtz, bool(notice), last_day, deck or TPM)
+
+
+def with_day(ref: MemberRef, day: date | None) -> MemberRef:
+    """``ref`` knowing ``day`` (a later answer's) as the member's last active day, if later than it knew."""
+    if day is None or (ref.last_day is not None and ref.last_day >= day):
+        return ref
+    return replace(ref, last_day=day)
+
+
+def drop_member(cache: LRU[K, MemberRef], member_id: int) -> None:
+    """Drop every cached ref of one member (one per channel they used)."""
+    for key in [k for k, ref in cache.items() if ref.member_id == member_id]:
+        del cache[key]
 
 
 class _Flight(Generic[V]):

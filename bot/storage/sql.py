@@ -11,8 +11,14 @@ from __future__ import annotations
 
 POST_COLS = "id, group_id, channel_id, member_id, kind, item_id, created_at, message_id, revealed_at"
 
+#: The member with what a command would otherwise read on its own (`MemberRef.notice`, ``last_day``,
+#: ``deck``): whether a notice waits (a suggestion's outcome, reminders turned off), the last active day
+#: and the channel's deck — primary-key look-ups in the same statement.
 MEMBER_LOOKUP = (
-    "SELECT g.id, g.tz, c.id, m.id, m.display_name, m.tz FROM groups g"
+    "SELECT g.id, g.tz, c.id, m.id, m.display_name, m.tz, m.last_active_day,"
+    " CASE WHEN EXISTS (SELECT 1 FROM member_notices n WHERE n.member_id = m.id)"
+    " OR EXISTS (SELECT 1 FROM reminders r WHERE r.member_id = m.id AND r.notice IS NOT NULL) THEN 1 ELSE 0 END,"
+    " (SELECT d.deck FROM channel_decks d WHERE d.channel_id = c.id) FROM groups g"
     " LEFT JOIN channels c ON c.group_id = g.id AND c.external_id = ?"
     " LEFT JOIN members m ON m.group_id = g.id AND m.user_id = ?"
     " WHERE g.platform = ? AND g.external_id = ?"

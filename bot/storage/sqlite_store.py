@@ -109,6 +109,8 @@ class SqliteStore:
         # DB thread per answer. This process changes entries only through this class (or
         # `invalidate_caches`); other processes' commits are noticed by `_validate`.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)
+        # Members' last active days from answers recorded since their refs were cached (`MemberRef.last_day`).
+        self._days: LRU[int, date] = LRU(CACHE_SIZE)
         self._posts: LRU[int, PostRecord] = LRU(CACHE_SIZE)
         # The clicks of a burst on a post not yet cached share one look-up.
         self._post_flights: SingleFlight[int, PostRecord | None] = SingleFlight()
@@ -152,8 +154,23 @@ class SqliteStore:
     def invalidate_caches(self) -> None:
         """Forget cached members and posts; call after writing groups, members or posts via `run_sync`."""
         self._members.clear()
+        self._days.clear()
         self._posts.clear()
         self._post_flights.clear()
+
+    async def cached_member_changed(self, member_id: int | None) -> None:
+        """What the member lookup reads beside a member (`MemberRef.notice`, ``deck``) was changed via
+        `run_sync`: a notice queued for ``member_id``, or a channel's deck (None: every member). Their
+        cached refs are dropped (other processes see the commit through ``data_version``)."""
+        if member_id is None:
+            self._members.clear()
+        else:
+            rows.drop_member(self._members, member_id)
+
+    def drop_cached_member(self, member_id: int) -> None:
+        """Drop the member's cached refs here only (their notices were just taken: the next look-up reads
+        that none waits)."""
+        rows.drop_member(self._members, member_id)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -411,7 +428,7 @@ class SqliteStore:
             await self._validate(seen)
             cached = self._members.hit(key)
         if cached is not None and cached.display_name == display_name:
-            return cached
+            return self._with_day(key, cached)
         fetched: tuple[MemberRef, int] = await self._run(
             _versioned,
             _ensure_member,
@@ -427,7 +444,14 @@ class SqliteStore:
         ref, main = fetched
         self._members.put(key, ref)
         self._saw_main(main, seen)  # after the put: a foreign commit seen here drops this entry too
-        return ref
+        return self._with_day(key, ref)
+
+    def _with_day(self, key: tuple[str, str, str, str], ref: MemberRef) -> MemberRef:
+        """``ref`` with the last active day of an answer recorded since it was read (kept in the cache)."""
+        newer = rows.with_day(ref, self._days.get(ref.member_id))
+        if newer is not ref and self._members.get(key) is ref:
+            self._members[key] = newer
+        return newer
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
         q = query.strip()
@@ -550,7 +574,10 @@ class SqliteStore:
     async def record_answer(
         self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
     ) -> AnswerOutcome:
-        return await self._commit(_record_one, answer, streak_fn, card_fn)
+        outcome = await self._commit(_record_one, answer, streak_fn, card_fn)
+        if outcome.recorded and outcome.streak.last_day is not None:
+            self._days.put(answer.member_id, outcome.streak.last_day)  # cached refs learn it (`_with_day`)
+        return outcome
 
     async def _commit(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in the next group commit; returns its result once that has committed."""
@@ -773,18 +800,20 @@ def _ensure_member(
 ) -> MemberRef:
     row = conn.execute(sql.MEMBER_LOOKUP, (channel, user, platform, group)).fetchone()
     if row is not None and row[2] is not None and row[3] is not None and row[4] == display_name:
-        return MemberRef(row[3], row[0], row[2], user, display_name, row[5], row[1])
+        return rows.member_ref(row, user, display_name)
     # Something is new (or renamed): write it in one transaction.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        gid, gtz = conn.execute(sql.UPSERT_GROUP, (platform, group, group_name, now)).fetchone()
-        (cid,) = conn.execute(sql.UPSERT_CHANNEL, (gid, channel, channel_name)).fetchone()
-        mid, mtz = conn.execute(sql.UPSERT_MEMBER, (gid, user, display_name, now)).fetchone()
+        (gid, _) = conn.execute(sql.UPSERT_GROUP, (platform, group, group_name, now)).fetchone()
+        conn.execute(sql.UPSERT_CHANNEL, (gid, channel, channel_name)).fetchone()
+        conn.execute(sql.UPSERT_MEMBER, (gid, user, display_name, now)).fetchone()
+        # Read back with what the lookup reads beside the member (a renamed member may have notices).
+        row = conn.execute(sql.MEMBER_LOOKUP, (channel, user, platform, group)).fetchone()
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return MemberRef(mid, gid, cid, user, display_name, mtz, gtz)
+    return rows.member_ref(row, user, display_name)
 
 
 def _record_one(

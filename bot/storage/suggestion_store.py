@@ -126,12 +126,16 @@ class SqliteSuggestionStore:
             conn.execute(sql.ADD_MEMBER_NOTICE, (member_id, text, ts(now)))
 
         await self.store.run_sync(add)
+        await self.store.cached_member_changed(member_id)  # the member lookup says whether notices wait
 
     async def take_member_notices(self, member_id: int) -> list[str]:
         def take(conn: sqlite3.Connection) -> list[str]:
             return [str(t) for _, t in sorted(conn.execute(sql.TAKE_MEMBER_NOTICES, (member_id,)).fetchall())]
 
-        return await self.store.run_sync(take)
+        taken = await self.store.run_sync(take)
+        if taken:
+            self.store.drop_cached_member(member_id)
+        return taken
 
 
 class PgSuggestionStore:
@@ -188,8 +192,11 @@ class PgSuggestionStore:
 
     async def add_member_notice(self, member_id: int, text: str, now: datetime) -> None:
         await self.store._execute(sql.ADD_MEMBER_NOTICE, member_id, text, ts(now))
+        await self.store.cached_member_changed(member_id)  # the member lookup says whether notices wait
 
     async def take_member_notices(self, member_id: int) -> list[str]:
         async with self.store._conn() as conn:
             found = await conn.fetch(pg(sql.TAKE_MEMBER_NOTICES), member_id)
+        if found:
+            self.store.drop_cached_member(member_id)
         return [str(r[1]) for r in sorted(found, key=lambda r: int(r[0]))]
