@@ -4,22 +4,29 @@ threads (replies in the post's thread via ``thread_ts``, the reveal there too)."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from bot.adapters.slack_adapter import SlackAdapter
-from bot.bootstrap import build_app
 from bot.core.messages import Post
 from bot.core.native import ChannelFeatures
 from bot.scheduling import Scheduler
 from bot.storage.native_store import native_for
 from tests.conftest import FakeClock
 from tests.fake_slack import FakeSlack
-from tests.test_slack import ADMIN, CHANNEL, MEMBER, RIGHT, Rig, add_users, buttons_of, question_id, slack_settings
+from tests.test_slack import (
+    ADMIN,
+    CHANNEL,
+    MEMBER,
+    RIGHT,
+    Rig,
+    add_users,
+    buttons_of,
+    question_id,
+    running_rig,
+    slack_settings,
+)
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -35,19 +42,8 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = slack_settings(fake, tmp_path)
-    app = await build_app(settings, clock=FakeClock())
-    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
-    await adapter.start()
-    app.gateways["slack"] = adapter
-    runner = asyncio.create_task(adapter.run())
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Rig(fake, app, adapter, session)
-    finally:
-        await adapter.close()
-        await asyncio.wait_for(runner, 5)
-        await app.close()
+    async with running_rig(fake, slack_settings(fake, tmp_path), clock=FakeClock()) as r:
+        yield r
 
 
 def scheduler_of(rig: Rig) -> Scheduler:

@@ -4,7 +4,6 @@ someone else's click, a second rating. The shipped content pack (its interview p
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import sqlite3
@@ -12,11 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.adapters.console_adapter import ConsoleAdapter
-from bot.adapters.slack_adapter import SlackAdapter
 from bot.bootstrap import App, build_app
 from bot.config import Settings
 from tests.conftest import ROOT, FakeClock
@@ -24,7 +21,7 @@ from tests.fake_discord import EPHEMERAL, FakeDiscord
 from tests.fake_slack import FakeSlack
 from tests.test_discord import ALICE, BOB, Bot, command, custom_ids, start_bot
 from tests.test_slack import BOB as SLACK_BOB
-from tests.test_slack import MEMBER, Rig, add_users, buttons_of, slack_settings
+from tests.test_slack import MEMBER, Rig, add_users, buttons_of, running_rig, slack_settings
 from tests.test_slack_forms import submit
 
 pytestmark = pytest.mark.sqlite_only
@@ -125,18 +122,8 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def rig(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = slack_settings(fake_slack, tmp_path, STUDYBOT_CONTENT=str(SHIPPED))
-    app = await build_app(settings)
-    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
-    await adapter.start()
-    runner = asyncio.create_task(adapter.run())
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Rig(fake_slack, app, adapter, session)
-    finally:
-        await adapter.close()
-        await asyncio.wait_for(runner, 5)
-        await app.close()
+    async with running_rig(fake_slack, slack_settings(fake_slack, tmp_path, STUDYBOT_CONTENT=str(SHIPPED))) as r:
+        yield r
 
 
 async def answer_to(rig: Rig, action_id: str, user: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from bot.config import Settings
 from bot.core.commands import SPECS
 from bot.core.home import HomeSection, HomeView
 from bot.core.messages import Attachment, Button, Post, Reply
-from bot.core.ports import DeliveryError
+from bot.core.ports import Clock, DeliveryError
 from bot.core.service import ERROR_TEXT, answer_buttons
 from tests.conftest import FIXTURE_PACK
 from tests.fake_slack import FakeSlack
@@ -224,11 +225,17 @@ async def fake() -> AsyncIterator[FakeSlack]:
     await f.stop()
 
 
-@pytest.fixture
-async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = slack_settings(fake, tmp_path)
-    app = await build_app(settings)
-    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0)
+@asynccontextmanager
+async def running_rig(
+    fake: FakeSlack, settings: Settings, *, clock: Clock | None = None, home_debounce: float | None = None
+) -> AsyncIterator[Rig]:
+    """The app on `settings` with its Slack front end listening over HTTP on a free loopback port (the
+    Home tab wired in when `home_debounce` is given); everything is stopped on the way out."""
+    app = await build_app(settings, clock=clock)
+    home = home_tab(app) if home_debounce is not None else None
+    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0, home=home)
+    if home_debounce is not None:
+        adapter.home_debounce = home_debounce
     await adapter.start()
     app.gateways["slack"] = adapter
     runner = asyncio.create_task(adapter.run())
@@ -239,6 +246,12 @@ async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
         await adapter.close()
         await asyncio.wait_for(runner, 5)
         await app.close()
+
+
+@pytest.fixture
+async def rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with running_rig(fake, slack_settings(fake, tmp_path)) as r:
+        yield r
 
 
 # ---------------------------------------------------------------- rendering
@@ -1051,20 +1064,8 @@ async def published(rig: Rig, user: str, count: int) -> dict[str, Any]:
 
 @pytest.fixture
 async def home_rig(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = slack_settings(fake, tmp_path)
-    app = await build_app(settings)
-    adapter = SlackAdapter(app.service, settings, http_host="127.0.0.1", http_port=0, home=home_tab(app))
-    adapter.home_debounce = 0.5
-    await adapter.start()
-    app.gateways["slack"] = adapter
-    runner = asyncio.create_task(adapter.run())
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Rig(fake, app, adapter, session)
-    finally:
-        await adapter.close()
-        await asyncio.wait_for(runner, 5)
-        await app.close()
+    async with running_rig(fake, slack_settings(fake, tmp_path), home_debounce=0.5) as r:
+        yield r
 
 
 async def test_opening_the_home_tab_publishes_the_members_dashboard_within_slacks_limits(home_rig: Rig) -> None:
