@@ -220,15 +220,22 @@ async def test_a_freeze_is_announced_once_in_the_reminder_and_not_again_in_the_r
     assert "🔥 Streak: 8 days" in out.text and "freeze" not in out.text, "announced once, in the reminder"
 
 
-async def test_a_freeze_is_announced_once_in_the_next_commands_reply(
-    store: ManagedStore, library: ContentLibrary
-) -> None:
+async def a_week_of_answers(store: ManagedStore, library: ContentLibrary) -> tuple[FakeClock, StudyService]:
+    """Alice answers right on Nov 1-7 (a 7-day streak earns a freeze), with reminders installed; the clock
+    is then at Nov 8, 08:00 UTC."""
     clock = FakeClock(utc(2026, 11, 1, 8, 0))
     svc = learning_service(store, library, clock)
     Reminders(reminders_for(store), svc, learning_for(store), {}, clock).install()  # type: ignore[arg-type]
     for _ in range(7):
         await quiz_and_answer(svc, "alice", right=True)
         clock.advance(days=1)
+    return clock, svc
+
+
+async def test_a_freeze_is_announced_once_in_the_next_commands_reply(
+    store: ManagedStore, library: ContentLibrary
+) -> None:
+    clock, svc = await a_week_of_answers(store, library)
     clock.advance(days=1)  # Nov 8 missed; Nov 9
     tip = await svc.handle(inbound("tip"))
     assert len(tip) == 2 and tip[1].text == "🧊 A freeze kept your 7-day streak (1 missed day)." and tip[1].private
@@ -241,12 +248,7 @@ async def test_a_freeze_is_announced_once_in_the_next_commands_reply(
 async def test_an_answer_by_button_with_no_command_before_announces_the_freeze(
     store: ManagedStore, library: ContentLibrary
 ) -> None:
-    clock = FakeClock(utc(2026, 11, 1, 8, 0))
-    svc = learning_service(store, library, clock)
-    Reminders(reminders_for(store), svc, learning_for(store), {}, clock).install()  # type: ignore[arg-type]
-    for _ in range(7):
-        await quiz_and_answer(svc, "alice", right=True)
-        clock.advance(days=1)
+    clock, svc = await a_week_of_answers(store, library)
     [q] = await svc.handle(inbound("quiz"))  # dealt on Nov 8, answered on Nov 9 with its button
     clock.advance(days=1)
     [out] = await svc.handle(inbound(action=q.buttons[0].action_id))
