@@ -40,52 +40,56 @@ async def measure(samples: int = 1000) -> list[Figure]:
     # The progress chart is a follow-up drawn after the text has gone out, so it is timed apart (P4d).
     settings = Settings(STUDYBOT_DB=db, STUDYBOT_CONTENT=BUNDLED_CONTENT)  # type: ignore[call-arg]
     app = await build_app(settings, clock=Clock())
-    service = app.service
-    rng = random.Random(4)
+    try:
+        service = app.service
+        rng = random.Random(4)
 
-    def ib(member: int, text: str) -> Inbound:
-        return Inbound("discord", "G1", "C1", f"U{member}", f"member{member}", text)
+        def ib(member: int, text: str) -> Inbound:
+            return Inbound("discord", "G1", "C1", f"U{member}", f"member{member}", text)
 
-    for m in range(1, 50):  # warm the page cache and statement cache a little
-        await service.handle(ib(m, "progress"))
-    # As `bot.bootstrap.serve` does once the bot is up: what start-up loaded is out of the collector's
-    # reach, so a full collection does not walk it in the middle of the measured requests.
-    gc.collect()
-    gc.freeze()
-    full_collections = gc.get_stats()[2]["collections"]
-    progress_ms, week_ms, all_ms = [], [], []
-    for _ in range(samples):
-        m = rng.randint(1, MEMBERS)
-        t = time.perf_counter()
-        [reply] = await service.handle(ib(m, "progress"))
-        progress_ms.append((time.perf_counter() - t) * 1000)
-        assert "Answered" in reply.text, reply.text
-    for scope, out in (("week", week_ms), ("all", all_ms)):
-        for _ in range(samples // 4):
+        for m in range(1, 50):  # warm the page cache and statement cache a little
+            await service.handle(ib(m, "progress"))
+        # As `bot.bootstrap.serve` does once the bot is up: what start-up loaded is out of the collector's
+        # reach, so a full collection does not walk it in the middle of the measured requests.
+        gc.collect()
+        gc.freeze()
+        full_collections = gc.get_stats()[2]["collections"]
+        progress_ms, week_ms, all_ms = [], [], []
+        with_notice = 0
+        for _ in range(samples):
             m = rng.randint(1, MEMBERS)
             t = time.perf_counter()
-            [reply] = await service.handle(ib(m, f"leaderboard {scope}"))
-            out.append((time.perf_counter() - t) * 1000)
-            assert "🥇" in reply.text, reply.text  # the board is not empty
-    review_ms = []
-    dealt = 0
-    for _ in range(samples):
-        m = rng.randint(1, MEMBERS)
-        t = time.perf_counter()
-        [reply] = await service.handle(ib(m, "review"))
-        review_ms.append((time.perf_counter() - t) * 1000)
-        assert reply.text.startswith(("**Review", "No reviews due")), reply.text
-        dealt += reply.text.startswith("**Review")
-    chart_ms = []
-    for _ in range(20):
-        m = rng.randint(1, MEMBERS)
-        [reply] = await service.handle(ib(m, "progress"))
-        t = time.perf_counter()
-        [chart] = await followups(reply)
-        chart_ms.append((time.perf_counter() - t) * 1000)
-        assert chart.attachments and chart.attachments[0].data[:4] == b"\x89PNG"
-    full_collections = gc.get_stats()[2]["collections"] - full_collections
-    await app.close()
+            reply, *notices = await service.handle(ib(m, "progress"))  # + a once-only notice, if any
+            progress_ms.append((time.perf_counter() - t) * 1000)
+            with_notice += bool(notices)
+            assert "Answered" in reply.text, reply.text
+        for scope, out in (("week", week_ms), ("all", all_ms)):
+            for _ in range(samples // 4):
+                m = rng.randint(1, MEMBERS)
+                t = time.perf_counter()
+                reply, *_ = await service.handle(ib(m, f"leaderboard {scope}"))
+                out.append((time.perf_counter() - t) * 1000)
+                assert "🥇" in reply.text, reply.text  # the board is not empty
+        review_ms = []
+        dealt = 0
+        for _ in range(samples):
+            m = rng.randint(1, MEMBERS)
+            t = time.perf_counter()
+            reply, *_ = await service.handle(ib(m, "review"))
+            review_ms.append((time.perf_counter() - t) * 1000)
+            assert reply.text.startswith(("**Review", "No reviews due")), reply.text
+            dealt += reply.text.startswith("**Review")
+        chart_ms = []
+        for _ in range(20):
+            m = rng.randint(1, MEMBERS)
+            reply, *_ = await service.handle(ib(m, "progress"))
+            t = time.perf_counter()
+            [chart] = await followups(reply)
+            chart_ms.append((time.perf_counter() - t) * 1000)
+            assert chart.attachments and chart.attachments[0].data[:4] == b"\x89PNG"
+        full_collections = gc.get_stats()[2]["collections"] - full_collections
+    finally:  # an error must not leave the database thread (not a daemon) holding the process open
+        await app.close()
     gc.unfreeze()
     db.unlink(missing_ok=True)
     p99 = percentile(progress_ms, 99)
@@ -102,7 +106,8 @@ async def measure(samples: int = 1000) -> list[Figure]:
             "<= 5 ms",
             p99 <= 5,
             f"p50 {percentile(progress_ms, 50):.2f} ms over {len(progress_ms)} requests; {cards:,} review cards;"
-            f" {full_collections} full garbage collections during the requests",
+            f" {full_collections} full garbage collections during the requests; {with_notice} also said a"
+            " once-only notice (a freeze kept the member's streak)",
         ),
         Figure(
             "P4b",

@@ -35,11 +35,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
 
-from bot.core.deck_files import slug_for
+from bot.core.deck_files import MAX_BYTES, slug_for
 from bot.core.decks import ItemData
 
 #: The largest file read (an .apkg with media can be big; the notes alone rarely pass 1 MB).
 MAX_FILE_BYTES = 10 * 1024 * 1024
+#: The largest file any `/study deck import` takes (an Anki file; YAML/CSV/JSON stop at 1 MB): front ends
+#: fetch an upload up to this and leave the format's own limit to the core, which names it.
+UPLOAD_MAX_BYTES = max(MAX_BYTES, MAX_FILE_BYTES)
 #: The largest collection unpacked from a package (a zip bomb stops here, not in memory).
 MAX_COLLECTION_BYTES = 50 * 1024 * 1024
 #: Notes read from one file; a bigger deck is refused rather than half imported.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -89,6 +90,12 @@ NOTES = [
     (BASIC, "", ["", "a back without a front"]),
     (CLOZE, "cloze", ["A {{c1::Gantt chart::chart type}} shows tasks over time.", ""]),
 ]
+
+
+def anki_package_of(size: int) -> bytes:
+    """An .apkg of about ``size`` bytes: the 4 cards of `NOTES` plus a media file of random bytes (which
+    do not compress), as a package with pictures is."""
+    return apkg({"collection.anki2": collection(NOTES), "0": random.Random(size).randbytes(size)})
 
 
 def test_a_tiny_apkg_made_here_imports_as_open_cards_with_plain_text() -> None:

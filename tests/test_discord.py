@@ -34,6 +34,7 @@ from bot.core.ports import DeliveryError
 from bot.core.service import ERROR_TEXT, Context, StudyService
 from tests.conftest import FIXTURE_PACK, FakeClock
 from tests.fake_discord import ADMIN_PERMISSIONS, EPHEMERAL, FakeDiscord, FakeFile, FakeRole, FakeUser, Recorded
+from tests.test_anki import anki_package_of
 
 # A front-end test: the store behind the service is not its subject (the storage tests run on both).
 pytestmark = pytest.mark.sqlite_only
@@ -923,8 +924,27 @@ async def test_an_admin_imports_a_deck_file_attached_to_the_command_and_members_
 
 async def test_a_file_over_the_limit_is_refused_without_being_fetched(app: App, live: Bot, fake: FakeDiscord) -> None:
     await reply_of(fake, "deck create", {"options": "mine"}, user=ADMIN)
-    big = FakeFile("big.csv", b"x", size=5_000_000)
+    big = FakeFile("big.csv", b"x", size=11_000_000)  # past every format's limit (Anki's is 10 MB)
     iid, _ = await command(fake, "deck import", {"name": "mine", "file": big}, user=ADMIN)
     (edit,) = await fake.followups(iid)
-    assert "5,000,000 bytes; the limit is 1 MB" in edit.json["content"]
+    assert "11,000,000 bytes; the limit is 1 MB" in edit.json["content"]
     assert fake.cdn_fetches == []
+    # A CSV between 1 MB and Anki's 10 MB is fetched (it might have been an Anki file) and refused by size.
+    iid, _ = await command(
+        fake, "deck import", {"name": "mine", "file": FakeFile("mid.csv", b"x" * 3_000_000)}, user=ADMIN
+    )
+    (edit,) = await fake.followups(iid)
+    assert "3,000,000 bytes; the limit is 1 MB" in edit.json["content"]
+
+
+async def test_an_anki_package_over_a_megabyte_is_fetched_whole_and_dry_run(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    """Anki files may be up to 10 MB (media make them big): the adapter must not stop at the 1 MB of
+    YAML/CSV/JSON, or a 2 MB package arrives empty."""
+    await reply_of(fake, "deck create", {"options": "mine"}, user=ADMIN)
+    package = anki_package_of(2_000_000)
+    iid, _ = await command(fake, "deck import", {"name": "mine", "file": FakeFile("big.apkg", package)}, user=ADMIN)
+    (edit,) = await fake.followups(iid)
+    assert "Dry run" in edit.json["content"] and "4 new" in edit.json["content"], edit.json["content"]
+    assert fake.cdn_fetches == ["big.apkg"]

@@ -35,6 +35,7 @@ from bot.core.ports import Clock, DeliveryError
 from bot.core.service import ERROR_TEXT, answer_buttons
 from tests.conftest import FIXTURE_PACK
 from tests.fake_slack import FakeSlack
+from tests.test_anki import anki_package_of
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 HOME = "T0HOME"
@@ -1237,11 +1238,22 @@ async def test_deck_import_asks_for_the_file_in_a_form_then_dry_runs_and_confirm
 async def test_a_file_over_the_limit_is_not_fetched(rig: Rig) -> None:
     await rig.ask("deck create mine", user=ADMIN)
     meta = json.dumps({"channel": CHANNEL, "text": "deck import mine"})
-    big = rig.fake.host_file("big.csv", b"x", size=3_000_000)
+    big = rig.fake.host_file("big.csv", b"x", size=11_000_000)  # past every format's limit (Anki's is 10 MB)
     status, _ = await rig.send(urlencode({"payload": json.dumps(file_submission(rig, meta, [big]))}))
     assert status == 200
     said = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "limit" in e["text"]), None))
-    assert "3,000,000 bytes" in said["text"] and rig.fake.downloads == []
+    assert "11,000,000 bytes" in said["text"] and rig.fake.downloads == []
+
+
+async def test_an_anki_package_over_a_megabyte_is_fetched_whole_and_dry_run(rig: Rig) -> None:
+    """Anki files may be up to 10 MB: the adapter must not stop reading at YAML/CSV/JSON's 1 MB."""
+    await rig.ask("deck create mine", user=ADMIN)
+    meta = json.dumps({"channel": CHANNEL, "text": "deck import mine"})
+    hosted = rig.fake.host_file("big.apkg", anki_package_of(2_000_000))
+    status, _ = await rig.send(urlencode({"payload": json.dumps(file_submission(rig, meta, [hosted]))}))
+    assert status == 200
+    dry = await rig.fake.wait_for(lambda: next((e for e in rig.fake.ephemeral if "Dry run" in e["text"]), None))
+    assert "4 new" in dry["text"], dry["text"]
 
 
 async def test_a_member_cannot_import_through_a_crafted_form(rig: Rig) -> None:

@@ -37,10 +37,10 @@ import aiohttp
 import discord
 from discord import app_commands
 
+from bot.anki import UPLOAD_MAX_BYTES
 from bot.config import Settings
 from bot.core import markup
 from bot.core.commands import ADMIN_COMMAND, SPECS, Spec
-from bot.core.deck_files import MAX_BYTES as MAX_FILE_BYTES
 from bot.core.forms import Form
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
@@ -969,7 +969,7 @@ class DiscordFrontEnd:
         files: tuple[Attachment, ...] = ()
         if file is not None:
             await self._defer(interaction)
-            if file.size > MAX_FILE_BYTES:
+            if file.size > UPLOAD_MAX_BYTES:
                 files = (Attachment(file.filename, b"", file.content_type or "", size=file.size),)
             else:
                 files = (Attachment(file.filename, await file.read(), file.content_type or ""),)

@@ -51,9 +51,9 @@ from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.slack_oauth import DbInstallationStore, DbStateStore
+from bot.anki import UPLOAD_MAX_BYTES
 from bot.config import Settings
 from bot.core import markup
-from bot.core.deck_files import MAX_BYTES as MAX_FILE_BYTES
 from bot.core.forms import Form
 from bot.core.home import HomeTab, HomeView
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
@@ -369,6 +369,20 @@ class _Who:
     expires: float
     #: The workspace ``users.info`` places the user in; their admin flags hold there only.
     team: str = ""
+
+
+async def read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to ``limit`` bytes. (`StreamReader.read(n)` returns what has arrived so far, at most n:
+    a file larger than one network read would come back cut short.)"""
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        chunk = await stream.read(limit - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 class SlackAdapter:
@@ -860,7 +874,7 @@ class SlackAdapter:
         name = str(file.get("name") or "file")
         size = int(file.get("size") or 0)
         url = str(file.get("url_private_download") or file.get("url_private") or "")
-        if size > MAX_FILE_BYTES:  # not fetched: the core refuses it by its size
+        if size > UPLOAD_MAX_BYTES:  # not fetched: the core refuses it by its size
             return Attachment(name, b"", size=size)
         if not url or self._session is None:
             return Attachment(name, b"")
@@ -868,7 +882,7 @@ class SlackAdapter:
         try:
             async with self._session.get(url, headers=headers) as resp:
                 resp.raise_for_status()
-                data = await resp.content.read(MAX_FILE_BYTES + 1)  # never more than the limit allows
+                data = await read_at_most(resp.content, UPLOAD_MAX_BYTES + 1)  # never more than the limit allows
         except (aiohttp.ClientError, TimeoutError) as e:
             log.warning("slack: could not fetch the file %s: %s", name, e)
             return Attachment(name, b"")

@@ -33,7 +33,6 @@ from bot import anki
 from bot.core import actions, forms, markup
 from bot.core.content import LETTERS
 from bot.core.dashboard import MEMBER_SORTS, SESSION_TTL, Admin, Dashboard, csrf_token
-from bot.core.deck_files import MAX_BYTES
 from bot.core.messages import Attachment, Reply
 from bot.core.schedule import KINDS
 
@@ -59,9 +58,9 @@ ADMIN_KEY = web.RequestKey("studybot.admin", Admin)
 SESSION_KEY = web.RequestKey("studybot.session", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The largest deck file `/study deck import` takes (Anki's; YAML/CSV/JSON take 1 MB): an upload is read
-#: up to this, and the core refuses what is over its format's limit with the command's message.
-UPLOAD_MAX = max(MAX_BYTES, anki.MAX_FILE_BYTES)
+#: An upload is read up to this (see `anki.UPLOAD_MAX_BYTES`), and the core refuses what is over its
+#: format's limit with the command's message.
+UPLOAD_MAX = anki.UPLOAD_MAX_BYTES
 #: An upload larger than this is refused from its Content-Length, before its body is read.
 UPLOAD_REFUSED = 4 * UPLOAD_MAX
 #: Routes whose POST is a file upload: the handler reads the body as a stream (checking the CSRF token,
