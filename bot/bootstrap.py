@@ -132,6 +132,7 @@ async def build_app(
         suggestions=suggestion_store,
     )
     app.dashboard.install(service)
+    app.resources.append(app.dashboard.close)
     wire_scheduling(app, app.reminders)
     return app
 

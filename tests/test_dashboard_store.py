@@ -296,3 +296,19 @@ async def test_overview_counts_answers_after_its_hours_were_kept(store: ManagedS
     gone = await dashboard.overview(admin)
     assert [(d.answers, d.correct) for d in gone.days[-2:]] == [(1, 1), (1, 1)]
     assert (gone.members, gone.active_week) == (2, 1)
+
+
+async def test_analytics_computed_ahead_are_kept_for_the_pages(store: ManagedStore) -> None:
+    clock = _Clock(T + timedelta(days=1))
+    dashboard = _dashboard(store, clock)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(3)]
+    g = ms[0].group_id
+    await _answer(store, ms[0], "q1", "A", True, T)
+    ahead = dashboard.compute_ahead(g)
+    assert ahead is not None and dashboard.compute_ahead(g) is ahead, "one computation per group at a time"
+    await ahead
+    assert dashboard.compute_ahead(g) is None, "kept: nothing left to compute ahead"
+    await _answer(store, ms[1], "q1", "C", False, T + timedelta(hours=1))
+    stats = await dashboard.question_stats(g)
+    assert [(s.answers, s.correct, s.picks["C"]) for s in stats] == [(2, 1, 1)]
+    _same(stats, await _dash(store).question_stats(g))

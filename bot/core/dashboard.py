@@ -400,6 +400,7 @@ class Dashboard:
         ] = {}
         self._tallies: dict[int, QuestionTallies] = {}
         self._hours: dict[int, _Hours] = {}
+        self._ahead: dict[int, asyncio.Task[None]] = {}
 
     def install(self, service: StudyService) -> None:
         """Register `/study dashboard [logout-all]` on ``service``."""
@@ -425,6 +426,7 @@ class Dashboard:
         await self.store.save_dashboard_link(
             token_hash(token), ctx.member.group_id, ctx.member.member_id, ctx.now, ctx.now + LINK_TTL
         )
+        self.compute_ahead(ctx.member.group_id)
         minutes = int(LINK_TTL.total_seconds() // 60)
         command_name = SPECS["dashboard"].usage_on(ctx.inbound.platform).split(" [")[0]
         return private(
@@ -634,6 +636,34 @@ class Dashboard:
             tallies.fold(delta)
         _keep(self._tallies, group_id, tallies)
         return tallies.stats()
+
+    def compute_ahead(self, group_id: int) -> asyncio.Task[None] | None:
+        """Start the group's first analytics computation of this process in the background (a sign-in link
+        was just handed out, so its pages are likely soon, and that computation reads every answer: seconds
+        on a big group). Returns the computation (the one already running, if any), or None when the
+        group's tallies are kept already."""
+        if group_id in self._tallies:
+            return None
+        task = self._ahead.get(group_id)
+        if task is None:
+            task = self._ahead[group_id] = asyncio.get_running_loop().create_task(self._compute_ahead(group_id))
+            task.add_done_callback(lambda _: self._ahead.pop(group_id, None))
+        return task
+
+    async def _compute_ahead(self, group_id: int) -> None:
+        try:
+            async with self._analytics_lock:
+                if group_id not in self._tallies:
+                    await self.question_stats(group_id)
+        except Exception:  # the page computes them itself and shows the error there
+            log.warning("computing group %s's analytics ahead failed", group_id, exc_info=True)
+
+    async def close(self) -> None:
+        """Stop analytics computed ahead (the app releases this with its other resources)."""
+        tasks = list(self._ahead.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def members(self, admin: Admin, sort: str, descending: bool, page: int) -> tuple[list[MemberLine], bool]:
         """A page of members (``sort`` one of `MEMBER_SORTS`, else by name) and whether a next page exists."""
