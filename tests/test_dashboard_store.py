@@ -7,8 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
+
 from bot.core.dashboard import Admin, Dashboard, DashboardStore, QuestionStat, token_hash
-from bot.core.ports import AnswerIn, MemberRef, StreakState
+from bot.core.ports import AnswerIn, MemberRef, StoreError, StreakState
 from bot.core.schedule import ScheduleRule
 from bot.storage import ManagedStore, dashboard_for, schedules_for
 
@@ -311,4 +313,30 @@ async def test_analytics_computed_ahead_are_kept_for_the_pages(store: ManagedSto
     await _answer(store, ms[1], "q1", "C", False, T + timedelta(hours=1))
     stats = await dashboard.question_stats(g)
     assert [(s.answers, s.correct, s.picks["C"]) for s in stats] == [(2, 1, 1)]
+    _same(stats, await _dash(store).question_stats(g))
+
+
+async def test_a_refresh_that_fails_halfway_leaves_no_half_counted_tallies(store: ManagedStore) -> None:
+    """A refresh interrupted between re-ranking the members and moving their answers (a store error, or the
+    browser gone and the request cancelled) must not leave them ranked anew with their answers unmoved."""
+    clock = _Clock(T + timedelta(days=1))
+    dashboard = _dashboard(store, clock)
+    ms = [await _member(store, "G1", f"U{n}") for n in range(3)]
+    g = ms[0].group_id
+    await _answer(store, ms[0], "w1", "A", True, T)
+    await _answer(store, ms[2], "q9", "D", False, T)
+    await dashboard.question_stats(g)
+    for q in ("w1", "w2", "w3"):  # U2 overtakes U0: their earlier q9 answer must move to the top third
+        await _answer(store, ms[2], q, "A", True, T + timedelta(hours=1))
+    real = dashboard.store.member_answers
+
+    async def broken(group_id: int, member_ids: list[int]) -> list[tuple[int, int, str, bool]]:
+        raise StoreError("the database went away")
+
+    dashboard.store.member_answers = broken  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        await dashboard.question_stats(g)
+    dashboard.store.member_answers = real  # type: ignore[method-assign]
+    stats = await dashboard.question_stats(g)
+    assert {s.question_id: s.top for s in stats}["q9"] == (1, 0)
     _same(stats, await _dash(store).question_stats(g))

@@ -621,7 +621,7 @@ class Dashboard:
         memory: the first call reads every answer, later ones only the answers since (see
         `bot.core.dashboard_tallies`)."""
         settle_before = self.clock.now() - SETTLE
-        tallies = self._tallies.get(group_id)
+        tallies = self._tallies.pop(group_id, None)  # back only once brought up to date whole
         delta = None
         if tallies is not None:
             delta = await self.store.answers_after(group_id, tallies.mark, settle_before, tallies.census.highest)
