@@ -234,3 +234,40 @@ async def test_deck_add_is_a_modal_under_study_admin_and_stores_the_item(
     _, ok = await submitted(fake, modal, good, ADMIN)
     assert 'Added to deck "sql"' in ok.json["data"]["content"]
     assert rows(db, "SELECT kind, step, slug FROM deck_items") == [("tip", 4, "tip-1")]
+
+
+async def test_a_card_is_added_and_edited_in_place_through_discord_modals(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    db = app.store.path
+    await command(fake, "help", user=ADMIN)
+    ((group_id,),) = rows(db, "SELECT id FROM groups WHERE external_id = ?", str(fake.guild.id))
+    assert await decks_for(app.store).create_deck(group_id, "sql", "", FakeClock().now()) is not None  # type: ignore[arg-type]
+    iid, cb = await command(fake, "deck add", {"options": "sql card"}, user=ADMIN, command="study-admin")
+    assert cb.json["type"] == 9
+    modal = fake.modals[iid]
+    fields = inputs(modal)
+    assert modal["custom_id"].startswith("sb:form:deck-add:c-") and modal["title"] == "Add a card"
+    assert list(fields) == ["front", "back", "topic", "tags", "source"]
+    assert fields["back"]["style"] == 2 and fields["back"]["max_length"] == 2000 and not fields["tags"]["required"]
+    card = {"front": "@everyone: how do you say no to a stakeholder?", "back": "- the why\n- an alternative"}
+    _, bad = await submitted(fake, modal, {**card, "topic": "Two Words"}, ADMIN)
+    assert "**Topic**: A topic is one word" in bad.json["data"]["content"]
+    assert rows(db, "SELECT COUNT(*) FROM deck_items") == [(0,)]
+    _, ok = await submitted(fake, modal, {**card, "tags": "conflict"}, ADMIN)
+    content = ok.json["data"]["content"]
+    assert 'Added to deck "sql"' in content and "\\@everyone" in content  # escaped: member text never pings
+    ((item_id, slug),) = rows(db, "SELECT id, slug FROM deck_items")
+    assert slug == "card-1"
+
+    iid, cb = await command(fake, "deck edit", {"options": "sql card-1"}, user=ADMIN, command="study-admin")
+    assert cb.json["type"] == 9
+    edit = fake.modals[iid]
+    shown = inputs(edit)
+    assert edit["custom_id"] == f"sb:form:deck-edit:{item_id}"
+    assert (shown["front"]["value"], shown["tags"]["value"]) == (card["front"], "conflict")
+    _, saved = await submitted(fake, edit, {"back": "- the why\n- an alternative\n- a date to revisit"}, ADMIN)
+    assert "Changed `card-1`" in saved.json["data"]["content"]
+    assert rows(db, "SELECT id, back FROM deck_items") == [
+        (item_id, "- the why\n- an alternative\n- a date to revisit")
+    ]

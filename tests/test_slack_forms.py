@@ -102,3 +102,33 @@ async def test_approve_by_button_tells_the_member_by_dm_and_deny_asks_for_a_reas
     key, _, _ = await rig.click(approve, user=BOB)
     (no,) = await rig.fake.responses_for(key)
     assert "Only admins" in no["text"]
+
+
+async def test_a_card_is_added_and_edited_in_place_through_slack_modals(rig: Rig) -> None:
+    await rig.ask("deck create sql", user=ADMIN)
+    view = await opened(rig, "deck add sql card", ADMIN)
+    assert view["callback_id"].startswith("sb:form:deck-add:c-") and view["title"]["text"] == "Add a card"
+    assert [b["block_id"] for b in view["blocks"]] == ["front", "back", "topic", "tags", "source"]
+    assert view["blocks"][1]["element"]["multiline"] and view["blocks"][1]["element"]["max_length"] == 2000
+    card = {"front": "<!channel> how do you say no to a stakeholder?", "back": "- the why\n- an alternative"}
+
+    status, body = await submit(rig, view, {**card, "source": "my notes#1", "tags": "a,b,c,d,e,f,g,h,i,j,k"}, ADMIN)
+    ack = json.loads(body)
+    assert status == 200 and ack["response_action"] == "errors"
+    assert set(ack["errors"]) == {"source", "tags"} and ack["errors"]["tags"] == "At most 10 tags (this has 11)."
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 0
+
+    assert await submit(rig, view, card, ADMIN) == (200, "")
+    await rig.adapter.drain()
+    added = rig.fake.ephemeral[-1]["text"]
+    assert 'Added to deck "sql"' in added and "<!channel>" not in added  # member text pings no one
+    item_id = await rig.scalar("SELECT id FROM deck_items WHERE slug = 'card-1'")
+
+    edit = await opened(rig, "deck edit sql card-1", ADMIN)
+    assert edit["callback_id"] == f"sb:form:deck-edit:{item_id}"
+    assert edit["blocks"][0]["element"]["initial_value"] == card["front"]
+    assert await submit(rig, edit, {"topic": "stakeholders"}, ADMIN) == (200, "")
+    await rig.adapter.drain()
+    assert "Changed `card-1`" in rig.fake.ephemeral[-1]["text"]
+    assert await rig.scalar("SELECT topic FROM deck_items WHERE id = ?", item_id) == "stakeholders"
+    assert await rig.scalar("SELECT COUNT(*) FROM deck_items") == 1

@@ -142,10 +142,14 @@ SPECS: dict[str, Spec] = {
         "/study deck retire <name> <item id>", "stop posting one item (its answers and reviews stay)", admin=True
     ),
     "deck.add": Spec(
-        "/study deck add <name> [question|tip]", "type one question or tip into a deck (a form)", admin=True
+        "/study deck add <name> [question|tip|card]",
+        "type one question, tip or flashcard into a deck (a form)",
+        admin=True,
     ),
     "deck.edit": Spec(
-        "/study deck edit <name> <item id>", "change one question or tip in a form, filled in with it", admin=True
+        "/study deck edit <name> <item id>",
+        "change one question, tip or flashcard in a form, filled in with it",
+        admin=True,
     ),
 }
 
@@ -303,7 +307,7 @@ def _parse_deck_add(rest: list[str]) -> Command:
             f'"{_shown(rest[0])}" is not a deck name: 1-32 lower-case letters, digits and dashes — usage: {usage}'
         )
     kind = rest[1].casefold() if len(rest) > 1 else "question"
-    if kind not in ("question", "tip") or len(rest) > 2:
+    if kind not in ("question", "tip", "card") or len(rest) > 2:
         raise UsageError(f"Usage: {usage}")
     return Command("deck.add", {"name": deck, "kind": kind})
 

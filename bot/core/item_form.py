@@ -1,10 +1,12 @@
-"""The question / tip form: one question or tip in the shipped content schema, typed into a form.
+"""The item forms: one question, tip or open card in the deck file schema, typed into a form.
 
-Shared by `/study suggest` (members) and `/study deck add` (admins): `item_form` builds the form,
-`read_item` turns the submitted values into an `ItemDraft` or field-level errors. The rules are the
-content pack's (`bot.core.content.Question` / `Tip`), each problem attached to the field to fix.
+Shared by `/study suggest` (members: questions and tips) and `/study deck add` / `deck edit` (admins: all
+three): `item_form` builds the form, `read_item` turns the submitted values into an `ItemDraft` or
+field-level errors. The rules are the deck file's (`bot.core.content.Question` / `Tip`,
+`bot.core.decks.Card`), each problem attached to the field to fix.
 
-A question fits Discord's five inputs by taking its four choices in one box, one per line.
+A question fits Discord's five inputs by taking its four choices in one box, one per line; a card's five
+are front, back (the points a good answer covers), topic, tags and source.
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ from typing import Literal
 from pydantic import ValidationError
 
 from bot.core.content import LETTERS, Question, Tip
+from bot.core.decks import Card
 from bot.core.forms import Field, Form, quoted
 
-ItemKind = Literal["question", "tip"]
+ItemKind = Literal["question", "tip", "card"]
+#: The kinds members may suggest (a suggestion's kind is a question or a tip in the database).
 KINDS: tuple[ItemKind, ...] = ("question", "tip")
+#: The kinds an admin may type into a deck.
+DECK_KINDS: tuple[ItemKind, ...] = ("question", "tip", "card")
 DIFFICULTIES = {"easy": 1, "medium": 2, "hard": 3}
 _TOPIC = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
 class ItemDraft:
-    """A checked question or tip without an id yet: the fields of `Question` / `Tip` in the pack's schema.
+    """A checked question, tip or card without an id yet: the fields of `Question` / `Tip` / `Card` in the
+    deck file schema.
 
     Questions use ``prompt``, ``choices``, ``answer``, ``explanation``, ``topic``, ``difficulty``;
-    tips use ``text``, ``action``, ``step`` (the rest stay empty)."""
+    tips use ``text``, ``action``, ``step``; cards ``front``, ``back``, ``topic`` (empty: none), ``tags``
+    and ``source`` (the rest stay empty)."""
 
     kind: ItemKind
     prompt: str = ""
@@ -41,9 +49,21 @@ class ItemDraft:
     text: str = ""
     action: str = ""
     step: int = 0
+    front: str = ""
+    back: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = "general"
 
     def as_dict(self) -> dict[str, object]:
-        """The draft in the pack's YAML shape (without ``id`` and ``source``)."""
+        """The draft in the pack's YAML shape (without ``id``; ``source`` for cards only, whose form has it)."""
+        if self.kind == "card":
+            return {
+                "front": self.front,
+                "back": self.back,
+                "topic": self.topic or None,
+                "tags": list(self.tags),
+                "source": self.source,
+            }
         if self.kind == "question":
             return {
                 "topic": self.topic,
@@ -58,6 +78,17 @@ class ItemDraft:
     @classmethod
     def from_dict(cls, kind: ItemKind, data: dict[str, object]) -> ItemDraft:
         """The inverse of `as_dict` (for a draft kept in a database as JSON)."""
+        if kind == "card":
+            tags = data.get("tags") or []
+            assert isinstance(tags, list)
+            return cls(
+                "card",
+                front=str(data.get("front", "")),
+                back=str(data.get("back", "")),
+                topic=str(data.get("topic") or ""),
+                tags=tuple(str(t) for t in tags),
+                source=str(data.get("source") or "general"),
+            )
         if kind == "question":
             choices = data.get("choices") or []
             assert isinstance(choices, list)
@@ -79,12 +110,42 @@ class ItemDraft:
 
 
 def item_form(name: str, kind: ItemKind, title: str, *, arg: str = "", extra: Field | None = None) -> Form:
-    """The form for one ``kind`` (question or tip), routed as ``name``/``arg``. ``extra`` adds one field of
-    the caller's own (a tip has room; a question's five are taken, so ``extra`` is refused for it)."""
+    """The form for one ``kind`` (question, tip or card), routed as ``name``/``arg``. ``extra`` adds one
+    field of the caller's own (a tip has room; a question's and a card's five are taken, so ``extra`` is
+    refused for them)."""
+    if kind == "card":
+        if extra is not None:
+            raise ValueError("a card form has no room for another field")
+        fields: tuple[Field, ...] = (
+            Field("front", "Front: the prompt", "paragraph", max_len=FRONT_MAX, placeholder="10-400 characters"),
+            Field(
+                "back",
+                "Back: the points a good answer covers",
+                "paragraph",
+                max_len=BACK_MAX,
+                placeholder="5-2,000 characters",
+            ),
+            Field("topic", "Topic", required=False, max_len=32, placeholder="e.g. stakeholders (default: none)"),
+            Field(
+                "tags",
+                "Tags, separated by spaces or commas",
+                required=False,
+                max_len=10 * 33,
+                placeholder="up to 10, e.g. behavioural conflict",
+            ),
+            Field(
+                "source",
+                "Source",
+                required=False,
+                max_len=SOURCE_MAX,
+                placeholder="general, or where it comes from: book#chapter",
+            ),
+        )
+        return Form(name=name, title=title, fields=fields, arg=arg)
     if kind == "question":
         if extra is not None:
             raise ValueError("a question form has no room for another field")
-        fields: tuple[Field, ...] = (
+        fields = (
             Field("prompt", "Question", "paragraph", max_len=400, placeholder="10-400 characters"),
             Field("choices", "Four choices, one per line (A, B, C, D)", "paragraph", max_len=4 * 161),
             Field("answer", "Right answer: A, B, C or D", max_len=1, placeholder="A"),
@@ -108,6 +169,63 @@ def item_form(name: str, kind: ItemKind, title: str, *, arg: str = "", extra: Fi
     return Form(name=name, title=title, fields=fields, arg=arg)
 
 
+#: A card's limits as the form shows them: the same as `bot.core.decks.Card` (which `read_item` applies).
+FRONT_MAX = 400
+BACK_MAX = 2000
+SOURCE_MAX = 1000
+_TAG_SPLIT = re.compile(r"[\s,]+")
+#: Card model field → form field (``id`` is the form's own business: never typed).
+_CARD_FIELDS = {"front": "front", "back": "back", "topic": "topic", "tags": "tags", "source": "source"}
+
+
+def read_card(values: dict[str, str]) -> ItemDraft | dict[str, str]:
+    """A card draft from the form's values, checked by `Card` itself (the deck file's rules), or field key
+    → message. Topic and tags are lower-cased as typed (like a question's topic)."""
+    front, back = values.get("front", ""), values.get("back", "")
+    topic = values.get("topic", "").strip().casefold()
+    tags = [t for t in _TAG_SPLIT.split(values.get("tags", "").casefold()) if t]
+    source = values.get("source", "").strip() or "general"
+    try:
+        card = Card(id="draft", front=front, back=back, topic=topic or None, source=source, tags=tags)
+    except ValidationError as invalid:
+        return _card_errors(invalid, tags)
+    return ItemDraft(
+        "card", front=card.front, back=card.back, topic=card.topic or "", tags=tuple(card.tags), source=card.source
+    )
+
+
+def _card_errors(invalid: ValidationError, tags: list[str]) -> dict[str, str]:
+    """`Card`'s validation errors as one message per form field, in words a person fixes."""
+    errors: dict[str, str] = {}
+    for err in invalid.errors():
+        loc = err.get("loc") or ("front",)
+        key = _CARD_FIELDS.get(str(loc[0]), "front")
+        if key in errors:
+            continue
+        kind, ctx = err.get("type", ""), err.get("ctx") or {}
+        what = {"front": "The front", "back": "The back"}.get(key, "")
+        if key in ("front", "back") and kind == "string_too_short":
+            errors[key] = f"{what} needs at least {ctx.get('min_length')} characters."
+        elif key in ("front", "back") and kind == "string_too_long":
+            errors[key] = f"{what} takes at most {ctx.get('max_length'):,} characters."
+        elif key == "topic":
+            errors[key] = (
+                "A topic is one word: lower-case letters, digits and dashes, starting with a letter (up to 32)."
+            )
+        elif key == "tags" and kind == "too_long":
+            errors[key] = f"At most 10 tags (this has {len(tags)})."
+        elif key == "tags":
+            bad = tags[int(loc[1])] if len(loc) > 1 and str(loc[1]).isdigit() else ""
+            errors[key] = (
+                f'"{quoted(bad[:40])}" is not a tag: ' if bad else ""
+            ) + "a tag is lower-case letters, digits and dashes, starting with a letter (up to 32)."
+        elif key == "source":
+            errors[key] = 'A source is "general" or where the card comes from, like book#chapter (no spaces before #).'
+        else:  # pragma: no cover - every Card field is mapped above
+            errors[key] = str(err.get("msg", "invalid"))[:200]
+    return errors
+
+
 def _length(value: str, lo: int, hi: int, what: str) -> str | None:
     if len(value) < lo:
         return f"{what} needs at least {lo} characters (this has {len(value)})."
@@ -118,6 +236,8 @@ def _length(value: str, lo: int, hi: int, what: str) -> str | None:
 
 def read_item(kind: ItemKind, values: dict[str, str]) -> ItemDraft | dict[str, str]:
     """The draft the values describe, or field key → message for every problem found."""
+    if kind == "card":
+        return read_card(values)
     errors: dict[str, str] = {}
     if kind == "tip":
         text, action, step = values.get("text", ""), values.get("action", ""), values.get("step", "")
@@ -198,6 +318,14 @@ def _first(e: ValidationError) -> str:
 
 def preview(draft: ItemDraft) -> str:
     """The draft as the core shows it (member text marked, so no front end pings or formats it)."""
+    if draft.kind == "card":
+        about = " · ".join(quoted(x) for x in (draft.topic, *draft.tags) if x)
+        lines = [f"**Front:** {quoted(draft.front)}", f"**Back:** {quoted(draft.back)}"]
+        if about:
+            lines.append(about)
+        if draft.source != "general":
+            lines.append(f"Source: {quoted(draft.source)}")
+        return "\n".join(lines)
     if draft.kind == "question":
         lines = [quoted(draft.prompt)]
         lines += [f"**{letter})** {quoted(c)}" for letter, c in zip(LETTERS, draft.choices, strict=True)]

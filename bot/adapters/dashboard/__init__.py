@@ -67,7 +67,7 @@ UPLOAD_REFUSED = 4 * UPLOAD_MAX
 #: sent first, before the file), so aiohttp's ``client_max_size`` (1 MiB) does not cut it short.
 UPLOADS = ("/content/decks/{deck_id}/import",)
 #: The forms of the core a page may fill in (`bot.core.deck_add`), by the kind a URL names.
-ITEM_KINDS = ("question", "tip")
+ITEM_KINDS = ("question", "tip", "card")
 
 #: Schedule actions a form may ask for, and the `/study` command each one is.
 ACTIONS = {
@@ -473,7 +473,7 @@ class DashboardWeb:
     # -------------------------------------------------------------- deck items, decks, import and export
 
     async def item_add(self, request: web.Request) -> web.Response:
-        """The question / tip form of `/study deck add <deck> <kind>` (GET), and its submission (POST) as
+        """The question / tip / card form of `/study deck add <deck> <kind>` (GET), and its submission (POST) as
         the form's own submission: the core checks it with the command's rules and messages."""
         admin = _admin(request)
         kind = request.match_info["kind"]
