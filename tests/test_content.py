@@ -215,3 +215,40 @@ def test_a_huge_file_is_refused_without_reading_it_into_memory(tmp_path: Path) -
         tracemalloc.stop()
     assert pack is None and [(e.line, e.message) for e in errors] == [(1, "file is larger than 1,000,000 bytes")]
     assert peak < 20_000_000, f"refusing a 300 MB file allocated {peak:,} bytes"
+
+
+def test_the_quick_loader_reads_the_same_pack_as_the_line_numbered_one() -> None:
+    """Start-up reads a good pack with libyaml; the result is exactly what the line-numbered loader gives."""
+    from bot.core.content import _validate_pack
+
+    for root in (ROOT / "content", FIXTURE.parent):
+        quick, slow = _validate_pack(root, fast=True), _validate_pack(root, fast=False)
+        assert quick == slow and quick[0] is not None and quick[1] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("questions:\n  - id: a\n    tags: [x, y]\n", True),
+        ("questions: &q []\n", False),  # an anchor
+        ("a: [1]\nb: *a\n", False),  # an alias (not even defined)
+        ("a: 1\nb: 2\na: 3\n", False),  # a repeated key: libyaml would keep the last silently
+        ("? [1, 2]\n: x\n", False),  # a complex key
+        ("a: " + "[" * 21 + "]" * 21 + "\n", False),  # deeper than MAX_DEPTH
+        ("a: " + "[" * 19 + "]" * 19 + "\n", True),
+        ("- {a: 1}\n- {a: 1}\n", True),  # the same key in two mappings is fine
+    ],
+)
+def test_only_plain_files_take_the_quick_loader(text: str, plain: bool) -> None:
+    from bot.core.content import _plain_events_only
+
+    assert _plain_events_only(text) is plain
+
+
+def test_a_repeated_key_is_reported_with_its_line_not_silently_overwritten(tmp_path: Path) -> None:
+    question = QUESTION.format(id="q-new", difficulty=1, answer="A")
+    folder = pack_with(tmp_path, question.replace("    difficulty: 1\n", "    difficulty: 1\n    difficulty: 2\n"))
+    pack, errors = validate_pack(folder)
+    assert pack is None
+    [error] = [e for e in errors if e.file.endswith("extra.yaml")]
+    assert "duplicate key 'difficulty'" in error.message and error.line == 5, str(error)

@@ -208,6 +208,37 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Line
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+_CLoader: type[Any] | None = getattr(yaml, "CSafeLoader", None)  # libyaml, when PyYAML was built with it
+
+
+def _plain_events_only(text: str) -> bool:
+    """Whether a file is safe for libyaml's loader: no anchor or alias, nesting within `MAX_DEPTH`, and no
+    mapping key twice (libyaml would keep the last). Reads the C parser's events (a few ms for the
+    whole shipped pack); anything else goes to `_LineLoader`, which refuses it with a line number."""
+    assert _CLoader is not None
+    stack: list[set[str] | None] = []  # a mapping's keys so far, or None for a sequence
+    expect_key: list[bool] = []
+    for event in yaml.parse(text, Loader=_CLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            return False
+        node = isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent))
+        if node and stack and (keys := stack[-1]) is not None:  # inside a mapping: a key or its value
+            if expect_key[-1]:
+                if not isinstance(event, yaml.ScalarEvent) or event.value in keys:
+                    return False  # a complex or repeated key
+                keys.add(event.value)
+            expect_key[-1] = not expect_key[-1]
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                return False
+            stack.append(set() if isinstance(event, yaml.MappingStartEvent) else None)
+            expect_key.append(True)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            stack.pop()
+            expect_key.pop()
+    return True
+
+
 def _line_of(data: Any, loc: tuple[int | str, ...]) -> int:
     """Best line for a pydantic error location inside a loaded file."""
     line = getattr(data, "line", 1)
@@ -243,7 +274,10 @@ def _yaml_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _parse_file(path: Path, shown: str) -> tuple[PackFile | None, Any, list[ContentError]]:
+def _parse_file(path: Path, shown: str, fast: bool = False) -> tuple[PackFile | None, Any, list[ContentError]]:
+    """One content file, checked: ``fast`` tries libyaml first (about 8x quicker on the shipped pack) and
+    returns None as the file's data, without line numbers, so a caller that finds a problem must parse
+    again without it to report lines."""
     try:
         with path.open("rb") as f:  # never more than the limit (and one byte to tell it was exceeded)
             raw = f.read(MAX_FILE_BYTES + 1)
@@ -255,6 +289,12 @@ def _parse_file(path: Path, shown: str) -> tuple[PackFile | None, Any, list[Cont
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, None, [ContentError(shown, text_line(raw, e.start), "not valid UTF-8")]
+    if fast and _CLoader is not None:
+        try:
+            if _plain_events_only(text):
+                return PackFile.model_validate(yaml.load(text, Loader=_CLoader)), None, []
+        except (yaml.YAMLError, ValidationError):
+            pass  # the line-numbered loader below says where
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
@@ -286,8 +326,17 @@ def _item_line(data: Any, key: str, index: int) -> int:
 
 
 def validate_pack(root: Path | str) -> tuple[ContentPack | None, list[ContentError]]:
-    """Load and check a pack; returns the pack (None on any error) and every problem found."""
-    root = Path(root)
+    """Load and check a pack; returns the pack (None on any error) and every problem found.
+
+    A pack is read with libyaml first; only a pack with a problem is read again with the line-numbered
+    loader, so that every problem names its line (start-up of a good pack: ~0.7 s -> ~0.1 s)."""
+    pack, errors = _validate_pack(Path(root), fast=True)
+    if errors:
+        pack, errors = _validate_pack(Path(root), fast=False)
+    return pack, errors
+
+
+def _validate_pack(root: Path, *, fast: bool) -> tuple[ContentPack | None, list[ContentError]]:
     if not root.exists():
         return None, [ContentError(str(root), 0, "no such file or folder")]
     files = _yaml_files(root)
@@ -303,7 +352,7 @@ def validate_pack(root: Path | str) -> tuple[ContentPack | None, list[ContentErr
     tip_steps: list[tuple[int, str]] = []
     for path in files:
         shown = str(path)
-        parsed, data, file_errors = _parse_file(path, shown)
+        parsed, data, file_errors = _parse_file(path, shown, fast)
         errors += file_errors
         if parsed is None:
             continue
