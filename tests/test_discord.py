@@ -337,6 +337,20 @@ async def test_malformed_answer_button_ids_are_answered_as_invalid_not_left_hang
     assert len(fake.find("POST", rf"/interactions/{iid}/[^/]+/callback")) == 1
 
 
+async def test_buttons_sent_leave_no_state_in_the_client_and_clicks_are_served_by_id(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    """Every question dealt carries four buttons: the client registers nothing for them, and a click is
+    served by its custom id alone, without discord.py rebuilding the message's view for it."""
+    for _ in range(3):
+        _, cb = await command(fake, "quiz", user=ALICE)
+    views = live.fe.client._connection._view_store
+    assert not views._views and not views._dynamic_items and not views._synced_message_views
+    question = fake.message_of(cb)
+    iid = await fake.dispatch_interaction(fake.click(custom_ids(question)[0], question, user=ALICE))
+    assert (await fake.callback(iid)).json["data"]["content"].startswith(("✅", "❌"))
+
+
 async def test_member_commands_reach_the_core_and_change_the_database(app: App, live: Bot, fake: FakeDiscord) -> None:
     db = app.store.path
     help_msg = await reply_of(fake, "help")

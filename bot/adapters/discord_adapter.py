@@ -7,8 +7,9 @@ Two translations and a thin shell around them (the core decides everything):
   buttons → a view of persistent buttons, attachments → files);
 - a `Post` from the core (scheduled questions, reveals) → ``channel.send``/``message.edit`` (`ChatGateway`).
 
-Buttons are `discord.ui.DynamicItem`s: their ``custom_id`` carries the post and the letter
-(``sb:ans:<post>:<letter>``), so a click on a message from before a restart still reaches the core.
+A button's ``custom_id`` carries everything its click needs (``sb:ans:<post>:<letter>``), and clicks are
+served by that id alone (`StudyClient.on_interaction`), so a click on a message from before a restart still
+reaches the core.
 
 Forms (`bot.core.forms`): a reply with a form answers the interaction with a modal (callback type 9) of
 labelled text inputs whose ``custom_id`` is the form's action id; the submit (interaction type 5) is read
@@ -193,68 +194,23 @@ def _word(value: str, joiner: str) -> str:
 # ---------------------------------------------------------------------------------------------- buttons
 
 
-class _CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:(?!ans:|quizme:)[a-z][A-Za-z0-9_.:-]*"):
-    """A button whose ``custom_id`` is a core action id (``sb:forget-confirm``, ``sb:pr:12:show``,
-    ``sb:<name>:<arg>`` …). ``sb:quizme:`` ids are `QuizMeButton`'s alone: discord.py calls every dynamic
-    item whose template matches, so the templates must not overlap.
-    Dynamic: it works on any message, also after a restart, because the id says everything."""
-
-    def __init__(self, action_id: str, label: str = "", style: discord.ButtonStyle = discord.ButtonStyle.secondary):
-        super().__init__(discord.ui.Button(label=label[:80] or None, style=style, custom_id=action_id))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> _CoreButton:
-        button = item if isinstance(item, discord.ui.Button) else None
-        label = (button.label if button else None) or ""
-        style = button.style if button else discord.ButtonStyle.secondary
-        return cls(match.group(0), label, style)
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        client = interaction.client
-        if not isinstance(client, StudyClient):
-            return
-        try:
-            await client.frontend.serve_interaction(interaction, action=self.custom_id)
-        except Exception as e:
-            # Dynamic items have no on_error hook: report here, like the command tree does.
-            await client.frontend.report_error(interaction, e)
+#: The button ids a click is served for, as the core makes them: a core action (``sb:forget-confirm``,
+#: ``sb:pr:12:show``, ``sb:<name>:<arg>`` …), an answer (``sb:ans:<post id>:<letter>``, and any other
+#: ``sb:ans:`` id, which the core says is no longer valid instead of the click going unanswered) and a
+#: reminder's "Quiz me" (``sb:quizme:<member id>``, clicked in a direct message or a server).
+CORE_BUTTON = re.compile(r"sb:(?!ans:|quizme:)[a-z][A-Za-z0-9_.:-]*|sb:ans:.*|sb:quizme:[0-9]{1,18}")
+#: "Fix the form": reopens a form offered again with field errors (see `DiscordFrontEnd.offer_again`).
+REOPEN_BUTTON = re.compile(r"sbx:form:(?P<token>[0-9a-f]{16})")
 
 
-class AnswerButton(_CoreButton, template=r"sb:ans:(?P<post>[0-9]{1,18}):(?P<letter>[ABCD])"):
-    """An answer button on a question: ``sb:ans:<post id>:<letter>``."""
+class _Button(discord.ui.Button[Any]):
+    """A button as sent. Its ``custom_id`` says everything a click needs, so a click on any message — also
+    one from before a restart — is served by its id alone (`StudyClient.on_interaction`). Not dispatchable:
+    discord.py registers nothing for the views that carry it and builds nothing for a click (as dynamic
+    items, each click had it rebuild the message's whole view and a button object)."""
 
-
-class QuizMeButton(_CoreButton, template=r"sb:quizme:[0-9]{1,18}"):
-    """A reminder's "Quiz me" button (``sb:quizme:<member id>``), clicked in a direct message or a server."""
-
-
-class _MalformedAnswerButton(_CoreButton, template=r"sb:ans:(?![0-9]{1,18}:[ABCD]$).*"):
-    """A click on an ``sb:ans:`` id that is not one we make (``sb:ans:²:A``, a 20-digit post): handed to
-    the core, which says the button is no longer valid, instead of the click going unanswered. The
-    template never overlaps `AnswerButton`'s (discord.py calls every dynamic item that matches)."""
-
-
-class _ReopenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sbx:form:(?P<token>[0-9a-f]{16})"):
-    """ "Fix the form": reopens a form offered again with field errors (see `DiscordFrontEnd.offer_again`)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(
-            discord.ui.Button(label="Fix the form", style=discord.ButtonStyle.primary, custom_id=f"sbx:form:{token}")
-        )
-        self.token = token
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> _ReopenButton:
-        return cls(match.group("token"))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        client = interaction.client
-        if isinstance(client, StudyClient):
-            await client.frontend.reopen(interaction, self.token)
+    def is_dispatchable(self) -> bool:
+        return False
 
 
 #: Discord's limits on a label's description and an input's placeholder.
@@ -306,20 +262,14 @@ DRAFT_SECONDS = 3600.0
 
 
 def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    """The buttons as a view to send (an id that is not one we serve is shown, and a click on it is answered
+    by nobody)."""
     if not buttons:
         return None
     view = discord.ui.View(timeout=None)
     for b in buttons[:25]:
         style = _STYLES.get(b.style, discord.ButtonStyle.secondary)
-        if AnswerButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
-            item: discord.ui.Item[Any] = AnswerButton(b.action_id, b.label, style)
-        elif QuizMeButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
-            item = QuizMeButton(b.action_id, b.label, style)
-        elif _CoreButton.__discord_ui_compiled_template__.fullmatch(b.action_id):
-            item = _CoreButton(b.action_id, b.label, style)
-        else:  # not ours to route; shown, and a click is answered by nobody
-            item = discord.ui.Button(label=b.label[:80], style=style, custom_id=b.action_id[:100])
-        view.add_item(item)
+        view.add_item(_Button(label=b.label[:80] or None, style=style, custom_id=b.action_id[:100]))
     return view
 
 
@@ -724,22 +674,29 @@ class StudyClient(discord.Client):
         self._identified_at: dict[int, float] = {}
 
     async def setup_hook(self) -> None:
-        # Registered before the gateway connects, so clicks on old messages work from the first event.
-        self.add_dynamic_items(AnswerButton, QuizMeButton, _CoreButton, _MalformedAnswerButton, _ReopenButton)
         await self.frontend.sync_commands()
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        # Modal submits are read from the payload rather than through discord.py's modal store, which
-        # forgets every modal at a restart (a member may take minutes to fill one in).
-        if interaction.type is not discord.InteractionType.modal_submit:
+        # Button clicks and modal submits are served by their custom id, read from the payload: a button on a
+        # message from before a restart works, and so does a modal opened before one (discord.py's modal
+        # store forgets every modal at a restart; a member may take minutes to fill one in).
+        kind = interaction.type
+        if kind is not discord.InteractionType.component and kind is not discord.InteractionType.modal_submit:
             return
         data: Any = interaction.data or {}
-        custom_id = str(data.get("custom_id") or "")
-        if not custom_id.startswith("sb:form:"):
+        custom_id = data.get("custom_id")
+        if not isinstance(custom_id, str):
             return
         try:
-            values = submitted_values(data.get("components") or [])
-            await self.frontend.serve_interaction(interaction, action=custom_id, values=values)
+            if kind is discord.InteractionType.modal_submit:
+                if custom_id.startswith("sb:form:"):
+                    values = submitted_values(data.get("components") or [])
+                    await self.frontend.serve_interaction(interaction, action=custom_id, values=values)
+            elif data.get("component_type") == discord.ComponentType.button.value:
+                if CORE_BUTTON.fullmatch(custom_id):
+                    await self.frontend.serve_interaction(interaction, action=custom_id)
+                elif reopen := REOPEN_BUTTON.fullmatch(custom_id):
+                    await self.frontend.reopen(interaction, reopen.group("token"))
         except Exception as e:
             await self.frontend.report_error(interaction, e)
 
