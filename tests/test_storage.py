@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from bot.core.ports import AnswerIn, SchemaTooNew, StoreError, StreakState
 from bot.storage import ManagedStore, SqliteStore
 from bot.storage.migrations import DEFAULT_DIR, discover, migrate
+from bot.storage.rows import ts
 from tests.conftest import Outside
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -388,3 +389,13 @@ def test_a_rebuild_that_would_orphan_rows_is_rolled_back(tmp_path: Path) -> None
     assert conn.execute("SELECT id FROM p ORDER BY id").fetchall() == [(1,), (2,)]
     assert conn.execute("SELECT COUNT(*) FROM c").fetchone()[0] == 2, "nothing cascaded"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_times_are_stored_as_utc_text_that_sorts_in_time_order() -> None:
+    # Every stored time is this text (both stores compare and sort it as text): the format must not drift.
+    east = timezone(timedelta(hours=5, minutes=30))
+    assert ts(datetime(2026, 11, 23, 9, 5, tzinfo=UTC)) == "2026-11-23T09:05:00.000000Z"
+    assert ts(datetime(2026, 11, 23, 9, 5, 1, 42, tzinfo=east)) == "2026-11-23T03:35:01.000042Z"
+    times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s * 7919.3) for s in range(200)]
+    assert sorted(ts(t) for t in reversed(times)) == [ts(t) for t in times]
+    assert [ts(t) for t in times] == [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for t in times], "as before"

@@ -34,6 +34,7 @@ from bot.core.messages import Attachment, Reply
 from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store
 from bot.core.progress import mastery
 from bot.core.service import Context, StudyService, answer_buttons, private, question_text
+from bot.core.shared import SharedQuery
 from bot.core.timezones import local_day, zone
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class LearningEngine:
         self.clock = clock
         self.charts = charts
         self.scheduler = scheduler or make_scheduler()
-        self._excused: dict[int, tuple[datetime, asyncio.Future[list[datetime]]]] = {}
+        self._excused: dict[int, SharedQuery[list[datetime]]] = {}
         #: Extra rows for the chart's accuracy section (open-card practice adds its own row per kind).
         self.chart_rows: list[Callable[[MemberRef, datetime], Awaitable[list[tuple[str, float, int]]]]] = []
         self.renderer = chart.ChartRenderer(in_process=not chart_process)
@@ -233,16 +234,14 @@ class LearningEngine:
     async def excused_days(self, member: MemberRef, now: datetime) -> frozenset[date]:
         """The member's local days on which a scheduled post in their group ended missed or failed."""
         cached = self._excused.get(member.group_id)
-        stale = cached is None or not (now - EXCUSED_CACHE <= cached[0] <= now)
-        if cached is None or stale or (cached[1].done() and not cached[1].cancelled() and cached[1].exception()):
+        if cached is None or not (now - EXCUSED_CACHE <= cached.at <= now) or cached.failed():
             # One query per group, shared by every answer that arrives meanwhile (a post's burst of clicks).
-            query = asyncio.ensure_future(self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK))
-            query.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
             if len(self._excused) > 10_000:  # groups are few; this only bounds a pathological case
                 self._excused.clear()
-            cached = self._excused[member.group_id] = (now, query)
-        # Answered from the cache without a shield (a task switch per answer) once the query is done.
-        missed = cached[1].result() if cached[1].done() else await asyncio.shield(cached[1])
+            cached = self._excused[member.group_id] = SharedQuery(
+                now, self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK)
+            )
+        missed = await cached.result()
         return frozenset(local_day(t, member.zone) for t in missed)
 
     # -------------------------------------------------------------- commands and progress

@@ -16,7 +16,6 @@ ports; the adapters say what their platform allows and how to fix what it does n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from bot.core.messages import Reply
 from bot.core.ports import AnswerOutcome, ChatGateway, DeliveryError, Store
 from bot.core.schedule import ChannelSchedule
 from bot.core.service import Context, StudyService, private
+from bot.core.shared import SharedQuery
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +170,6 @@ class NativeStore(Protocol):
         ...
 
 
-@dataclass
-class _Cached:
-    """A group's rewards as of ``at``: the query, shared by every answer that arrives while it runs."""
-
-    at: float
-    query: asyncio.Future[list[Reward]]
-
-    def failed(self) -> bool:
-        return self.query.done() and (self.query.cancelled() or self.query.exception() is not None)
-
-
 def _platform_gateway(gateways: Mapping[str, ChatGateway], platform: str) -> NativeGateway | None:
     gateway = gateways.get(platform)
     return gateway if isinstance(gateway, NativeGateway) else None
@@ -202,7 +191,7 @@ class ChannelFeatures:
         self.members = members
         self.gateways = gateways
         self._monotonic = monotonic
-        self._rewards: dict[int, _Cached] = {}
+        self._rewards: dict[int, SharedQuery[list[Reward]]] = {}
         #: (reward, member) pairs known to be given already: later answers do not ask the database again.
         self._granted: set[tuple[int, int]] = set()
 
@@ -380,11 +369,8 @@ class ChannelFeatures:
         if cached is None or now - cached.at > REWARDS_TTL or cached.failed():
             # One query per group, not one per answer of a burst that finds the cache cold; changes drop
             # the entry (a query under way then serves only those already waiting for it).
-            query = asyncio.ensure_future(self.store.rewards(group_id))
-            query.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
-            cached = self._rewards[group_id] = _Cached(now, query)
-        # Shielded: one caller's cancellation must not cancel the others' query.
-        return cached.query.result() if cached.query.done() else await asyncio.shield(cached.query)
+            cached = self._rewards[group_id] = SharedQuery(now, self.store.rewards(group_id))
+        return await cached.result()
 
     async def rewards_show(self, ctx: Context, _: Command) -> list[Reply]:
         found = await self.store.rewards(ctx.member.group_id)

@@ -819,7 +819,8 @@ def _ensure_member(
 def _record_one(
     conn: sqlite3.Connection, a: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
 ) -> AnswerOutcome:
-    row = conn.execute(sql.INSERT_ANSWER, rows.answer_params(a)).fetchone()
+    at = ts(a.answered_at)
+    row = conn.execute(sql.INSERT_ANSWER, rows.answer_params(a, at)).fetchone()
     state_row = conn.execute(sql.STREAK_STATE, (a.member_id,)).fetchone()
     if state_row is None:
         raise StoreError("that member no longer exists")
@@ -830,9 +831,9 @@ def _record_one(
     first_try = bool(row[0])
     new = streak_fn(state)
     point = int(a.correct and first_try)
-    conn.execute(sql.SCORE_MEMBER, rows.score_params(a, new, point))
+    conn.execute(sql.SCORE_MEMBER, rows.score_params(a, new, point, at))
     if point:
-        conn.execute(sql.ADD_WEEKLY_POINT, (a.member_id, a.week.isoformat(), a.group_id, ts(a.answered_at)))
+        conn.execute(sql.ADD_WEEKLY_POINT, (a.member_id, a.week.isoformat(), a.group_id, at))
     if card_fn is not None:
         # The review card moves with the answer, in the same transaction (never on a duplicate click).
         old = conn.execute(sql.GET_CARD, (a.member_id, a.question_id)).fetchone()
