@@ -55,3 +55,19 @@ async def test_a_closed_renderer_refuses_and_leaves_no_process() -> None:
     assert worker is not None and worker.returncode == 0
     with pytest.raises(RuntimeError, match="closed"):
         await renderer.draw(data())
+
+
+async def test_the_worker_draws_at_a_lower_priority_than_the_bot() -> None:
+    """Charts are follow-ups that may wait: on a busy machine the answers to members come first."""
+    import os
+
+    from bot.core.chart import WORKER_NICENESS
+
+    renderer = ChartRenderer()
+    try:
+        assert (await renderer.draw(data())).startswith(PNG)
+        assert renderer._proc is not None
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, renderer._proc.pid) == min(ours + WORKER_NICENESS, 19)
+    finally:
+        await renderer.close()

@@ -9,6 +9,7 @@ state), so the bot starts without it. `ChartRenderer` draws in one worker proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -262,5 +263,12 @@ def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         stdout.flush()
 
 
+#: The worker's niceness: a chart is a follow-up that may wait, so while members' commands and clicks
+#: are being answered on the same cores the scheduler gives the bot the CPU first.
+WORKER_NICENESS = 10
+
+
 if __name__ == "__main__":
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     _serve(sys.stdin.buffer, sys.stdout.buffer)
