@@ -480,14 +480,8 @@ class DashboardWeb:
         deck = await self.dashboard.deck(admin, _id(request, "deck_id"))
         if deck is None or kind not in ITEM_KINDS:
             raise web.HTTPNotFound()
-        if request.method == "GET":
-            replies = await self.dashboard.group_command(admin, f"deck add {deck.name} {kind}")
-        elif request.method == "POST":
-            action = f"{forms.PREFIX}deck-add:{kind[0]}-{deck.id}"
-            replies = await self.dashboard.group_command(admin, action=action, values=await _values(request))
-        else:
-            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
-        return await self._form_result(request, replies, deck.name)
+        command, action = f"deck add {deck.name} {kind}", f"{forms.PREFIX}deck-add:{kind[0]}-{deck.id}"
+        return await self._form(request, admin, command, action, deck.name)
 
     async def item_edit(self, request: web.Request) -> web.Response:
         """`/study deck edit <deck> <item>`'s form, filled in with the item (GET), and its submission (POST):
@@ -498,14 +492,19 @@ class DashboardWeb:
         if found is None:
             raise web.HTTPNotFound()
         deck, item = found
+        command, action = f"deck edit {deck.name} {item.data.slug}", f"{forms.PREFIX}deck-edit:{item.id}"
+        return await self._form(request, admin, command, action, deck.name)
+
+    async def _form(self, request: web.Request, admin: Admin, command: str, action: str, deck: str) -> web.Response:
+        """GET: the form ``command`` offers; POST: the submitted values as that form's own submission
+        (``action``), so the core checks them with the command's rules and messages."""
         if request.method == "GET":
-            replies = await self.dashboard.group_command(admin, f"deck edit {deck.name} {item.data.slug}")
+            replies = await self.dashboard.group_command(admin, command)
         elif request.method == "POST":
-            action = f"{forms.PREFIX}deck-edit:{item.id}"
             replies = await self.dashboard.group_command(admin, action=action, values=await _values(request))
         else:
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
-        return await self._form_result(request, replies, deck.name)
+        return await self._form_result(request, replies, deck)
 
     async def _form_result(self, request: web.Request, replies: list[Reply] | None, deck: str) -> web.Response:
         """A form the core offers (fresh, or again with field errors and what was typed), else the Content
