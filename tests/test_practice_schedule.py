@@ -208,3 +208,19 @@ async def test_both_stores_take_interview_posts_and_schedules(store: ManagedStor
     assert (await schedules.schedule_for(m.channel_id)).rule.kind == "interview"  # type: ignore[union-attr]
     hist = await schedules.channel_history(m.channel_id)
     assert hist.last_kind is None  # unsent posts are not history
+
+
+@pytest.mark.sqlite_only
+async def test_an_interview_post_pings_the_chosen_role_and_names_its_thread(
+    app: App, live: Bot, fake: FakeDiscord
+) -> None:
+    """An interview post is a channel post like the others: it mentions the schedule's role and its
+    discussion thread says what it is (it was named "Tip" and pinged nobody)."""
+    role = fake.add_role(fake.guild.id, 777000111, "Learners", 0)
+    await reply_of(
+        fake, "schedule set", {"time": "09:00", "kind": "interview", "ping": role, "thread": "on"}, user=ADMIN
+    )
+    await reply_of(fake, "schedule post-now", user=ADMIN)
+    (message,) = fake.channel_messages(fake.channel_id)
+    assert message["content"].startswith("<@&777000111> 🎤 **Interview question of the day**"), message["content"]
+    assert fake.threads[int(message["id"])]["name"].startswith("Interview question · ")

@@ -69,6 +69,10 @@ CONCURRENCY = 8
 HEADING = "Question of the day"
 
 
+#: The title of a post's discussion thread, by the post's kind.
+_THREAD_TITLES = {"question": HEADING, "tip": "Tip", "interview": "Interview question"}
+
+
 class NothingToPost(Exception):
     """The content pack has nothing of the kind asked for."""
 
@@ -295,9 +299,7 @@ class DailyPoster:
         open a discussion thread on the post (idempotent: a thread's id is its message's)."""
         message_id = await self._send_item(platform, channel, post, gateway, now, group, may_exist, options)
         if options is not None and options.thread and self.features is not None:
-            title = (
-                f"{HEADING} · {post.created_at:%d %b}" if post.kind == "question" else f"Tip · {post.created_at:%d %b}"
-            )
+            title = f"{_THREAD_TITLES.get(post.kind, 'Tip')} · {post.created_at:%d %b}"
             await self.features.open_thread(platform, channel, group, post.channel_id, post.id, message_id, title, now)
         return message_id
 
@@ -337,7 +339,14 @@ class DailyPoster:
             if prompt is None:
                 raise NothingToPost(f"interview prompt {post.item_id} is no longer in the content pack")
             buttons = (practise_button(post.id),)
-            out = Post(channel, interview_post_text(prompt), buttons, key=post_key(post.id), group=group)
+            out = Post(
+                channel,
+                interview_post_text(prompt),
+                buttons,
+                key=post_key(post.id),
+                group=group,
+                mention_role=options.ping_role if options else None,
+            )
         else:
             item = await self.catalog.tip(post.group_id, post.item_id) if self.catalog else pack.tip(post.item_id)
             if item is None:
