@@ -4,7 +4,9 @@ a deck's open cards after the same dry run and Confirm as YAML/CSV/JSON, and are
 
 from __future__ import annotations
 
+import io
 import random
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from bot.config import Settings
 from bot.core.content import ContentLibrary
 from bot.core.deck_commands import Catalog, DeckCommands
 from bot.core.learning import LearningEngine
+from bot.core.markup import plain
 from bot.core.messages import Attachment
 from bot.core.practice import DeckCards, PracticeEngine
 from bot.core.service import StudyService
@@ -111,3 +114,23 @@ async def test_bad_anki_files_are_refused_and_nothing_is_written(
     assert says in out.text and "Nothing was imported." in out.text and not out.buttons
     assert await outside("SELECT COUNT(*) FROM deck_items") == [(0,)]
     assert await outside("SELECT COUNT(*) FROM deck_imports") == [(0,)]
+
+
+async def test_the_console_reads_an_anki_file_past_a_megabyte_and_a_file_past_ten_by_its_size(
+    service: StudyService, tmp_path: Path
+) -> None:
+    """The console attaches a file as the chat front ends do: whole up to Anki's 10 MB (it stopped at the
+    1 MB of YAML/CSV/JSON, which cut a 2 MB package into a broken zip), and larger only by its size."""
+    from bot.adapters.console_adapter import ConsoleAdapter
+    from tests.test_anki import anki_package_of
+
+    console = ConsoleAdapter(service, "me", stdout=io.StringIO())
+    await console.handle_line("/study deck create mine")
+    big = tmp_path / "big.apkg"
+    big.write_bytes(anki_package_of(2_000_000))
+    [dry] = await console.handle_line(f"/study deck import mine {big}")
+    assert "Dry run" in plain(dry.text) and "4 new" in plain(dry.text), dry.text
+    huge = tmp_path / "huge.csv"
+    huge.write_bytes(b"x" * 11_000_000)
+    [refused] = await console.handle_line(f"/study deck import mine {huge}")
+    assert "11,000,000 bytes; the limit is 1 MB" in plain(refused.text), refused.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import re
 import sys
 import tempfile
@@ -20,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.anki import UPLOAD_MAX_BYTES
 from bot.core import actions, forms, markup
 from bot.core.commands import UsageError, parse
-from bot.core.deck_files import MAX_BYTES
 from bot.core.messages import Attachment, Button, Inbound, Post, Reply, SentMessage, followups
 from bot.core.native import Ability, ChannelAccess
 from bot.core.ports import DeliveryError
@@ -111,7 +112,8 @@ class ConsoleAdapter:
 
     def attach(self, inbound: Inbound) -> Inbound | str:
         """``/study deck import <name> <path>``: the file at ``path`` attached, as a chat front end attaches
-        an upload (at most `MAX_BYTES` + 1 bytes are read: the core refuses a larger file). Returns the
+        an upload (at most `UPLOAD_MAX_BYTES`, Anki's limit, are read: a larger file goes by its size, and the core refuses
+        what is over its format's limit). Returns the
         one-line problem instead when the file cannot be read."""
         try:
             command = parse(inbound.text)
@@ -120,12 +122,16 @@ class ConsoleAdapter:
         path = command.args.get("path") if command.name == "deck.import" else None
         if not path:
             return inbound
+        file = Path(path).expanduser()
         try:
-            with Path(path).expanduser().open("rb") as f:
-                data = f.read(MAX_BYTES + 1)
+            with file.open("rb") as f:
+                data = f.read(UPLOAD_MAX_BYTES + 1)
+                size = os.fstat(f.fileno()).st_size
         except OSError as e:
             return f"Cannot read {path}: {e.strerror or e}"
-        return replace(inbound, files=(Attachment(Path(path).name, data),))
+        if len(data) > UPLOAD_MAX_BYTES:  # as the chat front ends do: the core names the limit
+            return replace(inbound, files=(Attachment(file.name, b"", size=size),))
+        return replace(inbound, files=(Attachment(file.name, data),))
 
     async def handle_line(self, line: str) -> list[Reply]:
         attached = self.attach(self.inbound(line))

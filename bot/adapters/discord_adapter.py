@@ -435,7 +435,10 @@ class AdminCommands(app_commands.Group):
     deck = app_commands.Group(name="deck", description="Your own decks of questions, tips and cards")
 
     @deck.command(name="import", description="Import a YAML, CSV or JSON file into a deck: dry run, then Confirm")
-    @app_commands.describe(name="The deck (create it first with /study-admin deck create)", file="At most 1 MB")
+    @app_commands.describe(
+        name="The deck (create it first with /study-admin deck create)",
+        file="YAML, CSV or JSON up to 1 MB; Anki (.apkg, .txt) up to 10 MB",
+    )
     async def deck_import(self, interaction: discord.Interaction[Any], name: str, file: discord.Attachment) -> None:
         await self.frontend.serve_interaction(interaction, text=f"deck import {_word(name, '-')}", file=file)
 

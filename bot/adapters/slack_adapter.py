@@ -818,11 +818,14 @@ class SlackAdapter:
                 {
                     "type": "input",
                     "block_id": "file",
-                    "label": {"type": "plain_text", "text": "YAML, CSV or JSON, at most 1 MB"},
+                    "label": {
+                        "type": "plain_text",
+                        "text": "YAML, CSV or JSON up to 1 MB, or Anki (.apkg, .txt) up to 10 MB",
+                    },
                     "element": {
                         "type": "file_input",
                         "action_id": "file",
-                        "filetypes": ["yaml", "yml", "csv", "json", "txt"],
+                        "filetypes": ["yaml", "yml", "csv", "json", "txt", "apkg"],
                         "max_files": 1,
                     },
                 }

@@ -328,7 +328,8 @@ class DeckCommands:
             )
         files = ctx.inbound.files
         if not files:
-            text = f"Which file? {ATTACH_HOW}. YAML, CSV or JSON, at most 1 MB and 2,000 items."
+            text = f"Which file? {ATTACH_HOW}. YAML, CSV or JSON, at most 1 MB and 2,000 items"
+            text += "; or an Anki package or text export, at most 10 MB." if self.anki is not None else "."
             return [Reply(text, private=True, file_request=f"deck import {d.name}")]
         f = files[0]
         size = f.size if f.size is not None else len(f.data)
