@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import hmac
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from bot import anki
 from bot.core import actions, forms, markup
 from bot.core.content import LETTERS
 from bot.core.dashboard import MEMBER_SORTS, SESSION_TTL, Admin, Dashboard, csrf_token
+from bot.core.decks import DECK_NAME
 from bot.core.messages import Attachment, Reply
 from bot.core.schedule import KINDS
 
@@ -357,10 +357,7 @@ class DashboardWeb:
 
     async def schedule_change(self, request: web.Request) -> web.Response:
         admin = _admin(request)
-        try:
-            channel_id = int(request.match_info["channel_id"])
-        except ValueError:
-            raise web.HTTPNotFound() from None
+        channel_id = _id(request, "channel_id")
         channel = await self.dashboard.channel(admin, channel_id)
         if channel is None:  # not in the session's group: as if it did not exist
             raise web.HTTPNotFound()
@@ -436,10 +433,7 @@ class DashboardWeb:
         """Approve (into a deck) or deny (with a reason) through `/study suggestions …`: the core checks the
         suggestion belongs to the session's group and says what happened."""
         admin = _admin(request)
-        try:
-            sid = int(request.match_info["suggestion_id"])
-        except ValueError:
-            raise web.HTTPNotFound() from None
+        sid = _id(request, "suggestion_id")
         form = await request.post()
         action = str(form.get("action", ""))
         if action == "approve":
@@ -450,20 +444,16 @@ class DashboardWeb:
             text = f"suggestions deny {sid}" + (f" {reason}" if reason else "")
         else:
             return await self.content(request, messages=["Unknown action."], error=True, status=400)
-        channel = await self.dashboard.first_channel(admin)
-        if channel is None:
+        replies = await self.dashboard.group_command(admin, text)
+        if replies is None:
             raise web.HTTPNotFound()
-        replies = await self.dashboard.command(admin, channel, text)
         shown = [_html_text(r.text) for r in replies]
         failed = not any(s.startswith(("✅", f"Suggestion #{sid} by")) for s in shown)
         return await self.content(request, messages=shown, error=failed, status=400 if failed else 200)
 
     async def retire(self, request: web.Request) -> web.Response:
         admin = _admin(request)
-        try:
-            item_id = int(request.match_info["item_id"])
-        except ValueError:
-            raise web.HTTPNotFound() from None
+        item_id = _id(request, "item_id")
         if not await self.dashboard.retire(admin, item_id):
             raise web.HTTPNotFound()
         return await self.content(
@@ -526,7 +516,7 @@ class DashboardWeb:
         """`/study deck create <name> [description]`: the name as one word (the core says what a name may be)."""
         admin = _admin(request)
         form = await request.post()
-        name = "_".join(str(form.get("name", "")).split()).casefold()
+        name = "-".join(str(form.get("name", "")).split()).casefold()  # deck names are words joined by "-"
         description = " ".join(str(form.get("description", "")).split())[:200]
         if not name:
             return await self.content(request, messages=["Give the deck a name."], error=True, status=400,
@@ -596,7 +586,7 @@ class DashboardWeb:
         admin = _admin(request)
         deck, filename = request.match_info["deck"], request.match_info["filename"]
         fmt = "csv" if filename.endswith(".csv") else "yaml"
-        if not _DECK_WORD.fullmatch(deck):
+        if not DECK_NAME.fullmatch(deck):
             raise web.HTTPNotFound()
         replies = await self.dashboard.group_command(admin, f"deck export {deck} {fmt}")
         found = next((a for r in replies or [] for a in r.attachments if a.filename == filename), None)
@@ -610,7 +600,6 @@ class DashboardWeb:
         )
 
 
-_DECK_WORD = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: Longest text field of a form the dashboard reads beside an upload (the CSRF token, a deck name).
 _FIELD_MAX = 1000
 
