@@ -399,3 +399,20 @@ def test_times_are_stored_as_utc_text_that_sorts_in_time_order() -> None:
     times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s * 7919.3) for s in range(200)]
     assert sorted(ts(t) for t in reversed(times)) == [ts(t) for t in times]
     assert [ts(t) for t in times] == [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for t in times], "as before"
+
+
+def test_forget_me_counts_every_table_that_holds_rows_about_a_member() -> None:
+    """`forget_member` tells the member how many records went: every table whose rows go with the member
+    (a foreign key to members with ON DELETE CASCADE) must be in `sql.MEMBER_TABLES`, or the count is short."""
+    from bot.storage import sql
+
+    conn = sqlite3.connect(":memory:")
+    migrate(conn)
+    tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    cascading = {
+        (t, fk[3])
+        for t in tables
+        for fk in conn.execute(f"PRAGMA foreign_key_list({t})")
+        if fk[2] == "members" and fk[6] == "CASCADE"
+    }
+    assert cascading and cascading | {("members", "id")} == set(sql.MEMBER_TABLES)

@@ -65,6 +65,10 @@ MEMBER_TABLES = (
     ("reminder_sends", "member_id"),
     ("suggestions", "member_id"),
     ("member_notices", "member_id"),
+    ("channel_notices", "member_id"),
+    ("reward_grants", "member_id"),
+    ("dashboard_links", "member_id"),
+    ("dashboard_sessions", "member_id"),
     ("members", "id"),
 )
 #: How many rows `forget_member` deletes (one ``?`` per table, each the member's id).

@@ -881,7 +881,8 @@ def _record_batch(
         try:
             results: list[Any | Exception] = [fn(conn, *args) for fn, args in items]
         except (sqlite3.Error, StoreError):
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back itself (disk full, I/O error)
+                conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
             results = _record_each(conn, items)
         conn.execute("COMMIT")
