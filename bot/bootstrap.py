@@ -128,6 +128,7 @@ async def build_app(
         service,
         library,
         export_files=learning.export_files,
+        pack_with=catalog.pack_with,
         decks=storage.decks,
         suggestions=suggestion_store,
     )

@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -1033,3 +1033,19 @@ async def test_a_sign_in_link_computes_the_analytics_ahead(rig: Rig, monkeypatch
     html = await rig.page("/questions")
     assert full_reads == [admin.group_id]
     assert "Question analytics" in html
+
+
+async def test_a_deck_questions_figures_show_it_with_its_right_answer(rig: Rig) -> None:
+    """Questions of the group's own decks are analysed like the shipped ones: with their prompt, and the
+    right letter not counted among the wrong picks (they were shown as 'no longer in the pack')."""
+    deck = await _deck(rig)
+    await rig.sign_in()
+    await rig.post(f"/content/decks/{deck}/add/question", {**QUESTION, "csrf": await rig.csrf()})
+    for user, letter in (("U2", "A"), ("U3", "B")):
+        quiz = await rig.app.service.handle(rig.inbound("quiz sql", user=user, admin=False))
+        [click] = [b.action_id for r in quiz for b in r.buttons if b.action_id.endswith(f":{letter}")]
+        await rig.app.service.handle(replace(rig.inbound("", user=user, admin=False), action=click))
+    html = await rig.page("/questions?fresh=1")
+    row = html[html.index("<b>d:") :].split("</tr>")[0]
+    assert "Which document fixes what a project will and will not deliver?" in row, row
+    assert "no longer in the pack" not in row and "A 1" not in row and "B 1" in row, row

@@ -24,13 +24,13 @@ import hmac
 import logging
 import secrets
 import time as _time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from bot.core.commands import SPECS, Command
-from bot.core.content import LETTERS, ContentLibrary, Question
+from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question
 from bot.core.dashboard_tallies import SETTLE, AnalyticsBase, AnswerDelta, Census, QuestionTallies
 from bot.core.decks import Deck, DeckItem, DeckStore
 from bot.core.item_form import preview as item_preview
@@ -379,6 +379,7 @@ class Dashboard:
         library: ContentLibrary,
         *,
         export_files: Callable[[int, datetime], Awaitable[dict[str, str]]] | None = None,
+        pack_with: Callable[[int, Iterable[str]], Awaitable[ContentPack]] | None = None,
         decks: DeckStore | None = None,
         suggestions: SuggestionStore | None = None,
         base_url: Callable[[], str | None] = lambda: None,
@@ -390,6 +391,7 @@ class Dashboard:
         self.clock = service.clock
         self.base_url = base_url
         self._export_files = export_files
+        self._pack_with = pack_with
         self.decks = decks
         self.suggestions = suggestions
         self._monotonic = monotonic
@@ -603,14 +605,16 @@ class Dashboard:
         return channels, calendar(channels, self.clock.now(), admin.group_tz)
 
     async def analytics(self, admin: Admin, *, fresh: bool = False) -> tuple[list[ItemAnalytics], float]:
-        """Every question's figures in the group (pack order, then questions no longer in the pack), and
+        """Every question's figures in the group (pack order, then the group's deck questions answered, then
+        questions no longer anywhere), and
         their age in seconds: they are computed at most once per `ANALYTICS_TTL` per group."""
         async with self._analytics_lock:
             cached = self._analytics.get(admin.group_id)
             now = self._monotonic()
             if fresh or cached is None or now - cached.at > ANALYTICS_TTL:
                 stats = {s.question_id: s for s in await self.question_stats(admin.group_id)}
-                pack = self.library.pack
+                # The group's own deck questions answered are figures with a question too (`Catalog.pack_with`).
+                pack = await self._pack_with(admin.group_id, stats) if self._pack_with else self.library.pack
                 items = [analyse(stats.pop(q.id, QuestionStat(q.id, 0, 0, {}, None)), q) for q in pack.questions]
                 items += [analyse(s, None) for s in sorted(stats.values(), key=lambda s: s.question_id)]
                 cached = self._analytics[admin.group_id] = _Cached(now, items)
