@@ -419,32 +419,28 @@ class ChannelFeatures:
         """Grant every reward the member has reached (once each); a line for each role given."""
         if not outcome.recorded or ctx.inbound.platform != "discord":
             return []
-        found = await self._group_rewards(ctx.member.group_id)
-        if not found:
+        member = ctx.member.member_id
+        # Rewards this member is not known to hold: most answers of a member who has them all end here.
+        pending = [r for r in await self._group_rewards(ctx.member.group_id) if (r.id, member) not in self._granted]
+        if not pending:
             return []
         gateway = _platform_gateway(self.gateways, ctx.inbound.platform)
         if gateway is None:
             return []
-        points = (
-            (await self.members.member_stats(ctx.member.member_id)).points
-            if any(r.kind == "points" for r in found)
-            else 0
-        )
-        reached = [r for r in found if (outcome.streak.streak if r.kind == "streak" else points) >= r.threshold]
+        points = (await self.members.member_stats(member)).points if any(r.kind == "points" for r in pending) else 0
+        reached = [r for r in pending if (outcome.streak.streak if r.kind == "streak" else points) >= r.threshold]
         lines: list[str] = []
         for r in reached:
-            pair = (r.id, ctx.member.member_id)
-            if pair in self._granted:
-                continue
+            pair = (r.id, member)
             if len(self._granted) > MAX_GRANTED_CACHED:
                 self._granted.clear()
-            if not await self.store.claim_grant(r.id, ctx.member.member_id, ctx.now):
+            if not await self.store.claim_grant(r.id, member, ctx.now):
                 self._granted.add(pair)
                 continue
             try:
                 await gateway.grant_role(ctx.inbound.group, ctx.inbound.user, r.role)
             except DeliveryError as e:
-                await self.store.unclaim_grant(r.id, ctx.member.member_id)
+                await self.store.unclaim_grant(r.id, member)
                 log.warning("could not grant role %s to %s: %s", r.role, ctx.inbound.user, e)
                 await self.store.add_notice(
                     ctx.member.channel_id,
