@@ -28,7 +28,6 @@ MAX_SHOWN = 15
 QUESTION_COLUMNS = ("prompt", "A", "B", "C", "D", "answer", "explanation", "topic", "difficulty")
 TIP_COLUMNS = ("text", "action", "step")
 OPTIONAL_COLUMNS = ("id", "source")
-FORMATS = ("yaml", "csv", "json")
 #: What a spreadsheet would run as a formula at the start of a cell.
 FORMULA_START = ("=", "+", "-", "@")
 

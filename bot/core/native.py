@@ -33,9 +33,6 @@ from bot.core.shared import SharedQuery
 
 log = logging.getLogger(__name__)
 
-#: The abilities a self-check reports, in order.
-ABILITIES = ("view", "send", "attach", "history", "threads", "roles", "dm")
-REWARD_KINDS = ("streak", "points")
 #: How long a group's rewards are kept in memory between answers (a change in this process clears it).
 REWARDS_TTL = 60.0
 #: Notice topics (one notice per channel and topic until the schedule is set again).
