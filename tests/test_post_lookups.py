@@ -4,13 +4,14 @@ and a post changed while that query is under way is never served from the cache 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.core.ports import PostRecord
-from bot.storage import ManagedStore
+from bot.storage import ManagedStore, SqliteStore
 from bot.storage.rows import SingleFlight
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -57,6 +58,19 @@ async def test_a_post_changed_during_a_look_up_is_read_afresh(store: ManagedStor
     await first
     later = await store.get_post(post.id)
     assert later is not None and later.message_id == "m-1"
+
+
+async def test_the_clicks_on_a_question_posted_here_need_no_look_up(store: ManagedStore) -> None:
+    """A question post this process made (a quiz, a scheduled post) is served to its burst of clicks as
+    made, and with its message id once that is set."""
+    post = await a_post(store)
+    queries = count_queries(store)
+    assert await asyncio.gather(*(store.get_post(post.id) for _ in range(50))) == [post] * 50
+    assert queries == []
+    await store.set_post_message(post.id, "m-1")
+    assert await store.get_post(post.id) == replace(post, message_id="m-1")
+    if isinstance(store, SqliteStore):  # PostgreSQL hears of the change as every process does, and reads it
+        assert queries == []
 
 
 async def test_a_missing_post_is_none_for_every_caller(store: ManagedStore) -> None:

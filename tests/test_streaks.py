@@ -4,6 +4,7 @@ in the group's zone — the rules (`bot.core.progress`) and the whole path throu
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -129,6 +130,30 @@ async def test_streak_follows_the_members_midnight_not_the_groups(
     assert "🔥 Streak: 1 day" in bob.text, "bob's days are the group's (Los Angeles), not UTC's"
 
 
+async def test_members_of_one_burst_each_get_the_streak_of_their_own_day(
+    svc: StudyService, outside: Outside, clock: FakeClock
+) -> None:
+    """The answers of a burst share streak rules by day: members whose days differ never get another's."""
+    await set_group_zone(svc, outside, LA)
+    await svc.handle(inbound("timezone Pacific/Kiritimati"))
+    clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))  # the 24th for both (23:30 / 01:30)
+    await quiz_and_answer(svc, "alice", right=True)
+    await quiz_and_answer(svc, "bob", right=True)
+    clock.advance(hours=1)  # the 25th for alice, still the 24th for bob
+    dealt = [(await svc.handle(inbound("quiz", user=u)))[0] for u in ("alice", "bob", "alice", "bob")]
+    replies = await asyncio.gather(
+        *(
+            svc.handle(inbound(user=u, action=actions.answer_action(post_of(q), right_letter(q.text))))
+            for u, q in zip(("alice", "bob", "alice", "bob"), dealt, strict=True)
+        )
+    )
+    texts = [r[0].text for r in replies]
+    assert "🔥 Streak: 2 days" in texts[0] and "🔥 Streak: 2 days" in texts[2], texts
+    assert "🔥 Streak: 1 day" in texts[1] and "🔥 Streak: 1 day" in texts[3], texts
+    assert (await streak_line(svc)).startswith("🔥 Streak 2 days")
+    assert (await streak_line(svc, "bob")).startswith("🔥 Streak 1 day")
+
+
 async def test_a_freeze_is_used_for_a_missed_day(svc: StudyService, clock: FakeClock) -> None:
     for n in range(7):
         _, out = await quiz_and_answer(svc, "alice", right=n % 2 == 0)
@@ -238,3 +263,28 @@ async def test_a_burst_of_answers_looks_up_missed_posts_once(
     clock.advance(minutes=2)
     await engine.excused_days(members[0], clock.now())
     assert len(calls) == 2, "looked up again once the short cache expired"
+
+
+async def test_one_look_up_of_missed_posts_gives_each_zone_its_own_days(
+    store: ManagedStore, library: ContentLibrary, clock: FakeClock, outside: Outside
+) -> None:
+    learning_store = learning_for(store)
+    calls: list[int] = []
+    real = learning_store.missed_deliveries
+
+    async def counted(group_id: int, since: datetime) -> list[datetime]:
+        calls.append(group_id)
+        return await real(group_id, since)
+
+    learning_store.missed_deliveries = counted  # type: ignore[method-assign]
+    engine = LearningEngine(learning_store, store, library, clock, chart_process=False)
+    members = [await store.ensure_member("console", "g1", "c1", f"u{i}", f"U{i}", now=clock.now()) for i in range(6)]
+    # The post for Tuesday 17:00 UTC failed: Tuesday in UTC (the group's zone) and Los Angeles, Wednesday
+    # in Kiritimati. Members of the three zones ask in one burst, interleaved.
+    await add_delivery(outside, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
+    refs = [replace(m, tz=z) for m, z in zip(members, [LA, "Pacific/Kiritimati", None] * 2, strict=True)]
+    clock.set(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    days = await asyncio.gather(*(engine.excused_days(r, clock.now()) for r in refs))
+    assert days == [frozenset({day(1)}), frozenset({day(2)}), frozenset({day(1)})] * 2
+    assert [await engine.excused_days(r, clock.now()) for r in reversed(refs)] == days[::-1]
+    assert len(calls) == 1

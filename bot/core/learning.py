@@ -98,6 +98,27 @@ def review(
     return json.dumps(new.to_dict(), separators=(",", ":")), new.due.astimezone(UTC)
 
 
+class CardUpdate:
+    """The review-card update of one answer (a `CardFn`): wrong → Again, right → Good.
+
+    One small object per answer rather than a closure (a function, its cells and their tuple): a burst
+    of 10,000 clicks holds one per answer waiting for its group commit, and the collector walks them all
+    (bench P2)."""
+
+    __slots__ = ("answer", "scheduler")
+
+    def __init__(self, scheduler: Scheduler, answer: AnswerIn) -> None:
+        self.scheduler = scheduler
+        self.answer = answer
+
+    def __call__(self, stored: str | None) -> tuple[str, datetime]:
+        a = self.answer
+        rating = rating_for(a.correct)
+        return review(
+            self.scheduler, stored, member_id=a.member_id, question_id=a.question_id, rating=rating, at=a.answered_at
+        )
+
+
 # ---------------------------------------------------------------------- the port
 
 
@@ -163,6 +184,8 @@ class LearningEngine:
         self.charts = charts
         self.scheduler = scheduler or make_scheduler()
         self._excused: dict[int, SharedQuery[list[datetime]]] = {}
+        #: The days of a group's query in one zone, made once per query (every answer of a burst asks).
+        self._excused_days: dict[tuple[int, str], tuple[SharedQuery[list[datetime]], frozenset[date]]] = {}
         #: Extra rows for the chart's accuracy section (open-card practice adds its own row per kind).
         self.chart_rows: list[Callable[[MemberRef, datetime], Awaitable[list[tuple[str, float, int]]]]] = []
         self.renderer = chart.ChartRenderer(in_process=not chart_process)
@@ -194,19 +217,7 @@ class LearningEngine:
 
     def card_fn_for(self, answer: AnswerIn) -> CardFn:
         """The card update for ``answer``: runs on the database thread inside the answer's transaction."""
-        rating = rating_for(answer.correct)
-
-        def update(stored: str | None) -> tuple[str, datetime]:
-            return review(
-                self.scheduler,
-                stored,
-                member_id=answer.member_id,
-                question_id=answer.question_id,
-                rating=rating,
-                at=answer.answered_at,
-            )
-
-        return update
+        return CardUpdate(self.scheduler, answer)
 
     async def due_question(self, member: MemberRef, pool: ContentPack | None = None) -> Question | None:
         """The member's most overdue card whose question is in ``pool`` (None: still in the pack or a live
@@ -241,8 +252,16 @@ class LearningEngine:
             cached = self._excused[member.group_id] = SharedQuery(
                 now, self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK)
             )
-        missed = await cached.result()
-        return frozenset(local_day(t, member.zone) for t in missed)
+        missed = cached.task.result() if cached.task.done() else await cached.result()
+        key = (member.group_id, member.zone)
+        known = self._excused_days.get(key)
+        if known is not None and known[0] is cached:
+            return known[1]
+        days = frozenset(local_day(t, member.zone) for t in missed)
+        if len(self._excused_days) > 10_000:
+            self._excused_days.clear()
+        self._excused_days[key] = (cached, days)
+        return days
 
     # -------------------------------------------------------------- commands and progress
 

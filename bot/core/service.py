@@ -47,6 +47,19 @@ RoutedHandler = Callable[[Context, tuple[str, ...]], Awaitable[list[Reply]]]
 ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
 
 
+@dataclass(frozen=True, slots=True)
+class StreakRule:
+    """The streak update of an answer given on local day ``today`` (a `StreakFn`, run by the store inside
+    the answer's transaction). One per day and set of excused days, shared by every answer that has them
+    (a burst of clicks holds no closure each)."""
+
+    today: date
+    excused: frozenset[date]
+
+    def __call__(self, state: StreakState) -> StreakState:
+        return advance_streak(state, self.today, self.excused)
+
+
 def private(text: str, *buttons: Button) -> list[Reply]:
     return [Reply(text, private=True, buttons=buttons)]
 
@@ -128,6 +141,7 @@ class StudyService:
         self.after_answer: list[AfterAnswer] = []
         self._forms: dict[str, forms.FormRoute] = {}
         self._actions: dict[str, RoutedHandler] = {}
+        self._streak_rules: dict[tuple[date, frozenset[date]], StreakRule] = {}
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -394,10 +408,11 @@ class StudyService:
             )
         excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
         today = local_day(ctx.now, ctx.member.zone)
-
-        def streak_fn(state: StreakState) -> StreakState:
-            return advance_streak(state, today, excused)
-
+        streak_fn = self._streak_rules.get((today, excused))
+        if streak_fn is None:
+            if len(self._streak_rules) > 1000:  # days and zones in use are few; this only bounds the cache
+                self._streak_rules.clear()
+            streak_fn = self._streak_rules[today, excused] = StreakRule(today, excused)
         answer_in = AnswerIn(
             member_id=ctx.member.member_id,
             post_id=post.id,

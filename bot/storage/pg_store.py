@@ -313,7 +313,12 @@ class PgStore:
         self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
     ) -> PostRecord:
         # Group-committed like answers: a quiz's buttons name the post, so it is committed before the reply.
-        return await self._answers.submit(_insert_post, group_id, channel_id, member_id, kind, item_id, ts(now))
+        post: PostRecord = await self._answers.submit(
+            _insert_post, group_id, channel_id, member_id, kind, item_id, ts(now)
+        )
+        if kind == "question" and self._cache_ok:  # clicks on it come next: no look-up for them
+            self._posts.put(post.id, post)
+        return post
 
     async def get_post(self, post_id: int) -> PostRecord | None:
         cached = self._posts.hit(post_id) if self._cache_ok else None
