@@ -107,3 +107,66 @@ async def test_a_bad_answer_in_the_middle_of_a_batch_leaves_every_other_write_ap
         assert cards == [("++" if twice else "+",)], r.user_id
     board = await store.leaderboard(g, date(2026, 11, 23), 100)
     assert sorted(row.points for row in board) == [1] * 11
+
+
+async def test_a_member_twice_in_one_batch_is_recorded_as_if_one_by_one(store: ManagedStore, outside: Outside) -> None:
+    # SQLite reads a batch's streaks, first tries, earlier answers and cards once for the whole batch: what
+    # an answer writes must still be seen by the same member's later answers in that batch.
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(4)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    p2 = await store.create_post(g, c, None, "question", "q1", NOW)  # the same question again
+    p3 = await store.create_post(g, c, None, "question", "q2", NOW)
+    clicks = [(p1.id, "q1", "A", True), (p2.id, "q1", "A", True), (p3.id, "q2", "B", False), (p1.id, "q1", "C", True)]
+    before = store.batches_committed
+    outcomes = await asyncio.gather(
+        *(
+            store.record_answer(answer(r.member_id, g, post, q, choice, right), streak_up, card)
+            for r in refs
+            for post, q, choice, right in clicks
+        )
+    )
+    assert store.batches_committed - before == 1, "one batch"
+    for n in range(len(refs)):
+        first, again, other, double = outcomes[4 * n : 4 * n + 4]
+        assert (first.recorded, first.first_try, first.streak.streak) == (True, True, 1)
+        assert (again.recorded, again.first_try, again.streak.streak) == (True, False, 2), "q1 answered just before"
+        assert (other.recorded, other.first_try, other.correct, other.streak.streak) == (True, True, False, 3)
+        assert (double.recorded, double.choice, double.correct, double.first_try) == (False, "A", True, True)
+        assert double.streak.streak == 3, "the streak as the batch left it"
+    for r in refs:
+        stats = await store.member_stats(r.member_id)
+        assert (stats.answered, stats.correct, stats.points, stats.streak.streak) == (3, 2, 1, 3)
+        cards = await outside(
+            "SELECT question_id, card FROM cards WHERE member_id = ? ORDER BY question_id", r.member_id
+        )
+        assert cards == [("q1", "++"), ("q2", "+")], "the q1 card moved twice, from the first move"
+        assert await outside("SELECT COUNT(*) FROM answers WHERE member_id = ?", r.member_id) == [(3,)]
+    board = await store.leaderboard(g, date(2026, 11, 23), 100)
+    assert sorted(row.points for row in board) == [1] * 4
+
+
+async def test_an_answer_to_a_post_deleted_meanwhile_fails_alone(store: ManagedStore, outside: Outside) -> None:
+    # A failing write (here the post's foreign key) sends the batch write by write: that answer fails,
+    # every other is applied once.
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(6)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    kept = await store.create_post(g, c, None, "question", "q1", NOW)
+    gone = await store.create_post(g, c, None, "question", "q2", NOW)
+    await outside("DELETE FROM posts WHERE id = ?", gone.id)
+    results = await asyncio.gather(
+        *(
+            store.record_answer(
+                answer(r.member_id, g, gone.id if i == 2 else kept.id, "q1", "A", True), streak_up, card
+            )
+            for i, r in enumerate(refs)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], StoreError), results[2]
+    assert all(not isinstance(x, BaseException) and x.recorded for i, x in enumerate(results) if i != 2)
+    assert await store.choice_counts(kept.id) == {"A": 5}
+    for i, r in enumerate(refs):
+        stats = await store.member_stats(r.member_id)
+        assert (stats.answered, stats.points) == ((0, 0) if i == 2 else (1, 1))
+        assert await outside("SELECT card FROM cards WHERE member_id = ?", r.member_id) == ([] if i == 2 else [("+",)])

@@ -120,6 +120,29 @@ PUT_CARD = (
     " ON CONFLICT (member_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due"
 )
 QUESTION_TALLIES = "SELECT question_id, COUNT(*), SUM(correct) FROM answers WHERE member_id = ? GROUP BY question_id"
+# A batch of answers on SQLite (`bot.storage.sqlite_store._record_answers`): what the statements above read
+# one answer at a time, read for the whole batch (a JSON array of member ids, or of [member, question] or
+# [member, post] pairs), and the answers inserted with their first try worked out from those reads.
+BATCH_STREAK_STATES = (
+    "SELECT m.id, m.streak, m.best_streak, m.last_active_day, m.freezes"
+    " FROM json_each(?) j JOIN members m ON m.id = j.value"
+)
+BATCH_TRIED = (
+    "SELECT DISTINCT a.member_id, a.question_id FROM json_each(?) j JOIN answers a"
+    " ON a.member_id = json_extract(j.value, '$[0]') AND a.question_id = json_extract(j.value, '$[1]')"
+)
+BATCH_EARLIER = (
+    "SELECT a.member_id, a.post_id, a.choice, a.correct, a.first_try FROM json_each(?) j JOIN answers a"
+    " ON a.member_id = json_extract(j.value, '$[0]') AND a.post_id = json_extract(j.value, '$[1]')"
+)
+BATCH_CARDS = (
+    "SELECT c.member_id, c.question_id, c.card FROM json_each(?) j JOIN cards c"
+    " ON c.member_id = json_extract(j.value, '$[0]') AND c.question_id = json_extract(j.value, '$[1]')"
+)
+INSERT_ANSWER_ROW = (
+    "INSERT INTO answers (member_id, post_id, group_id, question_id, choice, correct, first_try, answered_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 # ---------------------------------------------------------------------- career path, leaderboards
 

@@ -17,6 +17,7 @@ the one opened: a database deleted or replaced under the bot stops every write a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import threading
@@ -889,14 +890,15 @@ def _record_batch(
     """Run a batch of writes (answers, posts) in one transaction, so that one bad write (say, for a member
     deleted meanwhile) fails alone. Commits before returning.
 
-    The batch first runs straight through; only if a write fails is that attempt rolled back and the
-    batch run again with each write in its own savepoint (three statements more per write, which
-    `bench.p2_answers` showed to be a tenth of an answer's database work). The writes are pure functions
-    of the database (streak and card updates too), so the second run gives each its outcome alone."""
+    The batch first runs straight through, its answers together (`_record_answers`); only if a write
+    fails is that attempt rolled back and the batch run again write by write, each in its own savepoint
+    (three statements more per write, which `bench.p2_answers` showed to be a tenth of an answer's
+    database work). The writes are pure functions of the database (streak and card updates too), so the
+    second run gives each its outcome alone."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         try:
-            results: list[Any | Exception] = [fn(conn, *args) for fn, args in items]
+            results = _record_straight(conn, items)
         except (sqlite3.Error, StoreError):
             if conn.in_transaction:  # SQLite may have rolled back itself (disk full, I/O error)
                 conn.execute("ROLLBACK")
@@ -908,6 +910,85 @@ def _record_batch(
             conn.execute("ROLLBACK")
         raise
     return results
+
+
+def _record_straight(
+    conn: sqlite3.Connection, items: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[Any | Exception]:
+    """A batch's writes in the open transaction: posts (and any other write) in order, then the answers
+    together. No answer can name a post of its own batch (its caller has not heard of that post yet)."""
+    results: list[Any | Exception] = [None] * len(items)
+    answers: list[int] = []
+    for i, (fn, args) in enumerate(items):
+        if fn is _record_one:
+            answers.append(i)
+        else:
+            results[i] = fn(conn, *args)
+    if answers:
+        outcomes = _record_answers(conn, [items[i][1] for i in answers])
+        for i, outcome in zip(answers, outcomes, strict=True):
+            results[i] = outcome
+    return results
+
+
+def _record_answers(
+    conn: sqlite3.Connection, batch: list[tuple[AnswerIn, StreakFn, CardFn | None]]
+) -> list[AnswerOutcome | Exception]:
+    """`_record_one` for each answer of a batch, in order, with the same outcomes, in a handful of
+    statements: one read each of the members' streaks, the (member, question) pairs already answered,
+    the (member, post) pairs already answered and the review cards, then the writes with `executemany`.
+    What an answer changes is seen by the later answers of the same batch (a member twice: their
+    first try, streak and card move on). A member deleted meanwhile fails alone, with nothing written;
+    a statement that fails raises (the caller redoes the batch write by write)."""
+    members = json.dumps(list({a.member_id for a, _, _ in batch}))
+    questions = json.dumps(list({(a.member_id, a.question_id) for a, _, _ in batch}))
+    posts = json.dumps(list({(a.member_id, a.post_id) for a, _, _ in batch}))
+    states = {r[0]: rows.streak(r[1:]) for r in conn.execute(sql.BATCH_STREAK_STATES, (members,))}
+    tried = {(m, q) for m, q in conn.execute(sql.BATCH_TRIED, (questions,))}
+    earlier = {(m, p): (c, bool(k), bool(f)) for m, p, c, k, f in conn.execute(sql.BATCH_EARLIER, (posts,))}
+    cards: dict[tuple[int, str], str] = {}
+    if any(card_fn is not None for _, _, card_fn in batch):
+        cards = {(m, q): c for m, q, c in conn.execute(sql.BATCH_CARDS, (questions,))}
+    out: list[AnswerOutcome | Exception] = []
+    inserts, scores, points, puts = [], [], [], []
+    for a, streak_fn, card_fn in batch:
+        state = states.get(a.member_id)
+        if state is None:
+            out.append(StoreError("that member no longer exists"))
+            continue
+        known = earlier.get((a.member_id, a.post_id))
+        if known is not None:  # a second click on the same post: nothing changes
+            out.append(AnswerOutcome(False, known[0], known[1], known[2], state))
+            continue
+        at = ts(a.answered_at)
+        first_try = (a.member_id, a.question_id) not in tried
+        tried.add((a.member_id, a.question_id))
+        earlier[a.member_id, a.post_id] = (a.choice, a.correct, first_try)
+        inserts.append(
+            (a.member_id, a.post_id, a.group_id, a.question_id, a.choice, int(a.correct), int(first_try), at)
+        )
+        new = streak_fn(state)
+        # What a later answer of the batch reads is the row as written (a freeze is told once, by this answer).
+        states[a.member_id] = replace(new, freeze_used=0) if new.freeze_used else new
+        point = int(a.correct and first_try)
+        scores.append(rows.score_params(a, new, point, at))
+        if point:
+            points.append((a.member_id, a.week.isoformat(), a.group_id, at))
+        if card_fn is not None:
+            # The review card moves with the answer, in the same transaction (never on a duplicate click).
+            try:
+                card, due = card_fn(cards.get((a.member_id, a.question_id)))
+            except Exception:  # a broken card must not cost the member (or the batch) the answer
+                log.exception("review card of member %s for %s not updated", a.member_id, a.question_id)
+            else:
+                cards[a.member_id, a.question_id] = card
+                puts.append((a.member_id, a.question_id, card, ts(due)))
+        out.append(AnswerOutcome(True, a.choice, a.correct, first_try, new))
+    conn.executemany(sql.INSERT_ANSWER_ROW, inserts)
+    conn.executemany(sql.SCORE_MEMBER, scores)
+    conn.executemany(sql.ADD_WEEKLY_POINT, points)
+    conn.executemany(sql.PUT_CARD, puts)
+    return out
 
 
 def _record_each(
