@@ -1189,6 +1189,8 @@ class FakeDiscord:
             }
             resource["message"] = self._public(msg)
             headers["X-Fake-Message-Id"] = msg["id"]
+        if "with_response" not in rec.query:  # Discord answers 204 unless asked for the callback's result
+            return web.Response(status=204, headers=headers)
         return self._json({"interaction": interaction, "resource": resource}, headers=headers)
 
     def _modal_problem(self, iid: int, data: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import discord
 import pytest
 
+from bot.adapters import discord_adapter
 from bot.adapters.discord_adapter import (
     BOT_PERMISSIONS,
     DiscordFrontEnd,
@@ -397,6 +398,63 @@ async def test_progress_answers_at_once_and_the_chart_follows_for_another_member
     assert [name for name, _ in chart.files] == ["progress.png"] and chart.files[0][1][:8] == b"\x89PNG\r\n\x1a\n"
     mine = await reply_of(fake, "progress", user=ALICE)
     assert "Progress — alice" in mine["content"] and mine["flags"] & EPHEMERAL
+
+
+class Held:
+    """The service, holding one member's commands until `release` is set (a slow core for them alone)."""
+
+    def __init__(self, service: StudyService, user: FakeUser) -> None:
+        self.service = service
+        self.user = str(user.id)
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service, name)
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        if inbound.user == self.user:
+            await self.release.wait()
+        return await self.service.handle(inbound)
+
+
+async def test_a_chart_waits_until_every_member_in_hand_has_an_answer(app: App, fake: FakeDiscord) -> None:
+    # In a burst, every chart uploaded first would delay the answers still to go (due within 3 s); a chart
+    # can wait. Bob's command is held in the core; Alice's progress text goes at once, her chart only
+    # after Bob's answer has gone.
+    held = Held(app.service, BOB)
+    b = await start_bot(held, fake)  # type: ignore[arg-type]
+    try:
+        warm, _ = await command(fake, "progress", user=ALICE)
+        await fake.followups(warm, within=30)  # the chart worker is up
+        bob = await fake.dispatch_interaction(fake.slash("leaderboard", user=BOB))
+        iid, cb = await command(fake, "progress", user=ALICE)
+        assert cb.json["type"] == 4 and "Progress — alice" in cb.json["data"]["content"]
+        await asyncio.sleep(1.5)  # long enough to draw and send a chart
+        assert not [r for r in fake.requests if r.path.startswith(f"/webhooks/{fake.app_id}/") and r.at > cb.at]
+        held.release.set()
+        bob_cb = await fake.callback(bob)
+        (chart,) = await fake.followups(iid, within=30)
+        assert [name for name, _ in chart.files] == ["progress.png"] and chart.at > bob_cb.at
+    finally:
+        held.release.set()
+        await b.stop()
+
+
+async def test_a_chart_waits_for_other_answers_two_seconds_at_most(
+    app: App, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discord_adapter, "FOLLOWUP_WAIT", 0.3)
+    held = Held(app.service, BOB)
+    b = await start_bot(held, fake)  # type: ignore[arg-type]
+    try:
+        bob = await fake.dispatch_interaction(fake.slash("leaderboard", user=BOB))
+        iid, _ = await command(fake, "progress", user=ALICE)
+        (chart,) = await fake.followups(iid, within=30)  # Bob's command is still in the core
+        assert [name for name, _ in chart.files] == ["progress.png"]
+        assert not [r for r in fake.requests if r.path.startswith(f"/interactions/{bob}/")]
+    finally:
+        held.release.set()
+        await b.stop()
 
 
 async def test_forget_me_asks_with_buttons_and_deletes_on_confirm(app: App, live: Bot, fake: FakeDiscord) -> None:

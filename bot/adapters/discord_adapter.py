@@ -23,12 +23,13 @@ form expired).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from zoneinfo import available_timezones
 import aiohttp
 import discord
 from discord import app_commands
+from discord.webhook.async_ import async_context
 
 from bot.anki import UPLOAD_MAX_BYTES
 from bot.config import Settings
@@ -55,6 +57,8 @@ MAX_CONTENT = 2000
 #: A command whose reply is not ready after this many seconds is deferred ("thinking…") first;
 #: Discord wants the first response within 3 s.
 DEFER_AFTER = 1.5
+#: The longest a follow-up (a chart) waits for the acknowledgements of other interactions to go out first.
+FOLLOWUP_WAIT = 2.0
 #: Discord accepts one gateway IDENTIFY per this many seconds in each rate-limit bucket.
 IDENTIFY_DELAY = 5.0
 #: On shutdown, how long to wait for interactions being answered (and their follow-ups) to finish.
@@ -271,6 +275,34 @@ def _view(buttons: Sequence[Button]) -> discord.ui.View | None:
         style = _STYLES.get(b.style, discord.ButtonStyle.secondary)
         view.add_item(_Button(label=b.label[:80] or None, style=style, custom_id=b.action_id[:100]))
     return view
+
+
+def _components(buttons: Sequence[Button]) -> list[dict[str, Any]]:
+    """The buttons as Discord's component payload, laid out as `_view` lays them out (five to a row)."""
+    rows: list[dict[str, Any]] = []
+    for i, b in enumerate(buttons[:25]):
+        if i % 5 == 0:
+            rows.append({"type": 1, "components": []})
+        button: dict[str, Any] = {
+            "type": 2,
+            "style": _STYLES.get(b.style, discord.ButtonStyle.secondary).value,
+            "custom_id": b.action_id[:100],
+        }
+        if b.label[:80]:
+            button["label"] = b.label[:80]
+        rows[-1]["components"].append(button)
+    return rows
+
+
+#: Discord's flag for a message only its member sees.
+EPHEMERAL = 64
+#: What a reply may ping: nobody (the client's default, `discord.AllowedMentions.none()`).
+_NO_MENTIONS: dict[str, Any] = dict(discord.AllowedMentions.none().to_dict())
+
+
+def _responded(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the interaction has had its one response (by discord.py or by `DiscordFrontEnd._answer`)."""
+    return interaction.response.is_done() or "sb_responded" in interaction.extras
 
 
 def _files(attachments: Sequence[Attachment]) -> list[discord.File]:
@@ -769,6 +801,10 @@ class DiscordFrontEnd:
         self.ready_timeout = ready_timeout
         self.ready = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: Interactions in hand without their first response yet, and an event set when there are none.
+        self._unacked = 0
+        self._acks_out = asyncio.Event()
+        self._acks_out.set()
         #: Forms offered again with errors, by token: (user id, form, expiry on the loop's clock).
         self._drafts: OrderedDict[str, tuple[int, Form, float]] = OrderedDict()
         self.pacer = Pacer(posts_per_second)
@@ -916,8 +952,9 @@ class DiscordFrontEnd:
     ) -> None:
         """Answer one command (``text``), click (``action``) or form submit (``action`` and ``values``): core
         call, then the replies. A reply not ready within `defer_after` (or a slow command) is deferred
-        first and followed up. An attached ``file`` is fetched (after deferring) and handed to the core,
-        unless it is larger than a deck file may be: then only its size goes."""
+        first and followed up. Follow-ups (`Reply.later`: the progress chart) wait until every interaction in
+        hand has had its first response (`_after_acks`). An attached ``file`` is fetched (after deferring) and
+        handed to the core, unless it is larger than a deck file may be: then only its size goes."""
         # Outside a server only buttons work (a reminder's "Quiz me" in a DM names the member it is for).
         if (interaction.guild_id is None and action is None) or interaction.channel_id is None:
             await interaction.response.send_message(NOT_IN_SERVER, ephemeral=True)
@@ -933,25 +970,59 @@ class DiscordFrontEnd:
                 files = (Attachment(file.filename, b"", file.content_type or "", size=file.size),)
             else:
                 files = (Attachment(file.filename, await file.read(), file.content_type or ""),)
-        work = asyncio.ensure_future(
-            self.service.handle(self.inbound(interaction, text=text, action=action, values=values, files=files))
-        )
-        if interaction.response.is_done():
-            pass  # deferred already (to fetch a file)
-        elif slow:
-            await self._defer(interaction)
-        else:
-            done, _ = await asyncio.wait({work}, timeout=self.defer_after)
-            if not done:
+        inbound = self.inbound(interaction, text=text, action=action, values=values, files=files)
+        self._unacked += 1
+        self._acks_out.clear()
+        acked = False
+        try:
+            if slow and not _responded(interaction):
                 await self._defer(interaction)
-        replies = await work
-        if any(r.slow for r in replies) and not interaction.response.is_done():
-            await self._defer(interaction)  # uploads go out as a follow-up, not inside the 3 s window
-        pending = list(replies)
-        while pending:
-            reply = pending.pop(0)
-            await self.send_reply(interaction, reply)
-            pending[:0] = await followups(reply)  # e.g. the progress chart, after the text
+            replies = await self._within_window(interaction, self.service.handle(inbound))
+            if any(r.slow for r in replies) and not _responded(interaction):
+                await self._defer(interaction)  # uploads go out as a follow-up, not inside the 3 s window
+            pending = list(replies)
+            while pending:
+                reply = pending.pop(0)
+                await self.send_reply(interaction, reply)
+                if not acked:
+                    acked = True
+                    self._acked()
+                if reply.later is not None:  # e.g. the progress chart, after the text
+                    await self._after_acks()
+                    pending[:0] = await followups(reply)
+        finally:
+            if not acked:
+                self._acked()
+
+    async def _within_window(self, interaction: discord.Interaction[Any], work: Awaitable[list[Reply]]) -> list[Reply]:
+        """``work``'s replies; if they are not ready within `defer_after`, the interaction is deferred
+        meanwhile (Discord wants a first response within 3 s), and the replies then edit that response."""
+        if _responded(interaction):  # deferred already (a slow command, or to fetch a file)
+            return await work
+        deferring: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.defer_after, lambda: deferring.append(asyncio.ensure_future(self._defer(interaction)))
+        )
+        try:
+            return await work
+        finally:
+            timer.cancel()
+            if deferring:
+                await deferring[0]
+
+    def _acked(self) -> None:
+        self._unacked -= 1
+        if self._unacked == 0:
+            self._acks_out.set()
+
+    async def _after_acks(self) -> None:
+        """Wait (at most `FOLLOWUP_WAIT` s) until every interaction in hand has had its first response.
+        Follow-ups (the progress chart: its data, then a file upload, ~2 ms of this process's CPU each) can
+        wait; an acknowledgement is due within 3 s, and in a burst every chart sent first delays the
+        acknowledgements still to go."""
+        if self._unacked:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks_out.wait(), FOLLOWUP_WAIT)
 
     @staticmethod
     async def _defer(interaction: discord.Interaction[Any]) -> None:
@@ -964,7 +1035,7 @@ class DiscordFrontEnd:
         modal when the interaction can still answer with one, else see `offer_again`."""
         if reply.form is not None:
             can_open = (
-                not interaction.response.is_done()
+                not _responded(interaction)
                 and interaction.type is not discord.InteractionType.modal_submit
                 and not reply.form.errors
             )
@@ -980,13 +1051,37 @@ class DiscordFrontEnd:
             extra: dict[str, Any] = {}
             if view is not None:
                 extra["view"] = view
-            if not interaction.response.is_done():
-                await interaction.response.send_message(text, ephemeral=reply.private, files=files, **extra)
+            if not _responded(interaction):
+                if files:
+                    await interaction.response.send_message(text, ephemeral=reply.private, files=files, **extra)
+                else:
+                    await self._answer(interaction, text, private=reply.private, buttons=reply.buttons if last else ())
             elif interaction.extras.get("sb_deferred") and not interaction.extras.get("sb_original"):
                 interaction.extras["sb_original"] = True
                 await interaction.edit_original_response(content=text, attachments=files, **extra)
             else:
                 await interaction.followup.send(text, ephemeral=reply.private, files=files, **extra)
+
+    async def _answer(
+        self, interaction: discord.Interaction[Any], text: str, *, private: bool, buttons: Sequence[Button]
+    ) -> None:
+        """The interaction's response (a message), posted to Discord's callback endpoint by discord.py's own
+        webhook adapter (its retries on 5xx and 429 included), as `InteractionResponse.send_message` posts it
+        — but without asking Discord to send the message back (``with_response``), which discord.py would
+        parse into a `Message` and more that nothing here reads (~8% of the bot's CPU in P1's profile)."""
+        data: dict[str, Any] = {"content": text, "allowed_mentions": _NO_MENTIONS}
+        if private:
+            data["flags"] = EPHEMERAL
+        if buttons:
+            data["components"] = _components(buttons)
+        route = discord.http.Route(
+            "POST",
+            "/interactions/{webhook_id}/{webhook_token}/callback",
+            webhook_id=interaction.id,
+            webhook_token=interaction.token,
+        )
+        await async_context.get().request(route, interaction._session, payload={"type": 4, "data": data})
+        interaction.extras["sb_responded"] = True
 
     def offer_again(self, interaction: discord.Interaction[Any], reply: Reply, form: Form) -> Reply:
         """``reply`` as a private message with a "Fix the form" button that reopens ``form`` (kept here
@@ -1027,7 +1122,7 @@ class DiscordFrontEnd:
         if interaction.type is discord.InteractionType.autocomplete:
             return
         try:
-            if not interaction.response.is_done():
+            if not _responded(interaction):
                 await interaction.response.send_message(ERROR_TEXT, ephemeral=True)
             elif interaction.extras.get("sb_deferred") and not interaction.extras.get("sb_original"):
                 interaction.extras["sb_original"] = True
