@@ -1046,16 +1046,17 @@ class DiscordFrontEnd:
         parts = chunks(render(reply.text) or "\u200b")
         for i, text in enumerate(parts):
             last = i == len(parts) - 1
-            view = _view(reply.buttons) if last else None
-            files = _files(reply.attachments) if last else []
+            buttons = reply.buttons if last else ()
+            attachments = reply.attachments if last else ()
+            if not attachments and not _responded(interaction):
+                await self._answer(interaction, text, private=reply.private, buttons=buttons)
+                continue
+            files = _files(attachments)
             extra: dict[str, Any] = {}
-            if view is not None:
+            if (view := _view(buttons)) is not None:
                 extra["view"] = view
             if not _responded(interaction):
-                if files:
-                    await interaction.response.send_message(text, ephemeral=reply.private, files=files, **extra)
-                else:
-                    await self._answer(interaction, text, private=reply.private, buttons=reply.buttons if last else ())
+                await interaction.response.send_message(text, ephemeral=reply.private, files=files, **extra)
             elif interaction.extras.get("sb_deferred") and not interaction.extras.get("sb_original"):
                 interaction.extras["sb_original"] = True
                 await interaction.edit_original_response(content=text, attachments=files, **extra)

@@ -27,14 +27,19 @@ def name(text: str) -> str:
     return f"{START}{_CONTROL.sub(' ', _STRAY.sub('', text))}{END}"
 
 
-def render(text: str, escape: Callable[[str], str], convert: Callable[[str], str] = lambda t: t) -> str:
-    """``text`` for a platform: the core's own text through ``convert`` (its markdown → the platform's),
-    each marked span through ``escape`` (inserted after ``convert``, so a name is never converted)."""
+def render(text: str, escape: Callable[[str], str], convert: Callable[[str], str] | None = None) -> str:
+    """``text`` for a platform: the core's own text through ``convert`` (its markdown → the platform's;
+    none when the platform's markdown is the core's), each marked span through ``escape`` (inserted after
+    ``convert``, so a name is never converted). Unpaired marks (not made by `name`) are dropped."""
+    if START not in text and END not in text:
+        return text if convert is None else convert(text)
+    if convert is None:  # one pass: nothing to keep the spans away from
+        return _STRAY.sub("", _MARKED.sub(lambda m: escape(m.group(1)), text))
     spans: list[str] = []
     parts: list[str] = []
     pos = 0
     for m in _MARKED.finditer(text):
-        # Unpaired marks (not made by `name`) are dropped, so the only marks left are our slots.
+        # Unpaired marks are dropped, so the only marks left are our slots.
         parts.append(_STRAY.sub("", text[pos : m.start()]))
         spans.append(m.group(1))
         parts.append(f"{START}{len(spans) - 1}{END}")
