@@ -41,7 +41,8 @@ connections first.
 bot's) process during studybot's measured rounds. Experiments, for finding what the latency is made of:
 ``--no-charts`` (progress without the PNG), ``--defer-after 0`` (Discord acks first, then edits),
 ``--stub-core`` (our adapter over a core that answers "ok" at once), ``--no-gc-freeze`` (skip the
-``gc.freeze()`` that `bot.bootstrap.serve` does once the bot is up; the floor gets the same),
+``gc.freeze()`` and young-generation threshold that `bot.bootstrap.serve` sets once the bot is up
+(`settle_gc`); the floor gets the same),
 ``--synchronous NORMAL`` (commits without fsync), ``--json stdlib|orjson`` (discord.py's JSON),
 ``--loop uvloop`` and ``--switch-interval S`` (the GIL's; both bots get them).
 """
@@ -66,12 +67,14 @@ from typing import Any
 
 from bench.common import ROOT, Figure, percentile
 from bench.p1_platform import SLACK_CHANNEL, TEAM, discord_members, slack_members
-from bot.bootstrap import App, build_app
+from bot.bootstrap import App, build_app, settle_gc
 from bot.config import BUNDLED_CONTENT, Settings
 from bot.core.messages import Inbound, Post, Reply
 from bot.core.service import answer_buttons, question_text
 
 log = logging.getLogger("bench.p1")
+#: The collector's thresholds before `settle_gc` (each bot starts from them).
+DEFAULT_GC = gc.get_threshold()
 
 SHAPES = ("burst", "steady")
 BOTS = ("floor", "studybot")
@@ -270,12 +273,12 @@ def service_of(app: App, opts: Options) -> Any:
 
 def freeze(opts: Options) -> None:
     if opts.gc_freeze:  # as bot.bootstrap.serve does once the bot is up
-        gc.collect()
-        gc.freeze()
+        settle_gc()
 
 
 def thaw() -> None:
     gc.unfreeze()
+    gc.set_threshold(*DEFAULT_GC)
     gc.collect()
 
 
@@ -640,7 +643,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each round's figures to stderr")
     parser.add_argument("--stub-core", action="store_true", help="experiment: adapters over a core that answers 'ok'")
     parser.add_argument(
-        "--no-gc-freeze", dest="gc_freeze", action="store_false", help="experiment: skip serve()'s gc.freeze()"
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="experiment: skip serve()'s settle_gc() (gc.freeze and the young threshold)",
     )
     parser.add_argument(
         "--json", choices=("orjson", "stdlib"), help="experiment: discord.py's JSON (default: orjson when installed)"
