@@ -3,8 +3,10 @@ done bare.
 
 Every answer goes through the core (`StudyService.handle` with the button's action id) and the real
 store, and each caller gets its reply only after its answer is committed (synchronous=FULL, WAL). The
-process is as `bot.bootstrap.serve` leaves it once the bot is up: what start-up loaded is moved out of
-the collector's reach (`gc.freeze()`, as bench P1 does too); the members and everything after are not.
+process is as `bot.bootstrap.serve` leaves it once the bot is up (`settle_gc`, as bench P1 does too):
+what start-up loaded is moved out of the collector's reach (the members and everything after are not),
+and the young generation is collected every `GC_YOUNG` allocations. The ceilings run with that same
+threshold.
 
 The ceiling, in the same run and on the same disk: the **same statements** the store runs for an
 answer — insert the answer (first try or not), read and update the member's totals and streak, the
@@ -31,7 +33,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bench.common import Figure
-from bot.bootstrap import build_app
+from bot.bootstrap import GC_YOUNG, build_app, settle_gc
 from bot.config import BUNDLED_CONTENT, Settings
 from bot.core import actions
 from bot.core.content import load_pack
@@ -59,8 +61,7 @@ async def core_rate(folder: Path) -> tuple[float, int]:
     app = await build_app(settings, clock=Clock())
     # As serve() does once the bot is up (before any member has used it): the burst's full collections
     # then walk what the bot made since, not every module and content object loaded at start.
-    gc.collect()
-    gc.freeze()
+    settle_gc()
     store, service = app.store, app.service
     now = Clock().now()
     # The members already exist (they joined on earlier days); the post is today's question.
@@ -229,6 +230,15 @@ def batched_ceiling_rate(path: Path, batch: int = MAX_BATCH, answers: int = N) -
 
 
 def main() -> None:
+    default = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, *default[1:])  # both sides collect as the running bot does (`settle_gc`)
+    try:
+        figure()
+    finally:
+        gc.set_threshold(*default)
+
+
+def figure() -> None:
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
         folder = Path(tmp)
         # The ceiling on both sides of the core's run: the disk's speed drifts.
