@@ -400,6 +400,25 @@ async def test_progress_answers_at_once_and_the_chart_follows_for_another_member
     assert "Progress — alice" in mine["content"] and mine["flags"] & EPHEMERAL
 
 
+def test_buttons_sent_without_discord_py_are_laid_out_as_its_views_lay_them_out() -> None:
+    # The first response is posted as a raw payload (`_answer`); posts and uploads go through discord.py's
+    # View. A member must see the same buttons either way: rows of five, labels and ids cut to Discord's
+    # limits, an unknown style shown as secondary, at most 25.
+    buttons = [Button(f"sb:x:{i}", f"Choice {i}", "primary" if i % 2 else "danger") for i in range(7)]
+    buttons += [Button("sb:" + "y" * 120, "L" * 90, "no-such-style"), Button("sb:z", "")]
+    buttons += [Button(f"sb:w:{i}", f"More {i}") for i in range(20)]
+    view = discord_adapter._view(buttons)
+    assert view is not None
+
+    def shown(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:  # what Discord shows: no defaults
+        return [[{k: v for k, v in c.items() if v not in (False, None)} for c in r["components"]] for r in rows]
+
+    assert shown(discord_adapter._components(buttons)) == shown(view.to_components())  # type: ignore[arg-type]
+    rows = discord_adapter._components(buttons)
+    assert [len(r["components"]) for r in rows] == [5, 5, 5, 5, 5]
+    assert rows[1]["components"][2] == {"type": 2, "style": 2, "custom_id": "sb:" + "y" * 97, "label": "L" * 80}
+
+
 class Held:
     """The service, holding one member's commands until `release` is set (a slow core for them alone)."""
 

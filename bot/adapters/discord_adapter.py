@@ -1017,8 +1017,8 @@ class DiscordFrontEnd:
 
     async def _after_acks(self) -> None:
         """Wait (at most `FOLLOWUP_WAIT` s) until every interaction in hand has had its first response.
-        Follow-ups (the progress chart: its data, then a file upload, ~2 ms of this process's CPU each) can
-        wait; an acknowledgement is due within 3 s, and in a burst every chart sent first delays the
+        Follow-ups (the progress chart: its data, then a file upload, 2.6–3.2 ms of this process's CPU each
+        in bench P1) can wait; an acknowledgement is due within 3 s, and in a burst every chart sent first delays the
         acknowledgements still to go."""
         if self._unacked:
             with contextlib.suppress(TimeoutError):
