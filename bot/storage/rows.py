@@ -75,6 +75,15 @@ def with_day(ref: MemberRef, day: date | None) -> MemberRef:
     return replace(ref, last_day=day)
 
 
+def cached_with_day(cache: LRU[K, MemberRef], key: K, ref: MemberRef, day: date | None) -> MemberRef:
+    """``ref`` (cached under ``key``) with the last active day of an answer recorded since it was read;
+    the cache keeps the newer ref unless it already holds another."""
+    newer = with_day(ref, day)
+    if newer is not ref and cache.get(key) is ref:
+        cache[key] = newer
+    return newer
+
+
 def drop_member(cache: LRU[K, MemberRef], member_id: int) -> None:
     """Drop every cached ref of one member (one per channel they used)."""
     for key in [k for k, ref in cache.items() if ref.member_id == member_id]:

@@ -449,11 +449,7 @@ class SqliteStore:
         return self._with_day(key, ref)
 
     def _with_day(self, key: tuple[str, str, str, str], ref: MemberRef) -> MemberRef:
-        """``ref`` with the last active day of an answer recorded since it was read (kept in the cache)."""
-        newer = rows.with_day(ref, self._days.get(ref.member_id))
-        if newer is not ref and self._members.get(key) is ref:
-            self._members[key] = newer
-        return newer
+        return rows.cached_with_day(self._members, key, ref, self._days.get(ref.member_id))
 
     async def find_member(self, group_id: int, query: str, channel_id: int) -> MemberRef | None:
         q = query.strip()
