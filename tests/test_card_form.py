@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from bot.core.deck_add import DeckAdd
 from bot.core.deck_files import parse_file
-from bot.core.forms import Form, check
+from bot.core.forms import check
 from bot.core.item_form import ItemDraft, item_form, preview, read_item
 from bot.core.markup import plain
-from bot.core.messages import Reply
-from bot.core.service import StudyService
 from bot.storage import ManagedStore, decks_for
 from tests.conftest import FakeClock, Outside, inbound
 from tests.test_deck_cards import wired
-from tests.test_forms import console
+from tests.test_forms import console, open_form, submit
 from tests.test_practice import step
 
 GOOD_CARD = {
@@ -27,16 +24,6 @@ GOOD_CARD = {
     "tags": "behavioural, scope  trade-offs",
     "source": "",
 }
-
-
-async def submit(service: StudyService, form: Form, values: dict[str, str], **kw: Any) -> list[Reply]:
-    return await service.handle(replace(inbound(**kw), action=form.action, values=values))
-
-
-async def open_form(service: StudyService, text: str, **kw: Any) -> Form:
-    replies = await service.handle(inbound(text, **kw))
-    assert replies[0].form is not None, replies
-    return replies[0].form
 
 
 def test_the_card_form_has_five_inputs_and_the_deck_files_rules() -> None:

@@ -13,7 +13,7 @@ from bot.core import actions
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine
 from bot.core.markup import plain
-from bot.core.ports import StreakState
+from bot.core.ports import MemberRef, StreakState
 from bot.core.progress import advance_streak, current_streak
 from bot.core.service import StudyService
 from bot.storage import ManagedStore, learning_for
@@ -244,9 +244,10 @@ async def test_points_ties_and_opt_out(svc: StudyService, clock: FakeClock) -> N
     assert "🥇 bob" in plain(board.text)
 
 
-async def test_a_burst_of_answers_looks_up_missed_posts_once(
-    store: ManagedStore, library: ContentLibrary, clock: FakeClock
-) -> None:
+async def counting_engine(
+    store: ManagedStore, library: ContentLibrary, clock: FakeClock, members: int
+) -> tuple[LearningEngine, list[int], list[MemberRef]]:
+    """A learning engine whose store counts its look-ups of missed posts (by group), and ``members`` members."""
     learning_store = learning_for(store)
     calls: list[int] = []
     real = learning_store.missed_deliveries
@@ -257,7 +258,14 @@ async def test_a_burst_of_answers_looks_up_missed_posts_once(
 
     learning_store.missed_deliveries = counted  # type: ignore[method-assign]
     engine = LearningEngine(learning_store, store, library, clock, chart_process=False)
-    members = [await store.ensure_member("console", "g1", "c1", f"u{i}", f"U{i}", now=clock.now()) for i in range(50)]
+    refs = [await store.ensure_member("console", "g1", "c1", f"u{i}", f"U{i}", now=clock.now()) for i in range(members)]
+    return engine, calls, refs
+
+
+async def test_a_burst_of_answers_looks_up_missed_posts_once(
+    store: ManagedStore, library: ContentLibrary, clock: FakeClock
+) -> None:
+    engine, calls, members = await counting_engine(store, library, clock, 50)
     days = await asyncio.gather(*(engine.excused_days(m, clock.now()) for m in members))
     assert days == [frozenset()] * 50 and calls == [members[0].group_id]
     clock.advance(minutes=2)
@@ -268,17 +276,7 @@ async def test_a_burst_of_answers_looks_up_missed_posts_once(
 async def test_one_look_up_of_missed_posts_gives_each_zone_its_own_days(
     store: ManagedStore, library: ContentLibrary, clock: FakeClock, outside: Outside
 ) -> None:
-    learning_store = learning_for(store)
-    calls: list[int] = []
-    real = learning_store.missed_deliveries
-
-    async def counted(group_id: int, since: datetime) -> list[datetime]:
-        calls.append(group_id)
-        return await real(group_id, since)
-
-    learning_store.missed_deliveries = counted  # type: ignore[method-assign]
-    engine = LearningEngine(learning_store, store, library, clock, chart_process=False)
-    members = [await store.ensure_member("console", "g1", "c1", f"u{i}", f"U{i}", now=clock.now()) for i in range(6)]
+    engine, calls, members = await counting_engine(store, library, clock, 6)
     # The post for Tuesday 17:00 UTC failed: Tuesday in UTC (the group's zone) and Los Angeles, Wednesday
     # in Kiritimati. Members of the three zones ask in one burst, interleaved.
     await add_delivery(outside, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
