@@ -8,10 +8,12 @@ member deleted meanwhile) goes one by one. Both stores must give the same outcom
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, date, datetime, timedelta
 
-from bot.core.ports import AnswerIn, StoreError, StreakState
+from bot.core.ports import AnswerIn, AnswerOutcome, StoreError, StreakState
 from bot.storage import ManagedStore
+from bot.storage.rows import EAGER_BATCH
 from tests.conftest import Outside
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -170,3 +172,29 @@ async def test_an_answer_to_a_post_deleted_meanwhile_fails_alone(store: ManagedS
         stats = await store.member_stats(r.member_id)
         assert (stats.answered, stats.points) == ((0, 0) if i == 2 else (1, 1))
         assert await outside("SELECT card FROM cards WHERE member_id = ?", r.member_id) == ([] if i == 2 else [("+",)])
+
+
+async def test_the_first_members_of_a_long_burst_hear_back_before_the_burst_ends(store: ManagedStore) -> None:
+    # Clicks keep arriving, one per event-loop turn, each turn busy reading the next (as a gateway parsing a
+    # burst is): the rule "commit once the clicks stop coming" alone would hold every answer until the last
+    # click has arrived. A group commit starts once `EAGER_BATCH` wait, so the first answers come back early.
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(150)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    clicks: list[asyncio.Task[AnswerOutcome]] = []
+    first_back_at: int | None = None
+    for i, r in enumerate(refs):
+        clicks.append(
+            asyncio.ensure_future(
+                store.record_answer(answer(r.member_id, g, post.id, "q1", "A", True), streak_up, card)
+            )
+        )
+        time.sleep(0.0005)  # noqa: ASYNC251 - blocking on purpose: this turn reading the next click
+        await asyncio.sleep(0)
+        if first_back_at is None and clicks[0].done():
+            first_back_at = i
+    outcomes = await asyncio.gather(*clicks)
+    assert all(o.recorded for o in outcomes)
+    assert await store.choice_counts(post.id) == {"A": 150}
+    assert first_back_at is not None, "the first answer waited for the whole burst"
+    assert first_back_at >= EAGER_BATCH - 1, "answers still arriving every turn were committed one by one"

@@ -32,6 +32,11 @@ V = TypeVar("V")
 MAX_BATCH = 2000
 #: Event-loop turns without a new write after which a group commit starts (see `GroupCommit`).
 QUIET_TURNS = 3
+#: Writes waiting after which a group commit starts even while more keep coming: the first members of a
+#: long burst hear back while the rest are still being read (bench P1: a burst of 100 clicks on Discord,
+#: three interleaved pairs of runs, click p99 62.5 / 80.2 / 51.1 ms → 55.9 / 59.2 / 43.7 ms). A batch still
+#: takes every write waiting when it starts (up to `MAX_BATCH`), so under load batches grow as before.
+EAGER_BATCH = 32
 #: Entries kept in the member and post caches (a few MB at most).
 CACHE_SIZE = 20_000
 
@@ -250,8 +255,8 @@ class GroupCommit:
 
     Answers that arrive while a batch is being committed wait for the next batch: under load the batches
     grow by themselves. Before each commit the event loop gets turns for as long as answers keep coming
-    (until `QUIET_TURNS` turns bring none), so the rest of a burst joins the first answer's commit; a
-    lone answer waits only those few turns (the same rule as `SqliteStore._flush_loop`)."""
+    (until `QUIET_TURNS` turns bring none, or `EAGER_BATCH` wait), so the rest of a burst joins the first
+    answer's commit; a lone answer waits only those few turns (the same rule as `SqliteStore._flush_loop`)."""
 
     def __init__(self, write: BatchWriter) -> None:
         self._write = write
@@ -276,7 +281,7 @@ class GroupCommit:
     async def _flush_loop(self) -> None:
         while self._pending:
             seen, quiet = len(self._pending), 0
-            while quiet < QUIET_TURNS and len(self._pending) < MAX_BATCH:
+            while quiet < QUIET_TURNS and len(self._pending) < EAGER_BATCH:
                 await asyncio.sleep(0)
                 quiet = quiet + 1 if len(self._pending) == seen else 0
                 seen = len(self._pending)
