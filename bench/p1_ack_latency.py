@@ -1,13 +1,18 @@
 """P1: interaction ack latency through the real discord.py and slack-bolt over loopback, against the floor.
 
-This process is the bot and nothing else. For each platform it runs two bots, one after the other,
-against the same kind of platform process and the same load:
+This process is the bot and nothing else. For each platform it runs two bots (three on Discord), one after
+the other, against the same kind of platform process and the same load:
 
 - **the floor**: the smallest bot the library allows — a `discord.Client` whose ``on_interaction``
   answers ``send_message("ok")``, or a slack-bolt `AsyncApp` whose listeners ``ack()`` and then
   ``respond("ok")``. It does no work of its own: its latency is the library's and the machine's.
 - **studybot**: the Discord front end or the Slack adapter wired by `bot.bootstrap.build_app` (core,
   learning engine, SQLite on a temporary database, the bundled content).
+- on Discord also **the floor with a memory** (P1g, informational, burst only unless ``--shape`` asks):
+  the floor that, before answering, records each click durably — one ``INSERT`` and one ``COMMIT``
+  (fsync) per click through aiosqlite, studybot's pragmas — and reads one row for each command. It is
+  the promise studybot's answers make ("recorded" is said only of an answer on disk) done the simplest
+  way, so it shows what keeping that promise costs before any of studybot's own work.
 
 Each figure is studybot's p99 divided by the floor's p99 in the same run, so a busy machine slows both.
 The platform — the loopback fake and 100 members acting — runs in a child process (`bench.p1_platform`),
@@ -32,7 +37,7 @@ included) before the next starts. An unmeasured warm-up round (``help`` from eve
 connections first.
 
     python -m bench.p1_ack_latency [--platform discord|slack|discord-http] [--shape burst|steady]
-                                   [--rounds N] [--bot floor|studybot] [-v] [--profile FILE]
+                                   [--rounds N] [--bot floor|durable|studybot] [-v] [--profile FILE]
                                    [--no-charts] [--defer-after S] [--stub-core] [--no-gc-freeze]
                                    [--synchronous NORMAL] [--json stdlib|orjson] [--loop uvloop]
                                    [--switch-interval S]
@@ -77,7 +82,7 @@ log = logging.getLogger("bench.p1")
 DEFAULT_GC = gc.get_threshold()
 
 SHAPES = ("burst", "steady")
-BOTS = ("floor", "studybot")
+BOTS = ("floor", "durable", "studybot")
 #: Rounds per shape (clicks and commands taking turns): 10 rounds of 100 members = 1,000 samples.
 ROUNDS = 10
 PLATFORMS = ("discord", "slack", "discord-http")
@@ -295,9 +300,27 @@ def point_discord_at(info: dict[str, Any]) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
 
 
-async def discord_floor(opts: Options, label: str, profiler: cProfile.Profile | None) -> dict[str, Result]:
-    """The floor on Discord: a `discord.Client` that answers every interaction with ``send_message``."""
+async def discord_floor(
+    opts: Options, label: str, profiler: cProfile.Profile | None, durable: Path | None = None
+) -> dict[str, Result]:
+    """The floor on Discord: a `discord.Client` that answers every interaction with ``send_message``.
+
+    With ``durable`` (a database file), the floor with a memory — the same promise as studybot's, done the
+    simplest way: before answering, a click is recorded (one ``INSERT`` and a ``COMMIT`` per click through
+    aiosqlite, with studybot's pragmas: WAL, ``synchronous=FULL``) and a command reads one row."""
+    import aiosqlite
     import discord
+
+    db: aiosqlite.Connection | None = None
+    if durable is not None:
+        db = await aiosqlite.connect(durable)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, message TEXT, member TEXT, choice TEXT,"
+            " at REAL, UNIQUE (message, member))"
+        )
+        await db.commit()
 
     class MinimalBot(discord.Client):
         def __init__(self) -> None:
@@ -315,6 +338,19 @@ async def discord_floor(opts: Options, label: str, profiler: cProfile.Profile | 
             if task is not None:
                 self.inflight.add(task)
                 task.add_done_callback(self.inflight.discard)
+            if db is not None:
+                member = str(interaction.user.id)
+                if interaction.type is discord.InteractionType.component:
+                    message = str(interaction.message.id) if interaction.message else ""
+                    choice = str((interaction.data or {}).get("custom_id", ""))
+                    await db.execute(
+                        "INSERT OR IGNORE INTO answers (message, member, choice, at) VALUES (?, ?, ?, ?)",
+                        (message, member, choice, time.time()),
+                    )
+                    await db.commit()
+                else:
+                    async with db.execute("SELECT COUNT(*) FROM answers WHERE member = ?", (member,)) as cur:
+                        await cur.fetchone()
             await interaction.response.send_message("ok", ephemeral=True)
 
     child = await Platform.start("discord")
@@ -337,13 +373,17 @@ async def discord_floor(opts: Options, label: str, profiler: cProfile.Profile | 
 
         try:
             freeze(opts)
-            return await rounds(child, Running(post, drain), opts, label, profiler)
+            # The floor with a memory is a reference for the burst (the goal's shape) unless asked for more.
+            shapes = ("burst",) if db is not None and opts.shapes == SHAPES else opts.shapes
+            return await rounds(child, Running(post, drain, shapes=shapes), opts, label, profiler)
         finally:
             thaw()
             await bot.close()
             await asyncio.wait_for(runner, 10)
     finally:
         await child.close()
+        if db is not None:
+            await db.close()
 
 
 async def discord_studybot(
@@ -575,6 +615,32 @@ def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Fig
     )
 
 
+def durable_figure(ours: Result, durable: Result, floor: Result | None) -> Figure:
+    """P1g (informational): studybot's Discord burst p99 over the floor with a memory's (see `discord_floor`)."""
+    ratio = p99_ms(ours.ack) / p99_ms(durable.ack)
+    by_kind: dict[str, list[float]] = {}
+    for v, w in zip(durable.ack, durable.what, strict=True):
+        by_kind.setdefault("click" if w == "click" else "command", []).append(v)
+    kinds = "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(by_kind.items()))
+    note = (
+        f"a minimal discord.py bot that records each click (aiosqlite: INSERT + COMMIT with fsync per click) and"
+        f" reads one row per command before answering: ack {summary(durable.ack)} over {len(durable.ack)}"
+        f" (p99 by kind: {kinds} ms); bot CPU per interaction {cpu_ms(durable):.2f} ms"
+    )
+    if floor is not None:
+        note += f"; {p99_ms(durable.ack) / p99_ms(floor.ack):.2f}x the minimal bot without a memory"
+    return Figure(
+        "P1g",
+        f"Discord ack p99, 100 members in the same instant: studybot {p99_ms(ours.ack):.1f} ms / the floor with a"
+        f" memory {p99_ms(durable.ack):.1f} ms (informational)",
+        round(ratio, 2),
+        "x floor",
+        "informational",
+        True,
+        note,
+    )
+
+
 async def measure(opts: Options) -> list[Figure]:
     profiler = cProfile.Profile() if opts.profile else None
     results: dict[tuple[str, str, str], Result] = {}
@@ -582,7 +648,11 @@ async def measure(opts: Options) -> list[Figure]:
         for platform in opts.platforms:
             for bot in opts.bots:
                 label = f"{platform}/{bot}"
-                if platform == "discord-http":
+                if bot == "durable":  # Discord only: the reference for P1a's click path
+                    if platform != "discord":
+                        continue
+                    got = await discord_floor(opts, label, None, durable=Path(tmp) / "durable.db")
+                elif platform == "discord-http":
                     got = await discord_http(Path(tmp), opts, label, profiler, floor=bot == "floor")
                 elif bot == "floor":
                     fn = discord_floor if platform == "discord" else slack_floor
@@ -600,6 +670,8 @@ async def measure(opts: Options) -> list[Figure]:
             ours = results.get((p, s, "studybot"))
             if ours is not None:
                 figures.append(figure(p, s, ours, results.get((p, s, "floor"))))
+                if (p, s, "durable") in results:
+                    figures.append(durable_figure(ours, results[(p, s, "durable")], results.get((p, s, "floor"))))
             elif (p, s, "floor") in results:
                 floor = results[(p, s, "floor")]
                 figures.append(
@@ -635,7 +707,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.p1_ack_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--platform", choices=PLATFORMS, action="append")
     parser.add_argument("--shape", choices=SHAPES, action="append")
-    parser.add_argument("--bot", choices=BOTS, action="append", help="run only the floor or only studybot")
+    parser.add_argument(
+        "--bot",
+        choices=BOTS,
+        action="append",
+        help="run only these bots (durable: the Discord floor that records each click first)",
+    )
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per shape (default {ROUNDS})")
     parser.add_argument("--profile", type=Path, help="write a cProfile of studybot's rounds here")
     parser.add_argument("--no-charts", action="store_true", help="experiment: progress without the PNG chart")
