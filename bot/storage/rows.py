@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any, Generic, Protocol, TypeVar
@@ -248,6 +248,16 @@ PendingItem = tuple[Callable[..., Any], tuple[Any, ...]]
 BatchWriter = Callable[[list[PendingItem]], Awaitable[list[Any]]]
 
 
+async def batch_forming(pending: Sized) -> None:
+    """Give the event loop turns while writes keep joining ``pending`` (until `QUIET_TURNS` turns bring
+    none) and fewer than `EAGER_BATCH` wait: the rule both stores' group commits start a batch by."""
+    seen, quiet = len(pending), 0
+    while quiet < QUIET_TURNS and len(pending) < EAGER_BATCH:
+        await asyncio.sleep(0)
+        quiet = quiet + 1 if len(pending) == seen else 0
+        seen = len(pending)
+
+
 class GroupCommit:
     """Writes (answers, posts) arriving together are made in one transaction by ``write``; each caller is
     released only after that transaction has committed, so "recorded" is never said of an answer not on
@@ -280,11 +290,7 @@ class GroupCommit:
 
     async def _flush_loop(self) -> None:
         while self._pending:
-            seen, quiet = len(self._pending), 0
-            while quiet < QUIET_TURNS and len(self._pending) < EAGER_BATCH:
-                await asyncio.sleep(0)
-                quiet = quiet + 1 if len(self._pending) == seen else 0
-                seen = len(self._pending)
+            await batch_forming(self._pending)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 results = await self._write([item for item, _ in batch])

@@ -44,7 +44,7 @@ from bot.core.ports import (
 from bot.storage import dbfile, migrations, rows, sql
 from bot.storage.dbfile import DatabaseBusy, DatabaseLost
 from bot.storage.dialect import NAME_EQUALS
-from bot.storage.rows import CACHE_SIZE, EAGER_BATCH, LRU, MAX_BATCH, QUIET_TURNS, SingleFlight, from_ts, ts
+from bot.storage.rows import CACHE_SIZE, LRU, MAX_BATCH, QUIET_TURNS, SingleFlight, from_ts, ts
 
 __all__ = ["MAX_BATCH", "QUIET_TURNS", "DatabaseBusy", "DatabaseLost", "SqliteStore", "from_ts", "ts"]
 
@@ -606,11 +606,7 @@ class SqliteStore:
         # only those few turns (microseconds). Once `EAGER_BATCH` writes wait, the commit starts anyway, so
         # the first clicks of a long burst are answered while the rest are still arriving.
         while self._pending:
-            seen, quiet = len(self._pending), 0
-            while quiet < QUIET_TURNS and len(self._pending) < EAGER_BATCH:
-                await asyncio.sleep(0)
-                quiet = quiet + 1 if len(self._pending) == seen else 0
-                seen = len(self._pending)
+            await rows.batch_forming(self._pending)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 # Posts alone need no fsync (see `POST_ID_MARK`); anything else in the batch does.
