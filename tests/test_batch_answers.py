@@ -11,7 +11,7 @@ import asyncio
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from bot.core.ports import AnswerIn, AnswerOutcome, StoreError, StreakState
+from bot.core.ports import AnswerIn, AnswerOutcome, LateRule, StoreError, StreakState
 from bot.storage import ManagedStore
 from bot.storage.rows import EAGER_BATCH
 from tests.conftest import Outside
@@ -198,3 +198,56 @@ async def test_the_first_members_of_a_long_burst_hear_back_before_the_burst_ends
     assert await store.choice_counts(post.id) == {"A": 150}
     assert first_back_at is not None, "the first answer waited for the whole burst"
     assert first_back_at >= EAGER_BATCH - 1, "answers still arriving every turn were committed one by one"
+
+
+class Late(LateRule):
+    """A late streak rule whose input (how many days to add) arrives when ``gate`` opens, or fails."""
+
+    def __init__(self, gate: asyncio.Event, fail: bool = False) -> None:
+        self.gate, self.fail = gate, fail
+        self.readied = 0
+        self.step: int | None = None
+
+    async def ready(self) -> None:
+        self.readied += 1
+        await self.gate.wait()
+        if self.fail:
+            raise StoreError("the look-up failed")
+        self.step = 2
+
+    def __call__(self, s: StreakState) -> StreakState:
+        assert self.step is not None, "run before it was ready"
+        return StreakState(s.streak + self.step, max(s.best, s.streak + self.step), NOW.date(), s.freezes)
+
+
+async def test_late_streak_rules_are_awaited_once_a_batch_and_one_that_fails_fails_only_its_answers(
+    store: ManagedStore, outside: Outside
+) -> None:
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(9)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    gate = asyncio.Event()
+    good, bad = Late(gate), Late(gate, fail=True)
+    rules = [good, bad, streak_up] * 3
+    writes = asyncio.gather(
+        *(
+            store.record_answer(answer(r.member_id, g, post.id, "q1", "A", True), rule, card)
+            for r, rule in zip(refs, rules, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    try:
+        for _ in range(20):  # the batch waits for its late rules (one after the other), not each answer
+            await asyncio.sleep(0)
+        assert (good.readied, bad.readied) == (1, 0)
+    finally:
+        gate.set()
+    outcomes = await writes
+    assert (good.readied, bad.readied) == (1, 1), "one wait per rule and batch"
+    assert [type(o).__name__ for o in outcomes] == ["AnswerOutcome", "StoreError", "AnswerOutcome"] * 3
+    assert [o.streak.streak for o in outcomes if isinstance(o, AnswerOutcome)] == [2, 1] * 3
+    assert str(outcomes[1]) == "the look-up failed"
+    stored = await outside("SELECT m.user_id, m.streak, m.answered FROM members m ORDER BY m.id")
+    assert stored == [(f"u{i}", [2, 0, 1][i % 3], [1, 0, 1][i % 3]) for i in range(9)], "nothing of theirs written"
+    assert await outside("SELECT COUNT(*) FROM answers") == [(6,)]
+    assert await outside("SELECT COUNT(*) FROM cards") == [(6,)]

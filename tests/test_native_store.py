@@ -4,13 +4,21 @@ role rewards and their grants."""
 from __future__ import annotations
 
 import asyncio
+import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.core.native import ChannelFeatures, ChannelOptions, Reward
+from bot.core import actions
+from bot.core.content import ContentLibrary
+from bot.core.messages import Inbound, Reply
+from bot.core.native import ChannelAccess, ChannelFeatures, ChannelOptions, Reward
+from bot.core.ports import AnswerOutcome
+from bot.core.service import StudyService
 from bot.storage import ManagedStore
 from bot.storage.native_store import native_for
-from tests.conftest import Outside
+from tests.conftest import FakeClock, Outside, inbound
+from tests.test_learning import post_of, right_letter, wrong_letter
 
 T = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -128,3 +136,85 @@ async def test_a_burst_of_answers_on_a_cold_rewards_cache_asks_the_store_once(st
     features._rewards.pop(ada.group_id)
     assert [r.role for r in await features._group_rewards(ada.group_id)] == ["222", "111"]
     assert len(asked) == 2
+
+
+class Roles:
+    """A Discord gateway that may grant every role, and records what it granted."""
+
+    def __init__(self) -> None:
+        self.granted: list[tuple[str, str]] = []
+
+    async def check_access(self, channel: str, group: str) -> ChannelAccess:
+        return ChannelAccess(())
+
+    async def open_thread(self, channel: str, message_id: str, title: str, group: str) -> str:
+        return message_id
+
+    async def role_problem(self, group: str, role: str) -> str | None:
+        return None
+
+    async def grant_role(self, group: str, user: str, role: str) -> None:
+        self.granted.append((user, role))
+
+
+async def test_a_burst_on_a_cold_rewards_cache_gets_each_reward_crossed_in_its_batch(
+    store: ManagedStore, library: ContentLibrary, clock: FakeClock
+) -> None:
+    """The group's rewards are looked up beside the burst's group commit (not after it), and each member
+    gets exactly the rewards their answer reached."""
+    native = native_for(store)  # type: ignore[arg-type]
+    events: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(native, name)
+
+        async def rewards(self, group_id: int) -> list[Reward]:
+            events.append("rewards asked")
+            return await native.rewards(group_id)
+
+    service = StudyService(store, library, clock, rng=random.Random(7))
+    roles = Roles()
+    features = ChannelFeatures(Counting(), store, {"discord": roles}, monotonic=lambda: clock.now().timestamp())  # type: ignore[arg-type, dict-item]
+    features.install(service)
+
+    def on_discord(text: str = "", **kw: Any) -> Inbound:
+        return replace(inbound(text, **kw), platform="discord")
+
+    async def dealt(user: str) -> Reply:
+        return (await service.handle(on_discord("quiz", user=user)))[0]
+
+    users = [f"u{i}" for i in range(6)]
+    clock.set(T)
+    for u in users:  # day one: a point and a one-day streak each
+        q = await dealt(u)
+        await service.handle(on_discord(user=u, action=actions.answer_action(post_of(q), right_letter(q.text))))
+    member = await store.ensure_member("discord", "g1", "c1", "u0", "u0", now=T)
+    await native.set_reward(member.group_id, "streak", 2, "111", T)
+    await native.set_reward(member.group_id, "points", 2, "222", T)
+    clock.set(T + timedelta(days=1))  # the rewards cached yesterday (none) have expired
+    questions = [await dealt(u) for u in users[:5]]
+    record = store.record_answer
+
+    async def recorded(*args: Any) -> AnswerOutcome:
+        outcome: AnswerOutcome = await record(*args)
+        events.append("answer committed")
+        return outcome
+
+    store.record_answer = recorded  # type: ignore[method-assign]
+    events.clear()
+    # Three right answers (2 points, a 2-day streak), two wrong ones (a 2-day streak); u5 does not answer.
+    letters = [right_letter(q.text) for q in questions[:3]] + [wrong_letter(q.text) for q in questions[3:]]
+    replies = await asyncio.gather(
+        *(
+            service.handle(on_discord(user=u, action=actions.answer_action(post_of(q), letter)))
+            for u, q, letter in zip(users[:5], questions, letters, strict=True)
+        )
+    )
+    assert events[0] == "rewards asked" and events.count("rewards asked") == 1, events
+    assert sorted(roles.granted) == sorted([(u, "111") for u in users[:5]] + [(u, "222") for u in users[:3]]), (
+        "each member exactly the rewards they reached"
+    )
+    for i, r in enumerate(replies):
+        lines = [line for reply in r for line in reply.text.splitlines() if line.startswith("🏅")]
+        assert len(lines) == (2 if i < 3 else 1), (i, lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,9 +14,10 @@ from bot.core import actions
 from bot.core.content import ContentLibrary
 from bot.core.learning import LearningEngine
 from bot.core.markup import plain
-from bot.core.ports import MemberRef, StreakState
+from bot.core.messages import Reply
+from bot.core.ports import AnswerOutcome, MemberRef, StoreError, StreakState
 from bot.core.progress import advance_streak, current_streak
-from bot.core.service import StudyService
+from bot.core.service import ERROR_TEXT, StudyService
 from bot.storage import ManagedStore, learning_for
 from tests.conftest import FakeClock, Outside, inbound
 from tests.test_learning import learning_service, post_of, quiz_and_answer, right_letter
@@ -286,3 +288,90 @@ async def test_one_look_up_of_missed_posts_gives_each_zone_its_own_days(
     assert days == [frozenset({day(1)}), frozenset({day(2)}), frozenset({day(1)})] * 2
     assert [await engine.excused_days(r, clock.now()) for r in reversed(refs)] == days[::-1]
     assert len(calls) == 1
+
+
+class HeldLookUps:
+    """Holds the learning engine's look-ups of missed posts until `release` (the first fails with
+    ``fail_first``), and counts the answers handed to the store meanwhile."""
+
+    def __init__(self, svc: StudyService, store: ManagedStore, fail_first: bool = False) -> None:
+        engine = svc.known_excused_days.__self__  # type: ignore[union-attr]
+        self.real, self.fail_first = engine.store.missed_deliveries, fail_first
+        engine.store.missed_deliveries = self.look_up
+        self.record, self.calls, self.handed = store.record_answer, 0, 0
+        store.record_answer = self.record_answer  # type: ignore[method-assign]
+        self.held, self.all_handed, self.expect = asyncio.Event(), asyncio.Event(), 0
+
+    async def look_up(self, group_id: int, since: datetime) -> list[datetime]:
+        self.calls += 1
+        await self.held.wait()
+        if self.fail_first and self.calls == 1:
+            raise StoreError("database is locked")
+        result: list[datetime] = await self.real(group_id, since)
+        return result
+
+    async def record_answer(self, *args: Any) -> AnswerOutcome:
+        self.handed += 1
+        if self.handed == self.expect:
+            self.all_handed.set()
+        outcome: AnswerOutcome = await self.record(*args)
+        return outcome
+
+    async def burst(self, svc: StudyService, clicks: list[tuple[str, Reply]]) -> list[str]:
+        """The clicks at once; each reaches the store while the look-up is held; then it is released."""
+        self.expect = self.handed + len(clicks)
+        self.all_handed.clear()
+        task = asyncio.gather(
+            *(
+                svc.handle(inbound(user=u, action=actions.answer_action(post_of(q), right_letter(q.text))))
+                for u, q in clicks
+            )
+        )
+        try:
+            await asyncio.wait_for(self.all_handed.wait(), 10)  # no answer waits for the look-up on its own
+        finally:
+            self.held.set()
+        return [r[0].text for r in await task]
+
+
+async def test_a_burst_that_meets_the_missed_post_look_up_gets_each_zones_excused_days(
+    svc: StudyService, store: ManagedStore, outside: Outside, clock: FakeClock
+) -> None:
+    """Answers that arrive while their group's missed posts are looked up go to the store at once (it waits
+    for the look-up once per batch); each still gets the excused days of their own zone and day."""
+    zones = {"alice": "Pacific/Kiritimati", "bob": LA, "cy": "UTC", "dee": "Pacific/Kiritimati", "eve": LA}
+    await set_group_zone(svc, outside, LA)
+    for user, tz in zones.items():
+        await svc.handle(inbound(f"timezone {tz}", user=user))
+    clock.set(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))  # Monday in all three zones (LA 01:00, Kiritimati 23:00)
+    for user in zones:
+        await quiz_and_answer(svc, user, right=True)
+    # The post for Tuesday 17:00 UTC failed: Tuesday in Los Angeles and UTC, Wednesday in Kiritimati.
+    await add_delivery(outside, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))  # Wednesday in all three (LA 01:00, Kiritimati 23:00)
+    dealt = [(u, (await svc.handle(inbound("quiz", user=u)))[0]) for u in zones]
+    held = HeldLookUps(svc, store)
+    texts = await held.burst(svc, dealt)
+    streaks = {u: t.split("🔥 Streak: ")[1].split("\n")[0] for (u, _), t in zip(dealt, texts, strict=True)}
+    # Tuesday was excused in LA and UTC; in Kiritimati Wednesday was, and Tuesday broke the streak.
+    assert streaks == {"alice": "1 day", "bob": "2 days", "cy": "2 days", "dee": "1 day", "eve": "2 days"}
+    assert held.calls == 1, "one look-up for the burst"
+    assert all("freeze" not in t for t in texts), texts
+
+
+async def test_answers_whose_missed_post_look_up_fails_are_not_recorded(
+    svc: StudyService, store: ManagedStore, outside: Outside, clock: FakeClock
+) -> None:
+    await set_group_zone(svc, outside, LA)
+    await quiz_and_answer(svc, "alice", right=True)
+    await quiz_and_answer(svc, "bob", right=True)
+    await add_delivery(outside, datetime(2026, 11, 24, 17, 0, tzinfo=UTC), "failed")  # Tuesday in LA
+    clock.set(datetime(2026, 11, 25, 18, 0, tzinfo=UTC))  # Wednesday 10:00 in LA
+    dealt = [(u, (await svc.handle(inbound("quiz", user=u)))[0]) for u in ("alice", "bob")]
+    held = HeldLookUps(svc, store, fail_first=True)
+    texts = await held.burst(svc, dealt)
+    assert texts == [ERROR_TEXT, ERROR_TEXT]
+    assert await outside("SELECT COUNT(*) FROM answers") == [(2,)], "only Monday's answers"
+    texts = await held.burst(svc, dealt)  # clicked again: a new look-up, and Tuesday excused
+    assert all("🔥 Streak: 2 days" in t for t in texts), texts
+    assert held.calls == 2

@@ -157,6 +157,21 @@ class LearningPort(Protocol):
 # ---------------------------------------------------------------------- the engine
 
 
+class PendingDays:
+    """Excused days whose look-up (a group's missed posts) is still under way: `days` joins that very
+    look-up (its error, if it fails). One per look-up, so answers can share what they make of it."""
+
+    __slots__ = ("engine", "query")
+
+    def __init__(self, engine: LearningEngine, query: SharedQuery[list[datetime]]) -> None:
+        self.engine = engine
+        self.query = query
+
+    async def days(self, member: MemberRef) -> frozenset[date]:
+        """The member's excused days (in their zone) from this look-up."""
+        return self.engine._days_in_zone(self.query, await self.query.result(), member)
+
+
 class LearningEngine:
     """Spaced repetition, excused days, the progress chart and export, wired into a `StudyService`.
 
@@ -186,6 +201,8 @@ class LearningEngine:
         self._excused: dict[int, SharedQuery[list[datetime]]] = {}
         #: The days of a group's query in one zone, made once per query (every answer of a burst asks).
         self._excused_days: dict[tuple[int, str], tuple[SharedQuery[list[datetime]], frozenset[date]]] = {}
+        #: The look-up under way of each group, as `known_excused_days` tells of it (one object per look-up).
+        self._pending: dict[int, PendingDays] = {}
         #: Extra rows for the chart's accuracy section (open-card practice adds its own row per kind).
         self.chart_rows: list[Callable[[MemberRef, datetime], Awaitable[list[tuple[str, float, int]]]]] = []
         self.renderer = chart.ChartRenderer(in_process=not chart_process)
@@ -207,6 +224,7 @@ class LearningEngine:
         service.pick_question = pick
         service.card_fn_for = self.card_fn_for
         service.excused_days = self.excused_days
+        service.known_excused_days = self.known_excused_days
         service.progress_extras.append(self.reviews_line)
         if self.charts:
             service.progress_attachments.append(self.progress_chart)
@@ -244,15 +262,38 @@ class LearningEngine:
 
     async def excused_days(self, member: MemberRef, now: datetime) -> frozenset[date]:
         """The member's local days on which a scheduled post in their group ended missed or failed."""
-        cached = self._excused.get(member.group_id)
+        cached = self._missed(member.group_id, now)
+        missed = cached.task.result() if cached.task.done() else await cached.result()
+        return self._days_in_zone(cached, missed, member)
+
+    def known_excused_days(self, member: MemberRef, now: datetime) -> frozenset[date] | PendingDays:
+        """`excused_days` without waiting: the days when the group's missed posts are known, else the
+        look-up under way (started here if none is), which `excused_days` would join."""
+        cached = self._missed(member.group_id, now)
+        if cached.task.done() and not cached.failed():
+            return self._days_in_zone(cached, cached.task.result(), member)
+        pending = self._pending.get(member.group_id)
+        if pending is None or pending.query is not cached:
+            if len(self._pending) > 10_000:
+                self._pending.clear()
+            pending = self._pending[member.group_id] = PendingDays(self, cached)
+        return pending
+
+    def _missed(self, group_id: int, now: datetime) -> SharedQuery[list[datetime]]:
+        """The group's missed posts: the look-up of the last `EXCUSED_CACHE`, or a new one."""
+        cached = self._excused.get(group_id)
         if cached is None or not (now - EXCUSED_CACHE <= cached.at <= now) or cached.failed():
             # One query per group, shared by every answer that arrives meanwhile (a post's burst of clicks).
             if len(self._excused) > 10_000:  # groups are few; this only bounds a pathological case
                 self._excused.clear()
-            cached = self._excused[member.group_id] = SharedQuery(
-                now, self.store.missed_deliveries(member.group_id, now - EXCUSED_LOOKBACK)
+            cached = self._excused[group_id] = SharedQuery(
+                now, self.store.missed_deliveries(group_id, now - EXCUSED_LOOKBACK)
             )
-        missed = cached.task.result() if cached.task.done() else await cached.result()
+        return cached
+
+    def _days_in_zone(
+        self, cached: SharedQuery[list[datetime]], missed: list[datetime], member: MemberRef
+    ) -> frozenset[date]:
         key = (member.group_id, member.zone)
         known = self._excused_days.get(key)
         if known is not None and known[0] is cached:

@@ -201,6 +201,7 @@ class ChannelFeatures:
         service.register("rewards.set", self.rewards_set)
         service.register("rewards.clear", self.rewards_clear)
         service.after_answer.append(self.after_answer)
+        service.before_commit.append(self.look_up_rewards)
 
     # ------------------------------------------------------------------ self-check
 
@@ -361,13 +362,23 @@ class ChannelFeatures:
     # ------------------------------------------------------------------ rewards
 
     async def _group_rewards(self, group_id: int) -> list[Reward]:
+        return await self._rewards_query(group_id).result()
+
+    def _rewards_query(self, group_id: int) -> SharedQuery[list[Reward]]:
         cached = self._rewards.get(group_id)
         now = self._monotonic()
         if cached is None or now - cached.at > REWARDS_TTL or cached.failed():
             # One query per group, not one per answer of a burst that finds the cache cold; changes drop
             # the entry (a query under way then serves only those already waiting for it).
             cached = self._rewards[group_id] = SharedQuery(now, self.store.rewards(group_id))
-        return await cached.result()
+        return cached
+
+    def look_up_rewards(self, ctx: Context) -> None:
+        """As an answer goes to the store: start the group's rewards look-up if it is not cached, so that
+        it runs beside the group commit and `after_answer` finds it done (a burst's first clicks do not
+        wait for it after their commit)."""
+        if ctx.inbound.platform == "discord":
+            self._rewards_query(ctx.member.group_id)
 
     async def rewards_show(self, ctx: Context, _: Command) -> list[Reply]:
         found = await self.store.rewards(ctx.member.group_id)

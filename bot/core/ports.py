@@ -132,6 +132,20 @@ StreakFn = Callable[[StreakState], StreakState]
 CardFn = Callable[[str | None], tuple[str, datetime]]
 
 
+class LateRule:
+    """Base of a `StreakFn` whose inputs may still be on their way when its answer reaches the store (the
+    excused days of the first clicks of a burst, while the group's missed posts are looked up).
+
+    The store awaits `ready` before it runs the rule: once per batch for all the answers that share the
+    rule, not once per answer on the event loop. If `ready` raises, those answers fail with that error
+    and nothing of theirs is written; the rule must not be called before `ready` has returned."""
+
+    __slots__ = ()
+
+    async def ready(self) -> None:
+        """Wait until the rule can run (returns at once when it already can)."""
+
+
 class StoreError(Exception):
     """Base for storage failures the core may report to a member."""
 
@@ -187,7 +201,9 @@ class Store(Protocol):
         self, answer: AnswerIn, streak_fn: StreakFn, card_fn: CardFn | None = None
     ) -> AnswerOutcome:
         """Record an answer at most once per (member, post), with scoring, streak and (``card_fn``) the
-        member's review card for the question, durably and atomically.
+        member's review card for the question, durably and atomically. A ``streak_fn`` that is a
+        `LateRule` runs only after its `ready` has returned (awaited once per batch; if it raises, the
+        answer fails with that error and nothing is written).
 
         Returns only after the answer is committed."""
         ...

@@ -8,14 +8,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.core import actions, forms
 from bot.core.commands import SPECS, Command, Spec, UsageError, parse
 from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
-from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, Clock, MemberRef, Store, StreakState
+from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, Clock, LateRule, MemberRef, Store, StreakFn, StreakState
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
 
@@ -47,6 +47,16 @@ RoutedHandler = Callable[[Context, tuple[str, ...]], Awaitable[list[Reply]]]
 ExcusedDays = Callable[[MemberRef, datetime], Awaitable[frozenset[date]]]
 
 
+class PendingExcused(Protocol):
+    """Excused days still being looked up; the same object for every answer that would join that look-up."""
+
+    async def days(self, member: MemberRef) -> frozenset[date]: ...
+
+
+#: `ExcusedDays` without waiting: the days if known now, else the look-up under way.
+KnownExcusedDays = Callable[[MemberRef, datetime], "frozenset[date] | PendingExcused"]
+
+
 @dataclass(frozen=True, slots=True)
 class StreakRule:
     """The streak update of an answer given on local day ``today`` (a `StreakFn`, run by the store inside
@@ -57,6 +67,29 @@ class StreakRule:
     excused: frozenset[date]
 
     def __call__(self, state: StreakState) -> StreakState:
+        return advance_streak(state, self.today, self.excused)
+
+
+class LateStreakRule(LateRule):
+    """`StreakRule` for the answers that arrive while their group's missed posts are still being looked
+    up (the first clicks of a burst): the store awaits `ready` once per batch (it joins that look-up),
+    so these answers go to the group commit at once instead of each waiting on the event loop. One per
+    (day, zone, look-up), shared by the answers that have them."""
+
+    __slots__ = ("excused", "look_up", "today")
+
+    def __init__(self, today: date, look_up: Callable[[], Awaitable[frozenset[date]]]) -> None:
+        self.today = today
+        self.look_up = look_up
+        self.excused: frozenset[date] | None = None
+
+    async def ready(self) -> None:
+        if self.excused is None:
+            self.excused = await self.look_up()
+
+    def __call__(self, state: StreakState) -> StreakState:
+        if self.excused is None:
+            raise RuntimeError("a late streak rule was run before it was ready")
         return advance_streak(state, self.today, self.excused)
 
 
@@ -109,6 +142,8 @@ class StudyService:
         }
         #: Days on which the bot failed to post in the member's group (they never break streaks).
         self.excused_days: ExcusedDays | None = None
+        #: The same without waiting (answers pass a `LateStreakRule` to the store while it is looked up).
+        self.known_excused_days: KnownExcusedDays | None = None
         #: Extra lines for `progress` (e.g. reviews due), added by other features.
         self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
         #: Chooses the next quiz question for a member from a pool (a deck); a learning engine may put due
@@ -139,9 +174,13 @@ class StudyService:
         self.feature_actions: list[ActionHandler] = []
         #: After a recorded answer (role rewards); a failing hook is logged and costs only its replies.
         self.after_answer: list[AfterAnswer] = []
+        #: Called (not awaited) as an answer goes to the store: they start look-ups their `after_answer`
+        #: step will need, so those run beside the group commit instead of after it. Must not raise.
+        self.before_commit: list[Callable[[Context], None]] = []
         self._forms: dict[str, forms.FormRoute] = {}
         self._actions: dict[str, RoutedHandler] = {}
         self._streak_rules: dict[tuple[date, frozenset[date]], StreakRule] = {}
+        self._late_rules: dict[tuple[date, str, PendingExcused], LateStreakRule] = {}
 
     def register(self, name: str, handler: Handler) -> None:
         """Add or replace the handler for a command name from `commands.SPECS`."""
@@ -406,13 +445,13 @@ class StudyService:
             return private(
                 "The answer to that question has already been revealed in the channel. Try /study quiz for a fresh one."
             )
-        excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
         today = local_day(ctx.now, ctx.member.zone)
-        streak_fn = self._streak_rules.get((today, excused))
-        if streak_fn is None:
-            if len(self._streak_rules) > 1000:  # days and zones in use are few; this only bounds the cache
-                self._streak_rules.clear()
-            streak_fn = self._streak_rules[today, excused] = StreakRule(today, excused)
+        excused: frozenset[date] | PendingExcused
+        if self.known_excused_days is not None:
+            excused = self.known_excused_days(ctx.member, ctx.now)
+        else:
+            excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
+        streak_fn = self._streak_rule(ctx, today, excused)
         answer_in = AnswerIn(
             member_id=ctx.member.member_id,
             post_id=post.id,
@@ -424,6 +463,8 @@ class StudyService:
             week=week_start(ctx.now, ctx.member.group_tz),
         )
         card_fn = self.card_fn_for(answer_in) if self.card_fn_for else None
+        for start in self.before_commit:
+            start(ctx)
         outcome = await self.store.record_answer(answer_in, streak_fn, card_fn)
         right = f"**{q.answer})** {q.choice(q.answer)}"
         if not outcome.recorded:
@@ -446,6 +487,26 @@ class StudyService:
             missed = f"{s.freeze_used} missed day{'s' if s.freeze_used != 1 else ''}"
             lines.append(f"🧊 A freeze kept your {s.streak - 1}-day streak ({missed}).")
         return private("\n".join(lines)) + await self._after_answer(ctx, outcome)
+
+    def _streak_rule(self, ctx: Context, today: date, excused: frozenset[date] | PendingExcused) -> StreakFn:
+        """The streak update of an answer on ``today``: a shared `StreakRule` when the excused days are
+        known, a shared `LateStreakRule` while they are being looked up (the store waits for them once per
+        batch, not each answer here)."""
+        if isinstance(excused, frozenset):
+            rule = self._streak_rules.get((today, excused))
+            if rule is None:
+                if len(self._streak_rules) > 1000:  # days and zones in use are few; this only bounds the cache
+                    self._streak_rules.clear()
+                rule = self._streak_rules[today, excused] = StreakRule(today, excused)
+            return rule
+        key = (today, ctx.member.zone, excused)
+        late = self._late_rules.get(key)
+        if late is None:
+            if len(self._late_rules) > 1000:  # one per look-up under way and zone; this only bounds the cache
+                self._late_rules.clear()
+            member = ctx.member
+            late = self._late_rules[key] = LateStreakRule(today, lambda: excused.days(member))
+        return late
 
     async def _after_answer(self, ctx: Context, outcome: AnswerOutcome) -> list[Reply]:
         extra: list[Reply] = []

@@ -63,7 +63,7 @@ class PgStore:
         self.migrations_dir = migrations_dir
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._answers = GroupCommit(self._write_batch)
+        self._answers = GroupCommit(self._write_batch, _record_one)
         # Every command looks up its member and every click its post; caching both saves two round trips
         # per answer. Entries change only through this class (`_changed`), here or in another process.
         self._members: LRU[tuple[str, str, str, str], MemberRef] = LRU(CACHE_SIZE)

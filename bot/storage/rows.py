@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bot.core.decks import TPM
 from bot.core.export import MemberRow, QuestionRow
-from bot.core.ports import AnswerIn, MemberRef, PostRecord, StoreError, StreakState
+from bot.core.ports import AnswerIn, LateRule, MemberRef, PostRecord, StoreError, StreakState
 from bot.core.schedule import ChannelSchedule, Delivery, ScheduleRule
 
 
@@ -258,6 +258,22 @@ async def batch_forming(pending: Sized) -> None:
         seen = len(pending)
 
 
+async def late_rules_failed(streak_fns: Iterable[object]) -> dict[LateRule, Exception]:
+    """Await `LateRule.ready` once for each distinct late rule among a batch's streak functions, before
+    the batch is written; returns the rules whose inputs could not be had, with the error (their answers
+    fail with it, alone)."""
+    failed: dict[LateRule, Exception] = {}
+    done: set[LateRule] = set()
+    for fn in streak_fns:
+        if isinstance(fn, LateRule) and fn not in done:
+            done.add(fn)
+            try:
+                await fn.ready()
+            except Exception as e:
+                failed[fn] = e
+    return failed
+
+
 class GroupCommit:
     """Writes (answers, posts) arriving together are made in one transaction by ``write``; each caller is
     released only after that transaction has committed, so "recorded" is never said of an answer not on
@@ -268,8 +284,11 @@ class GroupCommit:
     (until `QUIET_TURNS` turns bring none, or `EAGER_BATCH` wait), so the rest of a burst joins the first
     answer's commit; a lone answer waits only those few turns (the same rule as `SqliteStore._flush_loop`)."""
 
-    def __init__(self, write: BatchWriter) -> None:
+    def __init__(self, write: BatchWriter, answer_fn: Callable[..., Any] | None = None) -> None:
         self._write = write
+        #: The write that records an answer: ``fn(conn, answer, streak_fn, card_fn)``; its `LateRule`
+        #: streak functions are made ready before the batch is written.
+        self.answer_fn = answer_fn
         self._pending: list[tuple[PendingItem, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.batches_committed = 0
@@ -293,6 +312,14 @@ class GroupCommit:
             await batch_forming(self._pending)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
+                failed = await late_rules_failed(args[1] for (fn, args), _ in batch if fn is self.answer_fn)
+                if failed:
+                    for (fn, args), future in batch:
+                        if fn is self.answer_fn and args[1] in failed and not future.done():
+                            future.set_exception(failed[args[1]])
+                    batch = [b for b in batch if not b[1].done()]
+                    if not batch:
+                        continue
                 results = await self._write([item for item, _ in batch])
             except BaseException as e:
                 for _, future in batch:

@@ -609,6 +609,15 @@ class SqliteStore:
             await rows.batch_forming(self._pending)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
+                # Streak rules still waiting for their inputs (a burst's excused days): once per batch.
+                failed = await rows.late_rules_failed(p.args[1] for p in batch if p.fn is _record_one)
+                if failed:
+                    for p in batch:
+                        if p.fn is _record_one and p.args[1] in failed and not p.future.done():
+                            p.future.set_exception(failed[p.args[1]])
+                    batch = [p for p in batch if not p.future.done()]
+                    if not batch:
+                        continue
                 # Posts alone need no fsync (see `POST_ID_MARK`); anything else in the batch does.
                 lazy = self._post_mark.enabled and all(p.fn is _insert_post for p in batch)
                 committed: tuple[list[Any], int | None, int] = await self._run(
