@@ -251,3 +251,28 @@ async def test_late_streak_rules_are_awaited_once_a_batch_and_one_that_fails_fai
     assert stored == [(f"u{i}", [2, 0, 1][i % 3], [1, 0, 1][i % 3]) for i in range(9)], "nothing of theirs written"
     assert await outside("SELECT COUNT(*) FROM answers") == [(6,)]
     assert await outside("SELECT COUNT(*) FROM cards") == [(6,)]
+
+
+async def test_an_answer_whose_caller_gave_up_is_still_recorded_when_a_late_rule_of_its_batch_fails(
+    store: ManagedStore, outside: Outside
+) -> None:
+    # A caller may stop waiting (its task cancelled: a shutdown, a platform timeout); its answer was handed
+    # to the store and is written anyway, as in any batch — also when another answer's look-up fails.
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(3)]
+    g, c = refs[0].group_id, refs[0].channel_id
+    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    gate = asyncio.Event()
+    rules = [Late(gate, fail=True), streak_up, streak_up]
+    clicks = [
+        asyncio.ensure_future(store.record_answer(answer(r.member_id, g, post.id, "q1", "A", True), rule, card))
+        for r, rule in zip(refs, rules, strict=True)
+    ]
+    for _ in range(10):  # the batch is formed and waits for the failing rule's look-up
+        await asyncio.sleep(0)
+    clicks[2].cancel()
+    gate.set()
+    outcomes = await asyncio.gather(*clicks, return_exceptions=True)
+    assert isinstance(outcomes[0], StoreError) and isinstance(outcomes[1], AnswerOutcome)
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    stored = await outside("SELECT m.user_id FROM answers a JOIN members m ON m.id = a.member_id ORDER BY m.id")
+    assert stored == [("u1",), ("u2",)], "the answer of the caller who gave up is lost"

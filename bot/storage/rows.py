@@ -313,11 +313,11 @@ class GroupCommit:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 failed = await late_rules_failed(args[1] for (fn, args), _ in batch if fn is self.answer_fn)
-                if failed:
+                if failed:  # those answers fail alone (a caller who gave up still has its answer written)
                     for (fn, args), future in batch:
                         if fn is self.answer_fn and args[1] in failed and not future.done():
                             future.set_exception(failed[args[1]])
-                    batch = [b for b in batch if not b[1].done()]
+                    batch = [b for b in batch if not (b[0][0] is self.answer_fn and b[0][1][1] in failed)]
                     if not batch:
                         continue
                 results = await self._write([item for item, _ in batch])
