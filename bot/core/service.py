@@ -446,11 +446,8 @@ class StudyService:
                 "The answer to that question has already been revealed in the channel. Try /study quiz for a fresh one."
             )
         today = local_day(ctx.now, ctx.member.zone)
-        excused: frozenset[date] | PendingExcused
-        if self.known_excused_days is not None:
-            excused = self.known_excused_days(ctx.member, ctx.now)
-        else:
-            excused = await self.excused_days(ctx.member, ctx.now) if self.excused_days else frozenset()
+        # Set with `excused_days` (by the learning engine); without it no day is excused.
+        excused = self.known_excused_days(ctx.member, ctx.now) if self.known_excused_days else frozenset[date]()
         streak_fn = self._streak_rule(ctx, today, excused)
         answer_in = AnswerIn(
             member_id=ctx.member.member_id,

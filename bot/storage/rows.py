@@ -27,6 +27,7 @@ class Row(Protocol):
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+B = TypeVar("B")
 
 #: The most answers written in one group commit.
 MAX_BATCH = 2000
@@ -260,8 +261,7 @@ async def batch_forming(pending: Sized) -> None:
 
 async def late_rules_failed(streak_fns: Iterable[object]) -> dict[LateRule, Exception]:
     """Await `LateRule.ready` once for each distinct late rule among a batch's streak functions, before
-    the batch is written; returns the rules whose inputs could not be had, with the error (their answers
-    fail with it, alone)."""
+    the batch is written; returns the rules whose inputs could not be had, with the error."""
     failed: dict[LateRule, Exception] = {}
     done: set[LateRule] = set()
     for fn in streak_fns:
@@ -272,6 +272,26 @@ async def late_rules_failed(streak_fns: Iterable[object]) -> dict[LateRule, Exce
             except Exception as e:
                 failed[fn] = e
     return failed
+
+
+def drop_late_failures(
+    batch: list[B],
+    failed: dict[LateRule, Exception],
+    answer_fn: Callable[..., Any] | None,
+    parts: Callable[[B], tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]],
+) -> list[B]:
+    """``batch`` without the answers whose late rule `failed`: each of those fails with the rule's error,
+    alone; everything else stays (a caller who gave up still has its answer written). ``parts`` gives an
+    item's write function, its arguments (the streak function second) and its caller's future."""
+    kept: list[B] = []
+    for item in batch:
+        fn, args, future = parts(item)
+        if fn is answer_fn and args[1] in failed:
+            if not future.done():
+                future.set_exception(failed[args[1]])
+        else:
+            kept.append(item)
+    return kept
 
 
 class GroupCommit:
@@ -313,11 +333,8 @@ class GroupCommit:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 failed = await late_rules_failed(args[1] for (fn, args), _ in batch if fn is self.answer_fn)
-                if failed:  # those answers fail alone (a caller who gave up still has its answer written)
-                    for (fn, args), future in batch:
-                        if fn is self.answer_fn and args[1] in failed and not future.done():
-                            future.set_exception(failed[args[1]])
-                    batch = [b for b in batch if not (b[0][0] is self.answer_fn and b[0][1][1] in failed)]
+                if failed:
+                    batch = drop_late_failures(batch, failed, self.answer_fn, lambda b: (*b[0], b[1]))
                     if not batch:
                         continue
                 results = await self._write([item for item, _ in batch])

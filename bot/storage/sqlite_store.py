@@ -611,11 +611,8 @@ class SqliteStore:
             try:
                 # Streak rules still waiting for their inputs (a burst's excused days): once per batch.
                 failed = await rows.late_rules_failed(p.args[1] for p in batch if p.fn is _record_one)
-                if failed:  # those answers fail alone (a caller who gave up still has its answer written)
-                    for p in batch:
-                        if p.fn is _record_one and p.args[1] in failed and not p.future.done():
-                            p.future.set_exception(failed[p.args[1]])
-                    batch = [p for p in batch if not (p.fn is _record_one and p.args[1] in failed)]
+                if failed:
+                    batch = rows.drop_late_failures(batch, failed, _record_one, lambda p: (p.fn, p.args, p.future))
                     if not batch:
                         continue
                 # Posts alone need no fsync (see `POST_ID_MARK`); anything else in the batch does.
