@@ -11,6 +11,7 @@ import pytest
 
 from bot.adapters.console_adapter import ConsoleAdapter
 from bot.config import Settings
+from bot.core import actions
 from bot.core.content import ContentLibrary
 from bot.core.deck_commands import Catalog, DeckCommands
 from bot.core.deck_files import MAX_SHOWN, export_yaml, parse_file, plan_import
@@ -282,6 +283,13 @@ async def test_crafted_deck_buttons_are_invalid_and_change_nothing(service: Stud
         out = text_of(await service.handle(admin(action=crafted)))
         assert "no longer valid" in out or "not waiting" in out, (crafted, out)
     assert "mine" in text_of(await service.handle(admin("/study deck list")))
+
+
+def test_only_ids_of_ours_have_a_routed_name() -> None:
+    # The service parses an id as routed only when this names a registered route (answer clicks never do).
+    assert actions.routed_name("sb:dimp:12") == "dimp" and actions.routed_name("sb:ans:3:A") == "ans"
+    assert actions.routed_name("sb:dimp") == "dimp" and actions.routed_name("sb") == ""
+    assert actions.routed_name("xx:dimp:12") is None and actions.routed_name("") is None
 
 
 def test_parse_and_plan_are_pure() -> None:

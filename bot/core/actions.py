@@ -109,6 +109,12 @@ def routed_action(name: str, *args: str) -> str:
     return action_id
 
 
+def routed_name(action_id: str) -> str | None:
+    """The name part of an action id of ours (``sb:<name>:…``), unchecked; None for any other id."""
+    prefix, _, rest = action_id.partition(":")
+    return rest.partition(":")[0] if prefix == PREFIX else None
+
+
 def parse_routed(action_id: str) -> tuple[str, tuple[str, ...]] | None:
     """``(name, args)`` of a routed action id, or None."""
     parts = action_id.split(":")

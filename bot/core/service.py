@@ -264,15 +264,17 @@ class StudyService:
         return Context(inbound, member, now)
 
     async def _handle_action(self, inbound: Inbound) -> list[Reply]:
-        routed = actions.parse_routed(inbound.action or "")
-        if inbound.values is not None or (routed is not None and routed[0] in self._actions):
+        action_id = inbound.action or ""
+        # Only a registered name is worth parsing as a routed id (answer clicks, the bulk, are not).
+        routed = actions.parse_routed(action_id) if actions.routed_name(action_id) in self._actions else None
+        if inbound.values is not None or routed is not None:
             if not inbound.group:  # forms and routed buttons act in a group: never from a direct message
                 return private("That button is no longer valid here. Use /study in your study server.")
             if inbound.values is not None:
                 return await self._submit_form(inbound)
             assert routed is not None
             return await self._actions[routed[0]](await self._context(inbound), routed[1])
-        action = actions.parse_action(inbound.action or "")
+        action = actions.parse_action(action_id)
         if action is None:
             return private("That button is no longer valid. Try /study quiz for a fresh question.")
         ctx = await self._context(inbound) if inbound.group else await self._direct_context(inbound, action)
