@@ -22,7 +22,9 @@ from bench.common import OUT, Figure, peak_rss_mb, percentile
 from bench.gen_db import ensure
 from bot.bootstrap import build_app
 from bot.config import BUNDLED_CONTENT, Settings
-from bot.core.messages import Inbound, followups
+from bot.core.chart import ChartRenderer
+from bot.core.messages import Inbound, Reply, followups
+from bot.core.service import StudyService
 
 MEMBERS, ANSWERS = 100_000, 1_000_000
 
@@ -88,6 +90,20 @@ async def measure(samples: int = 1000) -> list[Figure]:
             chart_ms.append((time.perf_counter() - t) * 1000)
             assert chart.attachments and chart.attachments[0].data[:4] == b"\x89PNG"
         full_collections = gc.get_stats()[2]["collections"] - full_collections
+        # P4f: 25 members ask at once; their charts with the shipped renderer, then with one worker alone
+        # (each with one worker warm, as a running bot's is).
+        engine = app.service.progress_attachments[0].__self__  # type: ignore[attr-defined]
+        burst: dict[str, list[float]] = {}
+        for label, renderer in (("shipped", engine.renderer), ("one worker", ChartRenderer(workers=1))):
+            shipped, engine.renderer = engine.renderer, renderer
+            try:
+                await chart_burst(service, [ib(rng.randint(1, MEMBERS), "progress")])  # its first worker warm
+                burst[label] = await chart_burst(service, [ib(rng.randint(1, MEMBERS), "progress") for _ in range(25)])
+            finally:
+                engine.renderer = shipped
+                if renderer is not shipped:
+                    await renderer.close()
+        workers = len(engine.renderer.processes)
     finally:  # an error must not leave the database thread (not a daemon) holding the process open
         await app.close()
     gc.unfreeze()
@@ -139,6 +155,18 @@ async def measure(samples: int = 1000) -> list[Figure]:
             " a separate process (not counted)",
         ),
         Figure(
+            "P4f",
+            "25 members ask /study progress at once: the last chart back",
+            round(burst["shipped"][-1]),
+            "ms",
+            "informational",
+            True,
+            f"{workers} worker processes (STUDYBOT_CHART_WORKERS, bounded by the cores): first"
+            f" {burst['shipped'][0]:.0f} ms, median {percentile(burst['shipped'], 50):.0f} ms; with one worker in"
+            f" the same run: first {burst['one worker'][0]:.0f}, median {percentile(burst['one worker'], 50):.0f},"
+            f" last {burst['one worker'][-1]:.0f} ms (texts answered first; times from when all 25 had their text)",
+        ),
+        Figure(
             "P4d",
             "progress chart, drawn after the text (median)",
             round(percentile(chart_ms, 50), 1),
@@ -148,6 +176,19 @@ async def measure(samples: int = 1000) -> list[Figure]:
             f"p99 {percentile(chart_ms, 99):.0f} ms over {len(chart_ms)}; a follow-up message",
         ),
     ]
+
+
+async def chart_burst(service: StudyService, asks: list[Inbound]) -> list[float]:
+    """Ms from when every ask has its text reply until each chart is back, sorted."""
+    replies = [(await service.handle(ask))[0] for ask in asks]
+    t = time.perf_counter()
+
+    async def chart(reply: Reply) -> float:
+        [drawn] = await followups(reply)
+        assert drawn.attachments and drawn.attachments[0].data[:4] == b"\x89PNG"
+        return (time.perf_counter() - t) * 1000
+
+    return sorted(await asyncio.gather(*(chart(r) for r in replies)))
 
 
 async def _count(db: Path, table: str) -> tuple[int]:

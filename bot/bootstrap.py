@@ -112,7 +112,9 @@ async def build_app(
     catalog = Catalog(storage.decks, library)
     service = StudyService(store, library, clock, catalog=catalog)
     ContentCommands(library).register(service)
-    learning = LearningEngine(storage.learning, store, library, clock, catalog=catalog)
+    learning = LearningEngine(
+        storage.learning, store, library, clock, catalog=catalog, chart_workers=settings.chart_workers
+    )
     learning.install(service)
     PracticeEngine(storage.practice, DeckCards(library, storage.decks), learning, store).install(service)
     DeckCommands(storage.decks, catalog, anki).install(service)

@@ -3,6 +3,8 @@ cannot be drawn is one error (the worker goes on), and a dead worker is replaced
 
 from __future__ import annotations
 
+import asyncio
+import os
 from datetime import date, timedelta
 
 import pytest
@@ -21,12 +23,12 @@ async def test_a_chart_that_cannot_be_drawn_is_one_error_and_the_worker_goes_on(
     renderer = ChartRenderer()
     try:
         assert (await renderer.draw(data())).startswith(PNG)
-        worker = renderer._proc
+        [worker] = renderer.processes
         broken = ChartData("x", [], [(5, 1)] * 30, [])  # type: ignore[list-item]  # not dates
         with pytest.raises(ChartError, match="ValueError"):
             await renderer.draw(broken)
         assert (await renderer.draw(data("again"))).startswith(PNG)
-        assert renderer._proc is worker, "the same worker drew the next chart"
+        assert renderer.processes == [worker], "the same worker drew the next chart"
     finally:
         await renderer.close()
     assert worker is not None and worker.returncode is not None
@@ -36,12 +38,12 @@ async def test_a_dead_worker_is_replaced_by_the_next_chart() -> None:
     renderer = ChartRenderer()
     try:
         assert (await renderer.draw(data())).startswith(PNG)
-        first = renderer._proc
-        assert first is not None
+        [first] = renderer.processes
         first.kill()
         await first.wait()
         assert (await renderer.draw(data())).startswith(PNG)
-        assert renderer._proc is not None and renderer._proc.pid != first.pid
+        [second] = renderer.processes
+        assert second.pid != first.pid
     finally:
         await renderer.close()
 
@@ -49,25 +51,54 @@ async def test_a_dead_worker_is_replaced_by_the_next_chart() -> None:
 async def test_a_closed_renderer_refuses_and_leaves_no_process() -> None:
     renderer = ChartRenderer()
     assert (await renderer.draw(data())).startswith(PNG)
-    worker = renderer._proc
+    [worker] = renderer.processes
     await renderer.close()
     await renderer.close()
-    assert worker is not None and worker.returncode == 0
+    assert worker.returncode == 0 and renderer.processes == []
     with pytest.raises(RuntimeError, match="closed"):
         await renderer.draw(data())
 
 
 async def test_the_worker_draws_at_a_lower_priority_than_the_bot() -> None:
     """Charts are follow-ups that may wait: on a busy machine the answers to members come first."""
-    import os
-
     from bot.core.chart import WORKER_NICENESS
 
     renderer = ChartRenderer()
     try:
         assert (await renderer.draw(data())).startswith(PNG)
-        assert renderer._proc is not None
+        [worker] = renderer.processes
         ours = os.getpriority(os.PRIO_PROCESS, 0)
-        assert os.getpriority(os.PRIO_PROCESS, renderer._proc.pid) == min(ours + WORKER_NICENESS, 19)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(ours + WORKER_NICENESS, 19)
     finally:
         await renderer.close()
+
+
+async def test_charts_wanted_at_once_are_drawn_by_two_workers_and_each_caller_gets_its_own() -> None:
+    renderer = ChartRenderer(workers=2)
+    try:
+        wanted = [data(f"Progress — member {'x' * n}") for n in range(5)]
+        got = await asyncio.gather(*(renderer.draw(d) for d in wanted))
+        assert len({p.pid for p in renderer.processes}) == 2, "a second worker started for the burst"
+        assert len(set(got)) == 5 and all(png.startswith(PNG) for png in got)
+        # Drawn again one at a time (by the warm worker alone), each chart is the one its caller got.
+        first = renderer.processes[0]
+        assert [await renderer.draw(d) for d in wanted] == got
+        assert renderer.processes[0] is first
+    finally:
+        await renderer.close()
+    assert renderer.processes == []
+
+
+async def test_one_chart_at_a_time_keeps_to_one_worker() -> None:
+    renderer = ChartRenderer(workers=2)
+    try:
+        for n in range(3):
+            assert (await renderer.draw(data(f"chart {n}"))).startswith(PNG)
+        assert len(renderer.processes) == 1
+    finally:
+        await renderer.close()
+
+
+def test_there_are_never_more_workers_than_cores() -> None:
+    assert len(ChartRenderer(workers=64)._workers) == min(64, os.cpu_count() or 1)
+    assert len(ChartRenderer(workers=0)._workers) == 1

@@ -27,6 +27,7 @@ def studybot(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) ->
         ("STUDYBOT_LOG_LEVEL", "LOUD", "STUDYBOT_LOG_LEVEL: must be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
         ("STUDYBOT_HTTP_PORT", "99999", "STUDYBOT_HTTP_PORT:"),
         ("STUDYBOT_CATCHUP_HOURS", "soon", "STUDYBOT_CATCHUP_HOURS:"),
+        ("STUDYBOT_CHART_WORKERS", "0", "STUDYBOT_CHART_WORKERS:"),
         ("SLACK_API_URL", "ftp://x", "SLACK_API_URL: must be an http(s) URL"),
     ],
 )

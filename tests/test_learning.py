@@ -427,10 +427,10 @@ async def main():
     [p] = await app.service.handle(Inbound("console", "g", "c", "ann", "Ann", "progress"))
     [c] = await followups(p)
     engine = app.service.progress_attachments[0].__self__
-    worker = engine.renderer._proc
-    assert worker is not None and worker.returncode is None
+    [worker] = engine.renderer.processes
+    assert worker.returncode is None
     await app.close()
-    assert engine.renderer._proc is None and worker.returncode is not None
+    assert engine.renderer.processes == [] and worker.returncode is not None
     print(c.attachments[0].data[:8] == {PNG_SIGNATURE!r}, len(c.attachments[0].data), "matplotlib" in sys.modules)
 
 asyncio.run(main())

@@ -1,9 +1,9 @@
 """The progress chart: a PNG with accuracy per topic, 30 days of activity and the career-path steps.
 
 matplotlib is imported only inside `draw_progress` (with the Agg backend, no pyplot and no global
-state), so the bot starts without it. `ChartRenderer` draws in one worker process: matplotlib adds
-~50 MB and ~150 ms of GIL-holding work per chart, neither of which the bot's own process should carry.
-``python -m bot.core.chart`` is that worker (see `ChartRenderer`).
+state), so the bot starts without it. `ChartRenderer` draws in worker processes (up to `CHART_WORKERS`):
+matplotlib adds ~50 MB and ~150 ms of GIL-holding work per chart, neither of which the bot's own process
+should carry. ``python -m bot.core.chart`` is such a worker (see `ChartRenderer`).
 """
 
 from __future__ import annotations
@@ -143,64 +143,100 @@ def _two_lines(title: str, width: int = 15) -> str:
     return "\n".join(lines)
 
 
-class ChartRenderer:
-    """Draws charts off the event loop: in one worker process (``in_process=False``, started on first use)
-    or in a thread.
+#: Charts drawn at the same time, each by a worker process of its own (never more than the machine has
+#: cores): a burst of ``/study progress`` on a 2-core machine gets its last chart in half the time.
+CHART_WORKERS = 2
 
-    The worker is ``python -m bot.core.chart`` spoken to over its stdin and stdout by the event loop itself
+
+class _Worker:
+    """A place for one worker process: the process (None until a chart needs it) and its charts so far."""
+
+    __slots__ = ("drawn", "proc")
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.drawn = 0
+
+
+class ChartRenderer:
+    """Draws charts off the event loop: in up to ``workers`` worker processes (``in_process=False``, each
+    started when a chart finds the others busy) or in a thread.
+
+    A worker is ``python -m bot.core.chart`` spoken to over its stdin and stdout by the event loop itself
     (a length-prefixed pickle of `ChartData` in, a status byte and the PNG or the error out). So the bot's
     process runs no helper threads for it: a `ProcessPoolExecutor`'s manager and queue-feeder threads took
-    the GIL in turns with the event loop while a burst was being answered. `draw` raises `ChartError` when
-    drawing failed in the worker (matplotlib missing, say) or the worker died (the next call starts a new
-    one); call `close` at shutdown."""
+    the GIL in turns with the event loop while a burst was being answered. Each worker draws one chart at a
+    time; a chart goes to the worker that drew last (it is warm), a second one starts only while two
+    charts are wanted at once, and charts beyond that wait their turn in order. `draw` raises `ChartError`
+    when drawing failed in a worker (matplotlib missing, say) or the worker died (the next chart it gets
+    starts a new one); call `close` at shutdown."""
 
-    def __init__(self, *, in_process: bool = False) -> None:
+    def __init__(self, *, in_process: bool = False, workers: int | None = None) -> None:
         self.in_process = in_process
-        self._proc: asyncio.subprocess.Process | None = None
-        self._drawn = 0
+        wanted = CHART_WORKERS if workers is None else workers
+        self._workers = [_Worker() for _ in range(max(1, min(wanted, os.cpu_count() or 1)))]
+        # Last in, first out: the worker that just drew (already warm) takes the next chart.
+        self._idle: asyncio.LifoQueue[_Worker] = asyncio.LifoQueue()
+        for worker in reversed(self._workers):
+            self._idle.put_nowait(worker)
         self._dying: set[asyncio.subprocess.Process] = set()  # killed mid-exchange, to be waited for
         self._closed = False
-        self._lock = asyncio.Lock()  # one chart at a time: a burst of /study progress queues up
+        self._thread_lock = asyncio.Lock()  # in a thread: one chart at a time
+
+    @property
+    def processes(self) -> list[asyncio.subprocess.Process]:
+        """The worker processes started and not yet stopped, the first place's first."""
+        return [w.proc for w in self._workers if w.proc is not None]
 
     async def draw(self, data: ChartData) -> bytes:
-        async with self._lock:
-            if self.in_process:
-                return await asyncio.to_thread(draw_progress, data)
-            if self._closed:
-                raise RuntimeError("the chart renderer is closed")
-            proc = await self._worker()
-            if proc is None:  # no worker could start: drawn in a thread from now on
-                return await asyncio.to_thread(draw_progress, data)
-            assert proc.stdin is not None and proc.stdout is not None
-            request = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-            try:
-                proc.stdin.write(len(request).to_bytes(4, "big") + request)
-                await proc.stdin.drain()
-                head = await proc.stdout.readexactly(5)
-                body = await proc.stdout.readexactly(int.from_bytes(head[1:], "big"))
-            except (OSError, asyncio.IncompleteReadError) as e:
-                log.warning("the chart worker process died; a new one starts with the next chart")
-                await self._stop()
-                raise ChartError(f"the chart worker process died ({e.__class__.__name__})") from None
-            except BaseException:  # cancelled halfway through an exchange: the stream is out of step
-                self._kill()
-                raise
-            self._drawn += 1
-            if head[0] != 0:
-                raise ChartError(body.decode("utf-8", "replace"))
-            return body
+        if self.in_process:
+            return await self._in_thread(data)
+        worker = await self._idle.get()
+        try:
+            return await self._draw_by(worker, data)
+        finally:
+            self._idle.put_nowait(worker)
 
-    async def _worker(self) -> asyncio.subprocess.Process | None:
-        """The running worker (a new one after `CHARTS_PER_WORKER` charts or when it has exited); None
-        (logged once) if no worker process can start."""
-        if self._proc is not None and (self._proc.returncode is not None or self._drawn >= CHARTS_PER_WORKER):
-            await self._stop()
-        if self._proc is None:
+    async def _in_thread(self, data: ChartData) -> bytes:
+        async with self._thread_lock:
+            return await asyncio.to_thread(draw_progress, data)
+
+    async def _draw_by(self, worker: _Worker, data: ChartData) -> bytes:
+        if self._closed:
+            raise RuntimeError("the chart renderer is closed")
+        proc = await self._start(worker)
+        if proc is None:  # no worker could start: drawn in a thread from now on
+            return await self._in_thread(data)
+        assert proc.stdin is not None and proc.stdout is not None
+        request = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            proc.stdin.write(len(request).to_bytes(4, "big") + request)
+            await proc.stdin.drain()
+            head = await proc.stdout.readexactly(5)
+            body = await proc.stdout.readexactly(int.from_bytes(head[1:], "big"))
+        except (OSError, asyncio.IncompleteReadError) as e:
+            log.warning("a chart worker process died; a new one starts with its next chart")
+            await self._stop(worker)
+            raise ChartError(f"the chart worker process died ({e.__class__.__name__})") from None
+        except BaseException:  # cancelled halfway through an exchange: the stream is out of step
+            self._kill(worker)
+            raise
+        worker.drawn += 1
+        if head[0] != 0:
+            raise ChartError(body.decode("utf-8", "replace"))
+        return body
+
+    async def _start(self, worker: _Worker) -> asyncio.subprocess.Process | None:
+        """The worker's running process (a new one after `CHARTS_PER_WORKER` charts or when it has exited);
+        None (logged once) if no worker process can start."""
+        if worker.proc is not None and (worker.proc.returncode is not None or worker.drawn >= CHARTS_PER_WORKER):
+            await self._stop(worker)
+        if worker.proc is None:
             env = dict(os.environ)
             # The bot's own folder first, so the worker imports this same code whether or not it is installed.
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH")) if p)
             try:
-                self._proc = await asyncio.create_subprocess_exec(
+                worker.proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
                     __name__,
@@ -209,21 +245,22 @@ class ChartRenderer:
                     env=env,
                 )
             except OSError as e:
-                log.warning("cannot start a chart worker process (%s); drawing charts in a thread instead", e)
+                if not self.in_process:
+                    log.warning("cannot start a chart worker process (%s); drawing charts in a thread instead", e)
                 self.in_process = True
                 return None
-            self._drawn = 0
-        return self._proc
+            worker.drawn = 0
+        return worker.proc
 
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
+    def _kill(self, worker: _Worker) -> None:
+        proc, worker.proc = worker.proc, None
         if proc is not None and proc.returncode is None:
             proc.kill()
             self._dying.add(proc)
 
-    async def _stop(self) -> None:
+    async def _stop(self, worker: _Worker) -> None:
         """Let the worker finish (end of its input) and wait for it; killed if it takes over 10 s."""
-        proc, self._proc = self._proc, None
+        proc, worker.proc = worker.proc, None
         if proc is None:
             return
         if proc.stdin is not None and not proc.stdin.is_closing():
@@ -235,9 +272,9 @@ class ChartRenderer:
             await proc.wait()
 
     async def close(self) -> None:
-        """Stop the worker process, if one was started. Safe to call twice."""
+        """Stop the worker processes that were started. Safe to call twice."""
         self._closed = True
-        await self._stop()
+        await asyncio.gather(*(self._stop(w) for w in self._workers))
         while self._dying:
             await self._dying.pop().wait()
 

@@ -176,8 +176,9 @@ class LearningEngine:
     """Spaced repetition, excused days, the progress chart and export, wired into a `StudyService`.
 
     ``charts=False`` leaves the PNG out of `/study progress` (text only); ``chart_process=False`` draws
-    in a thread instead of a worker process. Methods raise `StoreError` on storage failures; the
-    service turns those into an apology. Call `close` at shutdown (it stops the chart worker)."""
+    in a thread instead of worker processes (``chart_workers`` of them at most; default
+    `chart.CHART_WORKERS`). Methods raise `StoreError` on storage failures; the service turns those into
+    an apology. Call `close` at shutdown (it stops the chart workers)."""
 
     def __init__(
         self,
@@ -188,6 +189,7 @@ class LearningEngine:
         *,
         charts: bool = True,
         chart_process: bool = True,
+        chart_workers: int | None = None,
         scheduler: Scheduler | None = None,
         catalog: Catalog | None = None,
     ) -> None:
@@ -205,10 +207,10 @@ class LearningEngine:
         self._pending: dict[int, PendingDays] = {}
         #: Extra rows for the chart's accuracy section (open-card practice adds its own row per kind).
         self.chart_rows: list[Callable[[MemberRef, datetime], Awaitable[list[tuple[str, float, int]]]]] = []
-        self.renderer = chart.ChartRenderer(in_process=not chart_process)
+        self.renderer = chart.ChartRenderer(in_process=not chart_process, workers=chart_workers)
 
     async def close(self) -> None:
-        """Stop the chart worker process, if one was started."""
+        """Stop the chart worker processes that were started."""
         await self.renderer.close()
 
     def install(self, service: StudyService) -> None:
