@@ -3,11 +3,13 @@
     python -m bench.p1_timeline [--rounds N] [--switch-interval S]
 
 Runs studybot's P1a rounds (`bench.p1_ack_latency --platform discord --shape burst --bot studybot`) in
-this process with a clock on four places — discord.py parsing an ``INTERACTION_CREATE``, the store taking
+this process with a clock on five places — discord.py parsing an ``INTERACTION_CREATE``, the store taking
 a write for its next group commit, the database thread running a batch, the adapter posting an
-interaction's first response — and prints, per round, in ms from the round's first parse:
+interaction's first response (and reading the platform's HTTP response to it) — and prints, per round,
+in ms from the round's first parse:
 
-    click: parsed 0.0-7.5 · queued 8.8-9.6 · batches 9.7+5.9/100 · acks sent 17.1-27.5 · platform p99 40.6
+    click: parsed 0.0-7.5 · queued 8.8-9.6 · batches 9.7+5.9/100 · acks sent 17.1-27.5 · their responses
+    read 24.1-42.3 · platform p99 40.6
 
 (a batch as start+duration/writes). It shows what a profile cannot: how long the acks of a round wait
 for its group commit while the event loop has nothing else to do, and how long a batch takes on the
@@ -19,6 +21,7 @@ back, up to `sys.getswitchinterval()`, 5 ms by default). The summary gives the m
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -30,7 +33,7 @@ import bench.p1_ack_latency as p1
 import bot.storage.sqlite_store as sqlite_store
 from bot.adapters.discord_adapter import DiscordFrontEnd
 
-#: (perf_counter, what, batch size): what is "parse", "queue", "batch start", "batch end" or "ack".
+#: (perf_counter, what, batch size): what is "parse", "queue", "batch start", "batch end", "ack" or "acked".
 Event = tuple[float, str, int]
 
 
@@ -86,6 +89,7 @@ def install(timeline: Timeline) -> None:
     async def answered(self: Any, *args: Any, **kwargs: Any) -> None:
         timeline.mark("ack")
         await answer(self, *args, **kwargs)
+        timeline.mark("acked")  # the platform's HTTP response to it read
 
     DiscordFrontEnd._answer = answered  # type: ignore[method-assign]
 
@@ -103,7 +107,7 @@ def describe(kind: str, events: list[Event], platform_p99: float, stats: dict[st
     starts = [(t, n) for t, w, n in events if w == "batch start"]
     ends = [(t, n) for t, w, n in events if w == "batch end"]
     batches = [((s - t0) * 1000, (e - s) * 1000, n) for (s, n), (e, _) in zip(starts, ends, strict=False)]
-    queued, acks = at("queue"), at("ack")
+    queued, acks, acked = at("queue"), at("ack"), at("acked")
 
     def add(name: str, value: float) -> None:
         stats.setdefault(name, []).append(value)
@@ -113,13 +117,15 @@ def describe(kind: str, events: list[Event], platform_p99: float, stats: dict[st
         add("click: last write queued → last ack sent (ms)", max(acks) - max(queued))
         add("click: the round's last batch (ms on the database thread)", last_took)
         add("click: the round's last batch (µs per write)", 1000 * last_took / last_n)
+    if acks and acked:
+        add(f"{kind}: last ack sent → last ack's response read (ms)", max(acked) - max(acks))
     for _, took, n in batches:
         add("batches of 1-2 writes (ms)" if n <= 2 else "batches of 3 or more (ms)", took)
     add(f"{kind}: platform p99 (ms)", platform_p99)
     shown = " ".join(f"{s:.1f}+{d:.1f}/{n}" for s, d, n in batches)
     return (
         f"{kind}: parsed {span(at('parse'))} · queued {span(queued)} · batches {shown or '-'} · "
-        f"acks sent {span(acks)} · platform p99 {platform_p99:.1f}"
+        f"acks sent {span(acks)} · their responses read {span(acked)} · platform p99 {platform_p99:.1f}"
     )
 
 
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         p1.main(p1_args)
     finally:
         sys.stdout = out
-    print("medians over the rounds:")
+    print(f"medians over the rounds (load average {os.getloadavg()[0]:.2f}):")
     for name, values in sorted(stats.items()):
         print(
             f"  {name}: {statistics.median(values):.1f} (min {min(values):.1f}, max {max(values):.1f}; {len(values)})"
