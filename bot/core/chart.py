@@ -144,7 +144,8 @@ def _two_lines(title: str, width: int = 15) -> str:
 
 
 #: Charts drawn at the same time, each by a worker process of its own (never more than the machine has
-#: cores): a burst of ``/study progress`` on a 2-core machine gets its last chart in half the time.
+#: cores): a burst of ``/study progress`` on a 2-core machine gets its last chart in about half the time
+#: (bench P4f).
 CHART_WORKERS = 2
 
 
