@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDYBOT_LOG_FORMAT"))
     catchup_hours: float = Field(6.0, ge=0, le=168, validation_alias=_env("STUDYBOT_CATCHUP_HOURS"))
     #: Progress charts drawn at the same time, each by a worker process of its own (~85 MB each; a second
-    #: one starts only while two charts are wanted at once). Never more than the machine's cores.
+    #: one starts only while two charts are wanted at once, and stops after a minute without one). Never
+    #: more than the machine's cores.
     chart_workers: int = Field(2, ge=1, le=16, validation_alias=_env("STUDYBOT_CHART_WORKERS"))
     #: The bot's HTTP server (Slack's HTTP mode, the web dashboard). Loopback unless told otherwise (the
     #: Docker image sets 0.0.0.0); port 0 picks a free port (tests).

@@ -12,6 +12,8 @@ import pytest
 from bot.core.chart import ChartData, ChartError, ChartRenderer
 
 PNG = b"\x89PNG\r\n\x1a\n"
+#: Two workers where the machine has two cores or more (the renderer never runs more than the cores).
+TWO = min(2, os.cpu_count() or 1)
 
 
 def data(title: str = "Progress — Ann") -> ChartData:
@@ -78,7 +80,7 @@ async def test_charts_wanted_at_once_are_drawn_by_two_workers_and_each_caller_ge
     try:
         wanted = [data(f"Progress — member {'x' * n}") for n in range(5)]
         got = await asyncio.gather(*(renderer.draw(d) for d in wanted))
-        assert len({p.pid for p in renderer.processes}) == 2, "a second worker started for the burst"
+        assert len({p.pid for p in renderer.processes}) == TWO, "a second worker started for the burst"
         assert len(set(got)) == 5 and all(png.startswith(PNG) for png in got)
         # Drawn again one at a time (by the warm worker alone), each chart is the one its caller got.
         first = renderer.processes[0]
@@ -102,3 +104,19 @@ async def test_one_chart_at_a_time_keeps_to_one_worker() -> None:
 def test_there_are_never_more_workers_than_cores() -> None:
     assert len(ChartRenderer(workers=64)._workers) == min(64, os.cpu_count() or 1)
     assert len(ChartRenderer(workers=0)._workers) == 1
+
+
+async def test_a_worker_idle_for_a_while_stops_while_another_runs_and_comes_back_for_the_next_burst() -> None:
+    renderer = ChartRenderer(workers=2, spare_idle=0.3)
+    try:
+        await asyncio.gather(*(renderer.draw(data(f"a{n}")) for n in range(4)))
+        burst = renderer.processes
+        assert len(burst) == TWO
+        await asyncio.sleep(1.0)
+        [warm] = renderer.processes  # one stays warm; the other ended cleanly
+        assert all(p.returncode == 0 for p in burst if p is not warm)
+        got = await asyncio.gather(*(renderer.draw(data(f"b{n}")) for n in range(4)))
+        assert all(png.startswith(PNG) for png in got) and len(renderer.processes) == TWO
+    finally:
+        await renderer.close()
+    assert all(p.returncode == 0 for p in burst)

@@ -147,16 +147,21 @@ def _two_lines(title: str, width: int = 15) -> str:
 #: cores): a burst of ``/study progress`` on a 2-core machine gets its last chart in about half the time
 #: (bench P4f).
 CHART_WORKERS = 2
+#: A worker stops after this long without a chart while another is running (its ~85 MB back until the
+#: next burst): one stays warm.
+SPARE_IDLE_SECONDS = 60.0
 
 
 class _Worker:
     """A place for one worker process: the process (None until a chart needs it) and its charts so far."""
 
-    __slots__ = ("drawn", "proc")
+    __slots__ = ("busy", "drawn", "proc", "used")
 
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
         self.drawn = 0
+        self.busy = False
+        self.used = 0.0  # the event loop's time when it last finished a chart
 
 
 class ChartRenderer:
@@ -168,12 +173,16 @@ class ChartRenderer:
     process runs no helper threads for it: a `ProcessPoolExecutor`'s manager and queue-feeder threads took
     the GIL in turns with the event loop while a burst was being answered. Each worker draws one chart at a
     time; a chart goes to the worker that drew last (it is warm), a second one starts only while two
-    charts are wanted at once, and charts beyond that wait their turn in order. `draw` raises `ChartError`
+    charts are wanted at once, a worker that has drawn nothing for ``spare_idle`` seconds stops while
+    another is running, and charts beyond the workers wait their turn in order. `draw` raises `ChartError`
     when drawing failed in a worker (matplotlib missing, say) or the worker died (the next chart it gets
     starts a new one); call `close` at shutdown."""
 
-    def __init__(self, *, in_process: bool = False, workers: int | None = None) -> None:
+    def __init__(
+        self, *, in_process: bool = False, workers: int | None = None, spare_idle: float = SPARE_IDLE_SECONDS
+    ) -> None:
         self.in_process = in_process
+        self.spare_idle = spare_idle
         wanted = CHART_WORKERS if workers is None else workers
         self._workers = [_Worker() for _ in range(max(1, min(wanted, os.cpu_count() or 1)))]
         # Last in, first out: the worker that just drew (already warm) takes the next chart.
@@ -183,6 +192,7 @@ class ChartRenderer:
         self._dying: set[asyncio.subprocess.Process] = set()  # killed mid-exchange, to be waited for
         self._closed = False
         self._thread_lock = asyncio.Lock()  # in a thread: one chart at a time
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def processes(self) -> list[asyncio.subprocess.Process]:
@@ -193,10 +203,30 @@ class ChartRenderer:
         if self.in_process:
             return await self._in_thread(data)
         worker = await self._idle.get()
+        worker.busy = True
         try:
             return await self._draw_by(worker, data)
         finally:
+            worker.busy = False
+            loop = asyncio.get_running_loop()
+            worker.used = loop.time()
+            if len(self._workers) > 1 and not self._closed:
+                loop.call_later(self.spare_idle, self._retire, worker)
             self._idle.put_nowait(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Stop a worker that has drawn nothing for `spare_idle` seconds, if another is running (a chart
+        that needs it again starts a new one)."""
+        if worker.busy or worker.proc is None or self._closed:
+            return
+        if asyncio.get_running_loop().time() - worker.used < self.spare_idle - 0.001:
+            return  # it drew again since; that chart's own timer decides
+        if not any(w.proc is not None for w in self._workers if w is not worker):
+            return  # the last one running stays warm
+        proc, worker.proc = worker.proc, None
+        task = asyncio.get_running_loop().create_task(self._end(proc))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _in_thread(self, data: ChartData) -> bytes:
         async with self._thread_lock:
@@ -262,6 +292,9 @@ class ChartRenderer:
     async def _stop(self, worker: _Worker) -> None:
         """Let the worker finish (end of its input) and wait for it; killed if it takes over 10 s."""
         proc, worker.proc = worker.proc, None
+        await self._end(proc)
+
+    async def _end(self, proc: asyncio.subprocess.Process | None) -> None:
         if proc is None:
             return
         if proc.stdin is not None and not proc.stdin.is_closing():
@@ -275,7 +308,7 @@ class ChartRenderer:
     async def close(self) -> None:
         """Stop the worker processes that were started. Safe to call twice."""
         self._closed = True
-        await asyncio.gather(*(self._stop(w) for w in self._workers))
+        await asyncio.gather(*(self._stop(w) for w in self._workers), *self._retiring)
         while self._dying:
             await self._dying.pop().wait()
 
