@@ -265,7 +265,7 @@ class LearningEngine:
     async def excused_days(self, member: MemberRef, now: datetime) -> frozenset[date]:
         """The member's local days on which a scheduled post in their group ended missed or failed."""
         cached = self._missed(member.group_id, now)
-        missed = cached.task.result() if cached.task.done() else await cached.result()
+        missed = await cached.result()
         return self._days_in_zone(cached, missed, member)
 
     def known_excused_days(self, member: MemberRef, now: datetime) -> frozenset[date] | PendingDays:

@@ -362,9 +362,7 @@ class ChannelFeatures:
     # ------------------------------------------------------------------ rewards
 
     async def _group_rewards(self, group_id: int) -> list[Reward]:
-        query = self._rewards_query(group_id)
-        # Cached (nearly every answer): no coroutine to run through.
-        return query.task.result() if query.task.done() else await query.result()
+        return await self._rewards_query(group_id).result()
 
     def _rewards_query(self, group_id: int) -> SharedQuery[list[Reward]]:
         cached = self._rewards.get(group_id)

@@ -30,12 +30,14 @@ class SharedQuery(Generic[T]):
         """The query has ended in an error or was cancelled (the owner should start another)."""
         return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
 
-    async def result(self) -> T:
+    def result(self) -> asyncio.Future[T]:
+        """What to await for the result: the query itself once it has landed (awaiting a done future runs
+        no coroutine: a burst's answers find it cached), else a future of the caller's own."""
         if self.task.done():
-            return self.task.result()
+            return self.task
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
-        return await waiter
+        return waiter
 
     def _land(self, task: asyncio.Future[T]) -> None:
         waiters, self.waiters = self.waiters, []
