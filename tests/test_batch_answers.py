@@ -11,7 +11,7 @@ import asyncio
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from bot.core.ports import AnswerIn, AnswerOutcome, LateRule, StoreError, StreakState
+from bot.core.ports import AnswerIn, AnswerOutcome, LateRule, MemberRef, PostRecord, StoreError, StreakState
 from bot.storage import ManagedStore
 from bot.storage.rows import EAGER_BATCH
 from tests.conftest import Outside
@@ -31,10 +31,15 @@ def answer(member: int, group: int, post: int, question: str, choice: str, corre
     return AnswerIn(member, post, group, question, choice, correct, NOW, date(2026, 11, 23))
 
 
-async def test_a_batch_of_members_is_recorded_as_if_one_by_one(store: ManagedStore) -> None:
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(40)]
+async def members_and_post(store: ManagedStore, n: int) -> tuple[list[MemberRef], int, int, PostRecord]:
+    """``n`` members of one group and channel, the group's and channel's ids, and a question post there."""
+    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(n)]
     g, c = refs[0].group_id, refs[0].channel_id
-    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    return refs, g, c, await store.create_post(g, c, None, "question", "q1", NOW)
+
+
+async def test_a_batch_of_members_is_recorded_as_if_one_by_one(store: ManagedStore) -> None:
+    refs, g, c, p1 = await members_and_post(store, 40)
     p2 = await store.create_post(g, c, None, "question", "q1", NOW)  # the same question again
     first = await asyncio.gather(
         *(
@@ -65,9 +70,7 @@ async def test_a_batch_of_members_is_recorded_as_if_one_by_one(store: ManagedSto
 
 
 async def test_a_member_gone_from_a_batch_fails_alone(store: ManagedStore) -> None:
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(10)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, _, post = await members_and_post(store, 10)
     await store.forget_member(refs[3].member_id)
     results = await asyncio.gather(
         *(store.record_answer(answer(r.member_id, g, post.id, "q1", "A", True), streak_up, card) for r in refs),
@@ -83,9 +86,7 @@ async def test_a_bad_answer_in_the_middle_of_a_batch_leaves_every_other_write_ap
 ) -> None:
     # SQLite runs a batch straight through and, when a write fails, runs it again write by write: the
     # writes before the bad one must not count twice, nor those after it go missing.
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(12)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, c, p1 = await members_and_post(store, 12)
     p2 = await store.create_post(g, c, None, "question", "q1", NOW)
     gone = refs[6]
     await store.forget_member(gone.member_id)
@@ -114,9 +115,7 @@ async def test_a_bad_answer_in_the_middle_of_a_batch_leaves_every_other_write_ap
 async def test_a_member_twice_in_one_batch_is_recorded_as_if_one_by_one(store: ManagedStore, outside: Outside) -> None:
     # SQLite reads a batch's streaks, first tries, earlier answers and cards once for the whole batch: what
     # an answer writes must still be seen by the same member's later answers in that batch.
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(4)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    p1 = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, c, p1 = await members_and_post(store, 4)
     p2 = await store.create_post(g, c, None, "question", "q1", NOW)  # the same question again
     p3 = await store.create_post(g, c, None, "question", "q2", NOW)
     clicks = [(p1.id, "q1", "A", True), (p2.id, "q1", "A", True), (p3.id, "q2", "B", False), (p1.id, "q1", "C", True)]
@@ -151,9 +150,7 @@ async def test_a_member_twice_in_one_batch_is_recorded_as_if_one_by_one(store: M
 async def test_an_answer_to_a_post_deleted_meanwhile_fails_alone(store: ManagedStore, outside: Outside) -> None:
     # A failing write (here the post's foreign key) sends the batch write by write: that answer fails,
     # every other is applied once.
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(6)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    kept = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, c, kept = await members_and_post(store, 6)
     gone = await store.create_post(g, c, None, "question", "q2", NOW)
     await outside("DELETE FROM posts WHERE id = ?", gone.id)
     results = await asyncio.gather(
@@ -178,9 +175,7 @@ async def test_the_first_members_of_a_long_burst_hear_back_before_the_burst_ends
     # Clicks keep arriving, one per event-loop turn, each turn busy reading the next (as a gateway parsing a
     # burst is): the rule "commit once the clicks stop coming" alone would hold every answer until the last
     # click has arrived. A group commit starts once `EAGER_BATCH` wait, so the first answers come back early.
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(150)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, _, post = await members_and_post(store, 150)
     clicks: list[asyncio.Task[AnswerOutcome]] = []
     first_back_at: int | None = None
     for i, r in enumerate(refs):
@@ -223,9 +218,7 @@ class Late(LateRule):
 async def test_late_streak_rules_are_awaited_once_a_batch_and_one_that_fails_fails_only_its_answers(
     store: ManagedStore, outside: Outside
 ) -> None:
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(9)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, _, post = await members_and_post(store, 9)
     gate = asyncio.Event()
     good, bad = Late(gate), Late(gate, fail=True)
     rules = [good, bad, streak_up] * 3
@@ -258,9 +251,7 @@ async def test_an_answer_whose_caller_gave_up_is_still_recorded_when_a_late_rule
 ) -> None:
     # A caller may stop waiting (its task cancelled: a shutdown, a platform timeout); its answer was handed
     # to the store and is written anyway, as in any batch — also when another answer's look-up fails.
-    refs = [await store.ensure_member("console", "g", "c", f"u{i}", f"U{i}", now=NOW) for i in range(3)]
-    g, c = refs[0].group_id, refs[0].channel_id
-    post = await store.create_post(g, c, None, "question", "q1", NOW)
+    refs, g, _, post = await members_and_post(store, 3)
     gate = asyncio.Event()
     rules = [Late(gate, fail=True), streak_up, streak_up]
     clicks = [
