@@ -15,6 +15,12 @@ the other, against the same kind of platform process and the same load:
   way, so it shows what keeping that promise costs before any of studybot's own work.
 
 Each figure is studybot's p99 divided by the floor's p99 in the same run, so a busy machine slows both.
+The machine's speed drifts within seconds (in one run of 20 rounds the CPU of the same click rounds grew
+from 31 ms in the first to 60-71 ms in rounds 11-17 for the bot, and from 17 to 26-32 ms for the
+platform process), so the burst figures run studybot
+`TRIALS` times, each time between two runs of the floor, and take the median of each run's p99 over
+the mean of the floor's two beside it; every bot run starts afresh (its own platform process and
+database).
 The platform — the loopback fake and 100 members acting — runs in a child process (`bench.p1_platform`),
 as Discord's and Slack's servers run on other machines than the bot; it measures the latencies on its
 own clock: for Discord from dispatching ``INTERACTION_CREATE`` to receiving the interaction callback,
@@ -58,14 +64,16 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import itertools
 import json
 import logging
 import re
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +93,10 @@ SHAPES = ("burst", "steady")
 BOTS = ("floor", "durable", "studybot")
 #: Rounds per shape (clicks and commands taking turns): 10 rounds of 100 members = 1,000 samples.
 ROUNDS = 10
+#: Runs of studybot behind each burst figure, each between two runs of the floor (see `measure`).
+TRIALS = 3
+#: Each bot run's own folder under the temporary one.
+RUN_NUMBERS = itertools.count()
 PLATFORMS = ("discord", "slack", "discord-http")
 FIGURE_IDS = {
     ("discord", "burst"): "P1a",
@@ -170,6 +182,7 @@ class Options:
     stub_core: bool = False
     gc_freeze: bool = True
     synchronous: str | None = None
+    trials: int = TRIALS
 
 
 @dataclass
@@ -580,28 +593,75 @@ def p99_ms(values_s: list[float]) -> float:
     return percentile([v * 1000 for v in values_s], 99)
 
 
-def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Figure:
+@dataclass
+class Trials:
+    """One figure's runs: studybot's, and the floor's before and after each of them (``floors`` has one
+    more than ``ours``; either may be empty when ``--bot`` left that bot out)."""
+
+    ours: list[Result]
+    floors: list[Result]
+
+    def ratios(self) -> list[float]:
+        """Each studybot run's p99 over the mean of the floor's two runs beside it."""
+        return [p99_ms(o.ack) / self.floor_p99(i) for i, o in enumerate(self.ours)]
+
+    def floor_p99(self, i: int) -> float:
+        """The mean p99 of the floor's runs just before and just after studybot's run ``i``."""
+        return (p99_ms(self.floors[i].ack) + p99_ms(self.floors[i + 1].ack)) / 2
+
+    def median(self) -> int:
+        """The index of the run that sets the figure: the median ratio (the median p99 without a floor)."""
+        keys = self.ratios() if self.floors else [p99_ms(o.ack) for o in self.ours]
+        return sorted(range(len(keys)), key=keys.__getitem__)[len(keys) // 2]
+
+
+def by_kind(res: Result) -> str:
+    groups: dict[str, list[float]] = {}
+    for v, w in zip(res.ack, res.what, strict=True):
+        groups.setdefault(w, []).append(v)
+    return "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(groups.items()))
+
+
+def figure(platform: str, shape: str, runs: Trials) -> Figure:
     fid = FIGURE_IDS[(platform, shape)]
     name = PLATFORM_NAMES[platform]
     crowd = "100 members in the same instant" if shape == "burst" else "100 members spread over 1 s"
-    by_kind: dict[str, list[float]] = {}
-    for v, w in zip(ours.ack, ours.what, strict=True):
-        by_kind.setdefault(w, []).append(v)
-    kinds = "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(by_kind.items()))
-    note = f"studybot ack {summary(ours.ack)} over {len(ours.ack)} interactions (p99 by kind: {kinds} ms)"
-    if floor is not None:
-        note += f"; {FLOOR_NAMES[platform]}: ack {summary(floor.ack)} over {len(floor.ack)}"
+    m = runs.median()
+    ours = runs.ours[m]
+    n = len(runs.ours)
+    note = f"studybot ack {summary(ours.ack)} over {len(ours.ack)} interactions (p99 by kind: {by_kind(ours)} ms)"
+    if n > 1:
+        note = f"run {m + 1} of {n}, the median: " + note
+    if runs.floors:
+        before, after = runs.floors[m], runs.floors[m + 1]
         note += (
-            f"; bot CPU per interaction: studybot {cpu_ms(ours):.2f} ms, floor {cpu_ms(floor):.2f} ms"
-            f" ({cpu_ms(ours) / cpu_ms(floor):.1f}x)"
+            f"; {FLOOR_NAMES[platform]} just before and after it: ack {summary(before.ack)} and"
+            f" {summary(after.ack)} over {len(before.ack)} each"
         )
+        floor_cpu = (cpu_ms(before) + cpu_ms(after)) / 2
+        note += (
+            f"; bot CPU per interaction: studybot {cpu_ms(ours):.2f} ms, floor {floor_cpu:.2f} ms"
+            f" ({cpu_ms(ours) / floor_cpu:.1f}x)"
+        )
+        if n > 1:
+            note += (
+                f"; all {n} runs, studybot p99 / the floor's beside it: "
+                + ", ".join(f"{p99_ms(o.ack):.1f} / {runs.floor_p99(i):.1f} ms" for i, o in enumerate(runs.ours))
+                + " = "
+                + " / ".join(f"{r:.2f}" for r in runs.ratios())
+                + "x (the figure: their median)"
+            )
+    elif n > 1:
+        note += "; p99 of all runs " + " / ".join(f"{p99_ms(o.ack):.1f}" for o in runs.ours) + " ms"
     note += f"; studybot's answer in hand {summary(ours.answer)}"
     goal = GOALS.get(fid)
-    if floor is None:  # only studybot ran (--bot studybot): the absolute figure
+    if not runs.floors:  # only studybot ran (--bot studybot): the absolute figure
         value, unit = round(p99_ms(ours.ack), 1), "ms"
         return Figure(fid, f"{name} ack latency, {crowd} (p99)", value, unit, "(no floor run)", True, note)
-    ratio = p99_ms(ours.ack) / p99_ms(floor.ack)
-    what = f"{name} ack p99, {crowd}: studybot {p99_ms(ours.ack):.1f} ms / floor {p99_ms(floor.ack):.1f} ms"
+    ratio = runs.ratios()[m]
+    what = f"{name} ack p99, {crowd}: studybot {p99_ms(ours.ack):.1f} ms / floor {runs.floor_p99(m):.1f} ms"
+    if n > 1:
+        what += f" (the median of {n} runs, each over the floor's runs beside it)"
     if not goal:
         what += " (informational)"
     return Figure(
@@ -615,20 +675,27 @@ def figure(platform: str, shape: str, ours: Result, floor: Result | None) -> Fig
     )
 
 
-def durable_figure(ours: Result, durable: Result, floor: Result | None) -> Figure:
-    """P1g (informational): studybot's Discord burst p99 over the floor with a memory's (see `discord_floor`)."""
+def durable_figure(runs: Trials, durable: Result) -> Figure:
+    """P1g (informational): studybot's Discord burst p99 (the run that sets P1a) over the floor with a
+    memory's (see `discord_floor`)."""
+    m = runs.median()
+    ours = runs.ours[m]
     ratio = p99_ms(ours.ack) / p99_ms(durable.ack)
-    by_kind: dict[str, list[float]] = {}
+    groups: dict[str, list[float]] = {}
     for v, w in zip(durable.ack, durable.what, strict=True):
-        by_kind.setdefault("click" if w == "click" else "command", []).append(v)
-    kinds = "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(by_kind.items()))
+        groups.setdefault("click" if w == "click" else "command", []).append(v)
+    kinds = "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(groups.items()))
     note = (
         f"a minimal discord.py bot that records each click (aiosqlite: INSERT + COMMIT with fsync per click) and"
         f" reads one row per command before answering: ack {summary(durable.ack)} over {len(durable.ack)}"
         f" (p99 by kind: {kinds} ms); bot CPU per interaction {cpu_ms(durable):.2f} ms"
     )
-    if floor is not None:
-        note += f"; {p99_ms(durable.ack) / p99_ms(floor.ack):.2f}x the minimal bot without a memory"
+    if runs.floors:
+        floors = [p99_ms(f.ack) for f in runs.floors]
+        note += (
+            f"; {p99_ms(durable.ack) / statistics.median(floors):.2f}x the minimal bot without a memory"
+            f" (the median of its {len(floors)} runs, {statistics.median(floors):.1f} ms)"
+        )
     return Figure(
         "P1g",
         f"Discord ack p99, 100 members in the same instant: studybot {p99_ms(ours.ack):.1f} ms / the floor with a"
@@ -641,39 +708,66 @@ def durable_figure(ours: Result, durable: Result, floor: Result | None) -> Figur
     )
 
 
+async def run_bot(
+    platform: str, bot: str, tmp: Path, opts: Options, profiler: cProfile.Profile | None
+) -> dict[str, Result]:
+    """One run of one bot: start it with its own platform process and a new database (in a new folder under
+    ``tmp``), run ``opts.shapes``, stop both."""
+    label = f"{platform}/{bot}"
+    tmp = tmp / f"run{next(RUN_NUMBERS)}"
+    tmp.mkdir()
+    if bot == "durable":
+        return await discord_floor(opts, label, None, durable=tmp / "durable.db")
+    if platform == "discord-http":
+        return await discord_http(tmp, opts, label, profiler, floor=bot == "floor")
+    if bot == "floor":
+        fn = discord_floor if platform == "discord" else slack_floor
+        return await fn(opts, label, None)
+    fn2 = discord_studybot if platform == "discord" else slack_studybot
+    return await fn2(tmp, opts, label, profiler)
+
+
 async def measure(opts: Options) -> list[Figure]:
+    """Per platform: for the goal's shape (burst) `Options.trials` runs of studybot, each between two runs
+    of the floor (F S F S F S F: the machine's speed drifts within seconds, and a ratio to the floor's
+    runs on either side of studybot's is not at its mercy), then the floor with a memory once; the
+    other shape (informational; not for the HTTP prototype unless ``--shape`` asks) once, between two
+    runs of the floor. Every run starts its bot afresh."""
     profiler = cProfile.Profile() if opts.profile else None
-    results: dict[tuple[str, str, str], Result] = {}
+    runs: dict[tuple[str, str], Trials] = {}
+    durables: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for platform in opts.platforms:
-            for bot in opts.bots:
-                label = f"{platform}/{bot}"
-                if bot == "durable":  # Discord only: the reference for P1a's click path
-                    if platform != "discord":
-                        continue
-                    got = await discord_floor(opts, label, None, durable=Path(tmp) / "durable.db")
-                elif platform == "discord-http":
-                    got = await discord_http(Path(tmp), opts, label, profiler, floor=bot == "floor")
-                elif bot == "floor":
-                    fn = discord_floor if platform == "discord" else slack_floor
-                    got = await fn(opts, label, None)
-                else:
-                    fn2 = discord_studybot if platform == "discord" else slack_studybot
-                    got = await fn2(Path(tmp), opts, label, profiler)
-                for shape, res in got.items():
-                    results[(platform, shape, bot)] = res
+            phases = [(("burst",), opts.trials)] if "burst" in opts.shapes else []
+            if platform != "discord-http" or opts.shapes != SHAPES:  # the prototype: the burst unless asked
+                phases += [((s,), 1) for s in opts.shapes if s != "burst"]
+            for shapes, trials in phases:
+                phase = replace(opts, shapes=shapes)
+                (shape,) = shapes
+                got = runs.setdefault((platform, shape), Trials([], []))
+                if "floor" in opts.bots:
+                    got.floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])
+                for _ in range(trials if "studybot" in opts.bots else 0):
+                    got.ours.append((await run_bot(platform, "studybot", Path(tmp), phase, profiler))[shape])
+                    if "floor" in opts.bots:
+                        got.floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])
+                # The floor with a memory: a reference for the burst (the goal's shape) unless asked for more.
+                if "durable" in opts.bots and platform == "discord" and (shape == "burst" or opts.shapes != SHAPES):
+                    durables[(platform, shape)] = (await run_bot(platform, "durable", Path(tmp), phase, None))[shape]
     if profiler is not None and opts.profile is not None:
         profiler.dump_stats(str(opts.profile))
     figures = []
     for s in opts.shapes:  # the goal (burst) first
         for p in opts.platforms:
-            ours = results.get((p, s, "studybot"))
-            if ours is not None:
-                figures.append(figure(p, s, ours, results.get((p, s, "floor"))))
-                if (p, s, "durable") in results:
-                    figures.append(durable_figure(ours, results[(p, s, "durable")], results.get((p, s, "floor"))))
-            elif (p, s, "floor") in results:
-                floor = results[(p, s, "floor")]
+            trials_of = runs.get((p, s))
+            if trials_of is None:
+                continue
+            if trials_of.ours:
+                figures.append(figure(p, s, trials_of))
+                if (p, s) in durables:
+                    figures.append(durable_figure(trials_of, durables[(p, s)]))
+            elif trials_of.floors:
+                floor = trials_of.floors[0]
                 figures.append(
                     Figure(
                         FIGURE_IDS[(p, s)] + "0",
@@ -714,6 +808,9 @@ def main(argv: list[str] | None = None) -> None:
         help="run only these bots (durable: the Discord floor that records each click first)",
     )
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per shape (default {ROUNDS})")
+    parser.add_argument(
+        "--trials", type=int, default=TRIALS, help=f"studybot runs behind each burst figure (default {TRIALS})"
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of studybot's rounds here")
     parser.add_argument("--no-charts", action="store_true", help="experiment: progress without the PNG chart")
     parser.add_argument("--defer-after", type=float, help="experiment: Discord defers replies not ready by then")
@@ -751,6 +848,7 @@ def main(argv: list[str] | None = None) -> None:
         stub_core=args.stub_core,
         gc_freeze=args.gc_freeze,
         synchronous=args.synchronous,
+        trials=args.trials,
     )
     if args.loop == "uvloop":
         import uvloop
