@@ -4,7 +4,8 @@ Discord can deliver interactions as HTTP POSTs to a URL of the bot's instead of 
 websocket; the response to the POST is the interaction's first response. Each POST is signed with
 Ed25519 (headers ``X-Signature-Ed25519`` and ``X-Signature-Timestamp`` over timestamp + body) with the
 application's key, and a bot must refuse a bad signature with 401. It holds no session, so several
-worker processes could serve one URL; this prototype measures one.
+worker processes can serve one URL: ``python -m bench.discord_http worker …`` is one of them (bench P1h
+starts two on one port with ``SO_REUSEPORT``, each with its own core over the same SQLite file).
 
 `HttpInteractions` is the smallest complete version for the benchmark: verify, parse, hand the core an
 `Inbound`, answer with the first reply (type 4, private replies ephemeral, buttons as components) and
@@ -17,6 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,12 +50,14 @@ class MinimalHttpInteractions:
         self.runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: any free one); a given port is shared with ``SO_REUSEPORT``, so several
+        processes can listen on it and the kernel spreads the connections among them."""
         app = web.Application()
         app.router.add_post("/interactions", self.handle)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self.runner, "127.0.0.1", port, reuse_port=bool(port)).start()
         self.port = int(self.runner.addresses[0][1])
 
     async def close(self) -> None:
@@ -88,10 +96,12 @@ class HttpInteractions(MinimalHttpInteractions):
         self.webhooks = f"{rest_base}/webhooks/{app_id}"
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Interactions answered (a worker reports it: how the kernel spread them).
+        self.handled = 0
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         self.session = aiohttp.ClientSession()
-        await super().start()
+        await super().start(port)
 
     async def close(self) -> None:
         await self.drain()
@@ -152,6 +162,7 @@ class HttpInteractions(MinimalHttpInteractions):
             return web.Response(status=401, text="invalid request signature")
         if payload.get("type") == 1:
             return _json({"type": 1})
+        self.handled += 1
         replies = await self.service.handle(self.inbound(payload))
         first, rest = (replies[0], replies[1:]) if replies else (Reply("\u200b", private=True), [])
         if rest or first.later is not None:
@@ -173,3 +184,41 @@ class HttpInteractions(MinimalHttpInteractions):
             async with self.session.post(f"{self.webhooks}/{token}", data=form) as resp:
                 await resp.read()
             pending[:0] = await followups(reply)
+
+
+class _Clock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+async def worker(db: Path, port: int, public_key: str, rest_base: str, app_id: str) -> None:
+    """One worker process: studybot's core on ``db`` (migrated already) behind `HttpInteractions` on the
+    shared ``port``. Prints ``{"ready": pid}``, then answers JSON lines on stdin: ``drain`` (wait for its
+    follow-ups) and ``cpu`` each answer ``{"cpu": seconds of this process's CPU, "handled": interactions
+    answered}``; ``quit`` stops it."""
+    from bot.bootstrap import build_app, settle_gc
+    from bot.config import BUNDLED_CONTENT, Settings
+
+    settings = Settings(STUDYBOT_DB=db, STUDYBOT_CONTENT=BUNDLED_CONTENT, _env_file=None)
+    app = await build_app(settings, clock=_Clock())
+    server = HttpInteractions(app.service, public_key, rest_base, app_id)
+    try:
+        await server.start(port)
+        settle_gc()  # as `serve()` leaves the bot once it is up
+        print(json.dumps({"ready": os.getpid()}), flush=True)
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            op = json.loads(line)["op"]
+            if op == "quit":
+                break
+            if op == "drain":
+                await server.drain()
+            print(json.dumps({"cpu": time.process_time(), "handled": server.handled}), flush=True)
+    finally:
+        await server.close()
+        await app.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 7 or sys.argv[1] != "worker":
+        sys.exit("usage: python -m bench.discord_http worker DB PORT PUBLIC_KEY REST_BASE APP_ID")
+    asyncio.run(worker(Path(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:7]))

@@ -36,7 +36,9 @@ Two load shapes:
   over one second.
 
 P1e/P1f (informational) do the same through a prototype of Discord's HTTP interactions endpoint
-(`bench.discord_http`), against its own floor (verify the signature, answer "ok").
+(`bench.discord_http`), against its own floor (verify the signature, answer "ok"); P1h (informational)
+serves that prototype from `HTTP_WORKERS` processes listening on one port (``SO_REUSEPORT``), each with
+its own core over the same SQLite file — what the endpoint's statelessness allows (``--bot workers``).
 
 Every round waits until the bot has finished all its work (follow-ups such as progress charts
 included) before the next starts. An unmeasured warm-up round (``help`` from everyone) opens the
@@ -68,6 +70,7 @@ import itertools
 import json
 import logging
 import re
+import socket
 import statistics
 import sys
 import tempfile
@@ -90,7 +93,9 @@ log = logging.getLogger("bench.p1")
 DEFAULT_GC = gc.get_threshold()
 
 SHAPES = ("burst", "steady")
-BOTS = ("floor", "durable", "studybot")
+BOTS = ("floor", "durable", "studybot", "workers")
+#: Worker processes behind the HTTP interactions prototype's P1h (on one port, one SQLite file).
+HTTP_WORKERS = 2
 #: Rounds per shape (clicks and commands taking turns): 10 rounds of 100 members = 1,000 samples.
 ROUNDS = 10
 #: Runs of studybot behind each burst figure, each between two runs of the floor (see `measure`).
@@ -106,6 +111,8 @@ FIGURE_IDS = {
     ("discord-http", "burst"): "P1e",
     ("discord-http", "steady"): "P1f",
 }
+#: The figures of studybot served by `HTTP_WORKERS` processes (the prototype only).
+WORKER_FIGURE_IDS = {"burst": "P1h", "steady": "P1i"}
 #: studybot's p99 over the floor's p99, same run (the steady shapes are informational).
 GOALS = {"P1a": 1.5, "P1b": 1.2}
 FLOOR_NAMES = {
@@ -194,6 +201,8 @@ class Result:
     what: list[str] = field(default_factory=list)
     #: CPU seconds the bot process (all its threads) spent on the measured rounds, their work included.
     cpu: float = 0.0
+    #: Anything else the run tells (for the figure's note).
+    note: str = ""
 
 
 @dataclass
@@ -207,6 +216,8 @@ class Running:
     commits: Callable[[], int] | None = None
     #: The load shapes this bot is measured with (the prototype: the burst only, to keep the run short).
     shapes: tuple[str, ...] = SHAPES
+    #: The CPU seconds the bot's processes have spent so far (None: this process's `time.process_time`).
+    cpu: Callable[[], Awaitable[float]] | None = None
 
 
 async def daily_post(app: App, platform: str, group: str, channel: str, gateway: Any) -> tuple[int, str]:
@@ -222,7 +233,12 @@ async def daily_post(app: App, platform: str, group: str, channel: str, gateway:
 async def rounds(
     child: Platform, bot: Running, opts: Options, label: str, profiler: cProfile.Profile | None
 ) -> dict[str, Result]:
+    # Unmeasured: everyone's first command ("help"), then a burst of commands, so the bot's caches and
+    # its chart workers (started by the first progress charts, drawn in other processes) are as a bot
+    # that has been up a while has them — every run starts its bot afresh.
     await child.ask({"op": "round", "kind": "warm", "shape": "burst", **bot.extra})
+    await bot.drain()
+    await child.ask({"op": "round", "kind": "command", "shape": "burst", "seed": -1, **bot.extra})
     await bot.drain()
     out: dict[str, Result] = {}
     for s, shape in enumerate(opts.shapes):
@@ -238,12 +254,13 @@ async def rounds(
                 req |= {"kind": "click", "post_id": post_id, "message_id": message_id}
             if profiler is not None:
                 profiler.enable()
-            cpu = time.process_time()
+            cpu = await bot.cpu() if bot.cpu else time.process_time()
             commits = bot.commits() if bot.commits else 0
             got = await child.ask(req)
             await bot.drain()  # the round's follow-ups (charts) are part of its work
             if profiler is not None:
                 profiler.disable()
+            spent = (await bot.cpu() if bot.cpu else time.process_time()) - cpu
             log.info(
                 "%s %s round %d (%s): ack %s; CPU bot %.0f ms, platform %.0f ms%s",
                 label,
@@ -251,11 +268,11 @@ async def rounds(
                 rnd + 1,
                 req["kind"],
                 summary(got["ack"]),
-                (time.process_time() - cpu) * 1000,
+                spent * 1000,
                 got["cpu"] * 1000,
                 f"; {bot.commits() - commits} group commits" if bot.commits else "",
             )
-            res.cpu += time.process_time() - cpu
+            res.cpu += spent
             res.ack += got["ack"]
             res.answer += got["answer"]
             res.what += got["commands"]
@@ -575,6 +592,123 @@ async def discord_http(
         await child.close()
 
 
+class Worker:
+    """One worker process of the HTTP interactions prototype (`bench.discord_http.worker`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        #: Interactions this worker has answered (as of its last answer).
+        self.handled = 0
+
+    @classmethod
+    async def start(cls, db: Path, port: int, info: dict[str, Any]) -> Worker:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.discord_http",
+            "worker",
+            str(db),
+            str(port),
+            info["public_key"],
+            info["rest_base"],
+            info["app_id"],
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        worker = cls(proc)
+        assert proc.stdout is not None
+        if not await asyncio.wait_for(proc.stdout.readline(), 60):
+            raise RuntimeError(f"an HTTP interactions worker exited (status {await proc.wait()})")
+        return worker
+
+    async def ask(self, op: str) -> float:
+        """Send ``op`` (drain, cpu); returns the worker's CPU seconds so far."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps({"op": op}) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("an HTTP interactions worker exited")
+        answer = json.loads(line)
+        self.handled = int(answer["handled"])
+        return float(answer["cpu"])
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b'{"op": "quit"}\n')
+            await self.proc.stdin.drain()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def reserved_port() -> socket.socket:
+    """A loopback port for the workers to share, held (bound with ``SO_REUSEPORT``, not listening) until
+    they listen on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def discord_http_workers(tmp: Path, opts: Options, label: str) -> dict[str, Result]:
+    """studybot behind the HTTP interactions prototype in `HTTP_WORKERS` processes: each its own core on
+    the same SQLite file, all listening on one port (the kernel spreads the platform's connections among
+    them). This process migrates the database, enrolls the members and makes the daily posts; the figure's
+    CPU is the workers' (``--synchronous`` and the other experiments do not reach them)."""
+    child = await Platform.start("discord-http")
+    try:
+        info = child.info
+        settings = settings_for(tmp, "p1w")
+        app = await bot_app(settings, opts)
+        workers: list[Worker] = []
+        try:
+            for u in discord_members():
+                await app.store.ensure_member(
+                    "discord", info["guild"], info["channel"], str(u.id), u.name, now=Clock().now()
+                )
+            with reserved_port() as held:
+                port = int(held.getsockname()[1])
+                for _ in range(HTTP_WORKERS):
+                    workers.append(await Worker.start(settings.db, port, info))
+
+            async def post() -> tuple[int, str]:
+                m = await app.store.ensure_member(
+                    "discord", info["guild"], info["channel"], "poster", "poster", now=Clock().now()
+                )
+                p = await app.store.create_post(
+                    m.group_id, m.channel_id, None, "question", app.library.pack.questions[0].id, Clock().now()
+                )
+                return p.id, "1"
+
+            async def drain() -> None:
+                await asyncio.gather(*(w.ask("drain") for w in workers))
+
+            async def cpu() -> float:
+                return sum(await asyncio.gather(*(w.ask("cpu") for w in workers)))
+
+            extra = {"url": f"http://127.0.0.1:{port}/interactions"}
+            shapes = ("burst",) if opts.shapes == SHAPES else opts.shapes
+            await cpu()  # each worker's count so far
+            before = [w.handled for w in workers]
+            got = await rounds(child, Running(post, drain, extra, shapes=shapes, cpu=cpu), opts, label, None)
+            await cpu()
+            for res in got.values():
+                res.note = "interactions per worker (the warm-up round's 100 included) " + " / ".join(
+                    str(w.handled - n) for w, n in zip(workers, before, strict=True)
+                )
+            return got
+        finally:
+            await asyncio.gather(*(w.close() for w in workers))
+            await app.close()
+    finally:
+        await child.close()
+
+
 # ---------------------------------------------------------------------- figures
 
 
@@ -622,9 +756,9 @@ def by_kind(res: Result) -> str:
     return "; ".join(f"{k} {p99_ms(vs):.1f}" for k, vs in sorted(groups.items()))
 
 
-def figure(platform: str, shape: str, runs: Trials) -> Figure:
-    fid = FIGURE_IDS[(platform, shape)]
-    name = PLATFORM_NAMES[platform]
+def figure(platform: str, shape: str, runs: Trials, *, workers: bool = False) -> Figure:
+    fid = WORKER_FIGURE_IDS[shape] if workers else FIGURE_IDS[(platform, shape)]
+    name = PLATFORM_NAMES[platform] + (f", studybot in {HTTP_WORKERS} worker processes" if workers else "")
     crowd = "100 members in the same instant" if shape == "burst" else "100 members spread over 1 s"
     m = runs.median()
     ours = runs.ours[m]
@@ -654,6 +788,8 @@ def figure(platform: str, shape: str, runs: Trials) -> Figure:
     elif n > 1:
         note += "; p99 of all runs " + " / ".join(f"{p99_ms(o.ack):.1f}" for o in runs.ours) + " ms"
     note += f"; studybot's answer in hand {summary(ours.answer)}"
+    if ours.note:
+        note += f"; {ours.note}"
     goal = GOALS.get(fid)
     if not runs.floors:  # only studybot ran (--bot studybot): the absolute figure
         value, unit = round(p99_ms(ours.ack), 1), "ms"
@@ -718,6 +854,8 @@ async def run_bot(
     tmp.mkdir()
     if bot == "durable":
         return await discord_floor(opts, label, None, durable=tmp / "durable.db")
+    if bot == "workers":
+        return await discord_http_workers(tmp, opts, label)
     if platform == "discord-http":
         return await discord_http(tmp, opts, label, profiler, floor=bot == "floor")
     if bot == "floor":
@@ -734,23 +872,34 @@ async def measure(opts: Options) -> list[Figure]:
     other shape (informational; not for the HTTP prototype unless ``--shape`` asks) once, between two
     runs of the floor. Every run starts its bot afresh."""
     profiler = cProfile.Profile() if opts.profile else None
-    runs: dict[tuple[str, str], Trials] = {}
+    runs: dict[tuple[str, str, str], Trials] = {}
     durables: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for platform in opts.platforms:
             phases = [(("burst",), opts.trials)] if "burst" in opts.shapes else []
             if platform != "discord-http" or opts.shapes != SHAPES:  # the prototype: the burst unless asked
                 phases += [((s,), 1) for s in opts.shapes if s != "burst"]
+            ours = [
+                b for b in ("studybot", "workers") if b in opts.bots and (b == "studybot" or platform == "discord-http")
+            ]
             for shapes, trials in phases:
                 phase = replace(opts, shapes=shapes)
                 (shape,) = shapes
-                got = runs.setdefault((platform, shape), Trials([], []))
-                if "floor" in opts.bots:
-                    got.floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])
-                for _ in range(trials if "studybot" in opts.bots else 0):
-                    got.ours.append((await run_bot(platform, "studybot", Path(tmp), phase, profiler))[shape])
+                floors: list[Result] = []
+
+                async def floor_run() -> None:
                     if "floor" in opts.bots:
-                        got.floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])
+                        floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])  # noqa: B023
+
+                await floor_run()
+                if not ours:
+                    runs[(platform, shape, "floor")] = Trials([], floors)
+                for bot in ours:  # the floor's run after one bot's last is the next bot's first
+                    got = runs[(platform, shape, bot)] = Trials([], floors[-1:])
+                    for _ in range(trials):
+                        got.ours.append((await run_bot(platform, bot, Path(tmp), phase, profiler))[shape])
+                        await floor_run()
+                        got.floors += floors[-1:] if "floor" in opts.bots else []
                 # The floor with a memory: a reference for the burst (the goal's shape) unless asked for more.
                 if "durable" in opts.bots and platform == "discord" and (shape == "burst" or opts.shapes != SHAPES):
                     durables[(platform, shape)] = (await run_bot(platform, "durable", Path(tmp), phase, None))[shape]
@@ -759,15 +908,13 @@ async def measure(opts: Options) -> list[Figure]:
     figures = []
     for s in opts.shapes:  # the goal (burst) first
         for p in opts.platforms:
-            trials_of = runs.get((p, s))
-            if trials_of is None:
-                continue
-            if trials_of.ours:
-                figures.append(figure(p, s, trials_of))
-                if (p, s) in durables:
-                    figures.append(durable_figure(trials_of, durables[(p, s)]))
-            elif trials_of.floors:
-                floor = trials_of.floors[0]
+            for bot in ("studybot", "workers"):
+                if (p, s, bot) in runs:
+                    figures.append(figure(p, s, runs[(p, s, bot)], workers=bot == "workers"))
+                if bot == "studybot" and (p, s) in durables and (p, s, bot) in runs:
+                    figures.append(durable_figure(runs[(p, s, bot)], durables[(p, s)]))
+            if (p, s, "floor") in runs and runs[(p, s, "floor")].floors:
+                floor = runs[(p, s, "floor")].floors[0]
                 figures.append(
                     Figure(
                         FIGURE_IDS[(p, s)] + "0",
@@ -805,7 +952,8 @@ def main(argv: list[str] | None = None) -> None:
         "--bot",
         choices=BOTS,
         action="append",
-        help="run only these bots (durable: the Discord floor that records each click first)",
+        help="run only these bots (durable: the Discord floor that records each click first; workers: studybot"
+        f" in {HTTP_WORKERS} processes behind the HTTP interactions prototype)",
     )
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per shape (default {ROUNDS})")
     parser.add_argument(
