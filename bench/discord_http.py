@@ -195,7 +195,7 @@ async def worker(db: Path, port: int, public_key: str, rest_base: str, app_id: s
     """One worker process: studybot's core on ``db`` (migrated already) behind `HttpInteractions` on the
     shared ``port``. Prints ``{"ready": pid}``, then answers JSON lines on stdin: ``drain`` (wait for its
     follow-ups) and ``cpu`` each answer ``{"cpu": seconds of this process's CPU, "handled": interactions
-    answered}``; ``quit`` stops it."""
+    answered, "cache": the store's cache hits and misses}``; ``quit`` stops it."""
     from bot.bootstrap import build_app, settle_gc
     from bot.config import BUNDLED_CONTENT, Settings
 
@@ -212,7 +212,8 @@ async def worker(db: Path, port: int, public_key: str, rest_base: str, app_id: s
                 break
             if op == "drain":
                 await server.drain()
-            print(json.dumps({"cpu": time.process_time(), "handled": server.handled}), flush=True)
+            answer = {"cpu": time.process_time(), "handled": server.handled, "cache": app.store.cache_stats}
+            print(json.dumps(answer), flush=True)
     finally:
         await server.close()
         await app.close()

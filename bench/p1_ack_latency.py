@@ -597,8 +597,9 @@ class Worker:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
-        #: Interactions this worker has answered (as of its last answer).
+        #: Interactions this worker has answered, and its store's cache hits and misses (as of its last answer).
         self.handled = 0
+        self.cache: dict[str, int] = {}
 
     @classmethod
     async def start(cls, db: Path, port: int, info: dict[str, Any]) -> Worker:
@@ -632,6 +633,7 @@ class Worker:
             raise RuntimeError("an HTTP interactions worker exited")
         answer = json.loads(line)
         self.handled = int(answer["handled"])
+        self.cache = answer["cache"]
         return float(answer["cpu"])
 
     async def close(self) -> None:
@@ -693,13 +695,21 @@ async def discord_http_workers(tmp: Path, opts: Options, label: str) -> dict[str
 
             extra = {"url": f"http://127.0.0.1:{port}/interactions"}
             shapes = ("burst",) if opts.shapes == SHAPES else opts.shapes
-            await cpu()  # each worker's count so far
-            before = [w.handled for w in workers]
+            await cpu()  # each worker's counts so far
+            before = [(w.handled, dict(w.cache)) for w in workers]
             got = await rounds(child, Running(post, drain, extra, shapes=shapes, cpu=cpu), opts, label, None)
             await cpu()
             for res in got.values():
-                res.note = "interactions per worker (the warm-up round's 100 included) " + " / ".join(
-                    str(w.handled - n) for w, n in zip(workers, before, strict=True)
+                res.note = "per worker, the warm-up rounds included: interactions " + " / ".join(
+                    str(w.handled - n) for w, (n, _) in zip(workers, before, strict=True)
+                )
+                res.note += ", member cache hits/misses " + " / ".join(
+                    f"{w.cache['member_hits'] - c['member_hits']}/{w.cache['member_misses'] - c['member_misses']}"
+                    for w, (_, c) in zip(workers, before, strict=True)
+                )
+                res.note += ", post cache hits/misses " + " / ".join(
+                    f"{w.cache['post_hits'] - c['post_hits']}/{w.cache['post_misses'] - c['post_misses']}"
+                    for w, (_, c) in zip(workers, before, strict=True)
                 )
             return got
         finally:
