@@ -238,7 +238,7 @@ async def rounds(
     # that has been up a while has them — every run starts its bot afresh.
     await child.ask({"op": "round", "kind": "warm", "shape": "burst", **bot.extra})
     await bot.drain()
-    await child.ask({"op": "round", "kind": "command", "shape": "burst", "seed": -1, **bot.extra})
+    await child.ask({"op": "round", "kind": "command", "shape": "burst", "seed": -1, "warm-up": True, **bot.extra})
     await bot.drain()
     out: dict[str, Result] = {}
     for s, shape in enumerate(opts.shapes):

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = args.keep or Path(tmp) / "p1.raw"
         bench = [sys.executable, "-m", "bench.p1_ack_latency", "--platform", "discord", "--shape", "burst"]
-        bench += ["--bot", "studybot", "--rounds", str(args.rounds)]
+        bench += ["--bot", "studybot", "--rounds", str(args.rounds), "--trials", "1"]
         cmd = [spy, "record", "-r", str(args.rate), "-f", "raw", "-o", str(raw), "--threads", "--", *bench]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0 or not raw.exists():

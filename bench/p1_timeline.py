@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             got = await ask(request)
             await bot.drain()
             events = timeline.take()
-            if request.get("kind") != "warm":
+            if request.get("kind") != "warm" and not request.get("warm-up"):
                 p99 = 1000 * sorted(got["ack"])[max(0, int(len(got["ack"]) * 0.99) - 1)]
                 print(describe(str(request.get("kind")), events, p99, stats), file=out, flush=True)
             return got
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p1.rounds = rounds  # type: ignore[assignment]
     p1_args = ["--platform", "discord", "--shape", "burst", "--bot", "studybot", "--rounds", str(args.rounds)]
+    p1_args += ["--trials", "1"]
     if args.switch_interval:
         p1_args += ["--switch-interval", str(args.switch_interval)]
     sys.stdout = sys.stderr  # p1's FIGURE line is not this tool's output
