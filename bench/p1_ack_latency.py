@@ -1,7 +1,7 @@
 """P1: interaction ack latency through the real discord.py and slack-bolt over loopback, against the floor.
 
-This process is the bot and nothing else. For each platform it runs two bots (three on Discord), one after
-the other, against the same kind of platform process and the same load:
+This process is the bot and nothing else (P1h's workers aside, see below). For each platform it runs two
+bots (three on Discord), one after the other, against the same kind of platform process and the same load:
 
 - **the floor**: the smallest bot the library allows — a `discord.Client` whose ``on_interaction``
   answers ``send_message("ok")``, or a slack-bolt `AsyncApp` whose listeners ``ack()`` and then
