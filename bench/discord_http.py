@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +185,6 @@ class HttpInteractions(MinimalHttpInteractions):
             pending[:0] = await followups(reply)
 
 
-class _Clock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 async def worker(db: Path, port: int, public_key: str, rest_base: str, app_id: str) -> None:
     """One worker process: studybot's core on ``db`` (migrated already) behind `HttpInteractions` on the
     shared ``port``. Prints ``{"ready": pid}``, then answers JSON lines on stdin: ``drain`` (wait for its
@@ -200,7 +194,7 @@ async def worker(db: Path, port: int, public_key: str, rest_base: str, app_id: s
     from bot.config import BUNDLED_CONTENT, Settings
 
     settings = Settings(STUDYBOT_DB=db, STUDYBOT_CONTENT=BUNDLED_CONTENT, _env_file=None)
-    app = await build_app(settings, clock=_Clock())
+    app = await build_app(settings)
     server = HttpInteractions(app.service, public_key, rest_base, app_id)
     try:
         await server.start(port)

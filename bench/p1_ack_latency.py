@@ -128,53 +128,70 @@ class Clock:
         return datetime.now(UTC)
 
 
-class Platform:
-    """The child process playing Discord or Slack; `ask` sends one request line and reads the answer."""
+class Child:
+    """A child process (``python -m …``) that prints one JSON line ``{"ready": …}`` once it is up, then answers
+    each JSON line sent to its stdin with one JSON line; ``{"op": "quit"}`` stops it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+    #: Seconds it has to quit before it is killed.
+    grace = 10.0
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, ready: Any) -> None:
         self.proc = proc
-        self.info = info
+        self.name = name
+        self.ready = ready
 
     @classmethod
-    async def start(cls, platform: str) -> Platform:
+    async def spawn(cls, name: str, *argv: str) -> tuple[asyncio.subprocess.Process, Any]:
+        """Start ``python -m argv…`` and wait (60 s at most) for its ready line; returns the process and what
+        the line said. ``name`` (e.g. "the discord platform process") goes into errors."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.p1_platform",
-            platform,
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-m", *argv, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         if not line:
-            raise RuntimeError(f"the {platform} platform process exited (status {await proc.wait()})")
-        return cls(proc, json.loads(line)["ready"])
+            raise RuntimeError(f"{name} exited (status {await proc.wait()})")
+        return proc, json.loads(line)["ready"]
 
     async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send a request; raises RuntimeError when the platform reports an error or exits."""
+        """Send ``request``, return the answer; raises RuntimeError when the child reports an error or exits."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         await self.proc.stdin.drain()
         line = await self.proc.stdout.readline()
         if not line:
-            raise RuntimeError("the platform process exited")
+            raise RuntimeError(f"{self.name} exited")
         answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
-            raise RuntimeError(f"platform: {answer['error']}")
+            raise RuntimeError(f"{self.name}: {answer['error']}")
         return answer
 
     async def close(self) -> None:
+        """Ask the child to quit; kill it if it has not within `grace` seconds."""
         if self.proc.returncode is None:
             assert self.proc.stdin is not None
             self.proc.stdin.write(b'{"op": "quit"}\n')
             await self.proc.stdin.drain()
             try:
-                await asyncio.wait_for(self.proc.wait(), 10)
+                await asyncio.wait_for(self.proc.wait(), self.grace)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+
+
+class Platform(Child):
+    """The child process playing Discord or Slack (`bench.p1_platform`); ``info`` is what it is listening on."""
+
+    @classmethod
+    async def start(cls, platform: str) -> Platform:
+        name = f"the {platform} platform process"
+        proc, info = await cls.spawn(name, "bench.p1_platform", platform)
+        return cls(proc, name, info)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.ready
+        return info
 
 
 @dataclass
@@ -592,20 +609,21 @@ async def discord_http(
         await child.close()
 
 
-class Worker:
+class Worker(Child):
     """One worker process of the HTTP interactions prototype (`bench.discord_http.worker`)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+    grace = 30.0  # it finishes its follow-ups and closes its store first
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, ready: Any) -> None:
+        super().__init__(proc, name, ready)
         #: Interactions this worker has answered, and its store's cache hits and misses (as of its last answer).
         self.handled = 0
         self.cache: dict[str, int] = {}
 
     @classmethod
     async def start(cls, db: Path, port: int, info: dict[str, Any]) -> Worker:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        name = "an HTTP interactions worker"
+        argv = (
             "bench.discord_http",
             "worker",
             str(db),
@@ -613,39 +631,16 @@ class Worker:
             info["public_key"],
             info["rest_base"],
             info["app_id"],
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
         )
-        worker = cls(proc)
-        assert proc.stdout is not None
-        if not await asyncio.wait_for(proc.stdout.readline(), 60):
-            raise RuntimeError(f"an HTTP interactions worker exited (status {await proc.wait()})")
-        return worker
+        proc, pid = await cls.spawn(name, *argv)
+        return cls(proc, name, pid)
 
-    async def ask(self, op: str) -> float:
+    async def call(self, op: str) -> float:
         """Send ``op`` (drain, cpu); returns the worker's CPU seconds so far."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write((json.dumps({"op": op}) + "\n").encode())
-        await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("an HTTP interactions worker exited")
-        answer = json.loads(line)
+        answer = await self.ask({"op": op})
         self.handled = int(answer["handled"])
         self.cache = answer["cache"]
         return float(answer["cpu"])
-
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(b'{"op": "quit"}\n')
-            await self.proc.stdin.drain()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 def reserved_port() -> socket.socket:
@@ -688,10 +683,10 @@ async def discord_http_workers(tmp: Path, opts: Options, label: str) -> dict[str
                 return p.id, "1"
 
             async def drain() -> None:
-                await asyncio.gather(*(w.ask("drain") for w in workers))
+                await asyncio.gather(*(w.call("drain") for w in workers))
 
             async def cpu() -> float:
-                return sum(await asyncio.gather(*(w.ask("cpu") for w in workers)))
+                return sum(await asyncio.gather(*(w.call("cpu") for w in workers)))
 
             extra = {"url": f"http://127.0.0.1:{port}/interactions"}
             shapes = ("burst",) if opts.shapes == SHAPES else opts.shapes
@@ -854,25 +849,26 @@ def durable_figure(runs: Trials, durable: Result) -> Figure:
     )
 
 
-async def run_bot(
-    platform: str, bot: str, tmp: Path, opts: Options, profiler: cProfile.Profile | None
-) -> dict[str, Result]:
-    """One run of one bot: start it with its own platform process and a new database (in a new folder under
-    ``tmp``), run ``opts.shapes``, stop both."""
+async def run_bot(platform: str, bot: str, tmp: Path, opts: Options, profiler: cProfile.Profile | None) -> Result:
+    """One run of one bot for the one shape in ``opts.shapes``: start it with its own platform process and a
+    new database (in a new folder under ``tmp``), run the rounds, stop both."""
     label = f"{platform}/{bot}"
     tmp = tmp / f"run{next(RUN_NUMBERS)}"
     tmp.mkdir()
     if bot == "durable":
-        return await discord_floor(opts, label, None, durable=tmp / "durable.db")
-    if bot == "workers":
-        return await discord_http_workers(tmp, opts, label)
-    if platform == "discord-http":
-        return await discord_http(tmp, opts, label, profiler, floor=bot == "floor")
-    if bot == "floor":
+        got = await discord_floor(opts, label, None, durable=tmp / "durable.db")
+    elif bot == "workers":
+        got = await discord_http_workers(tmp, opts, label)
+    elif platform == "discord-http":
+        got = await discord_http(tmp, opts, label, profiler, floor=bot == "floor")
+    elif bot == "floor":
         fn = discord_floor if platform == "discord" else slack_floor
-        return await fn(opts, label, None)
-    fn2 = discord_studybot if platform == "discord" else slack_studybot
-    return await fn2(tmp, opts, label, profiler)
+        got = await fn(opts, label, None)
+    else:
+        fn2 = discord_studybot if platform == "discord" else slack_studybot
+        got = await fn2(tmp, opts, label, profiler)
+    (shape,) = opts.shapes
+    return got[shape]
 
 
 async def measure(opts: Options) -> list[Figure]:
@@ -895,24 +891,20 @@ async def measure(opts: Options) -> list[Figure]:
             for shapes, trials in phases:
                 phase = replace(opts, shapes=shapes)
                 (shape,) = shapes
-                floors: list[Result] = []
-
-                async def floor_run() -> None:
-                    if "floor" in opts.bots:
-                        floors.append((await run_bot(platform, "floor", Path(tmp), phase, None))[shape])  # noqa: B023
-
-                await floor_run()
+                with_floor = "floor" in opts.bots
+                floors = [await run_bot(platform, "floor", Path(tmp), phase, None)] if with_floor else []
                 if not ours:
                     runs[(platform, shape, "floor")] = Trials([], floors)
                 for bot in ours:  # the floor's run after one bot's last is the next bot's first
                     got = runs[(platform, shape, bot)] = Trials([], floors[-1:])
                     for _ in range(trials):
-                        got.ours.append((await run_bot(platform, bot, Path(tmp), phase, profiler))[shape])
-                        await floor_run()
-                        got.floors += floors[-1:] if "floor" in opts.bots else []
+                        got.ours.append(await run_bot(platform, bot, Path(tmp), phase, profiler))
+                        if with_floor:
+                            floors.append(await run_bot(platform, "floor", Path(tmp), phase, None))
+                            got.floors.append(floors[-1])
                 # The floor with a memory: a reference for the burst (the goal's shape) unless asked for more.
                 if "durable" in opts.bots and platform == "discord" and (shape == "burst" or opts.shapes != SHAPES):
-                    durables[(platform, shape)] = (await run_bot(platform, "durable", Path(tmp), phase, None))[shape]
+                    durables[(platform, shape)] = await run_bot(platform, "durable", Path(tmp), phase, None)
     if profiler is not None and opts.profile is not None:
         profiler.dump_stats(str(opts.profile))
     figures = []
