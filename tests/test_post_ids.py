@@ -69,3 +69,33 @@ async def test_a_delivery_post_made_meanwhile_keeps_ids_in_time_order(db_path: P
         assert last is not None and last.id == later.id
     finally:
         await store.close()
+
+
+async def test_ids_of_dealt_posts_lost_in_a_power_cut_are_never_handed_out_again(db_path: Path) -> None:
+    """A quiz or tip post is read, picked and inserted in one write (`deal_post`): the mark covers it too."""
+    from bot.core.ports import DealReads
+
+    class Item:
+        id = "t-a"
+
+    store = SqliteStore(db_path)
+    await store.start()
+    m = await store.ensure_member("discord", "g", "c", "u1", "Ann", now=NOW)
+    posts = []
+    for _ in range(3):
+        dealt = await store.deal_post(
+            m.group_id, m.channel_id, m.member_id, "question", NOW, DealReads(tallies=True), lambda _: Item()
+        )
+        assert dealt is not None
+        posts.append(dealt[0])
+    await store.close()
+    power_cut_after(db_path, posts[0].id)
+
+    store = SqliteStore(db_path)
+    await store.start()
+    try:
+        assert await store.get_post(posts[1].id) is None, "the lost post is gone: its button says so"
+        again = await store.create_post(m.group_id, m.channel_id, m.member_id, "question", "t-b", NOW)
+        assert again.id > posts[-1].id, f"post id {again.id} was handed out before the power cut"
+    finally:
+        await store.close()

@@ -31,7 +31,7 @@ from bot.core import chart, export
 from bot.core.commands import Command
 from bot.core.content import ContentLibrary, ContentPack, Question
 from bot.core.messages import Attachment, Reply
-from bot.core.ports import AnswerIn, CardFn, Clock, MemberRef, Store
+from bot.core.ports import AnswerIn, CardFn, Clock, DealReads, DealView, MemberRef, Store
 from bot.core.progress import mastery
 from bot.core.service import Context, StudyService, answer_buttons, private, question_text
 from bot.core.shared import SharedQuery
@@ -48,6 +48,8 @@ EXCUSED_LOOKBACK = timedelta(days=400)
 #: How long a group's missed-delivery days are reused (answers to one post arrive in bursts).
 EXCUSED_CACHE = timedelta(seconds=60)
 ACTIVITY_DAYS = 30
+#: Due cards read at a time, most overdue first (those whose question left the pool are passed over).
+DUE_LOOKAHEAD = 20
 
 
 # ---------------------------------------------------------------------- FSRS cards
@@ -215,15 +217,18 @@ class LearningEngine:
 
     def install(self, service: StudyService) -> None:
         """Plug the engine into ``service``'s hooks and register `review` and `export`."""
-        fallback = service.pick_question
+        fallback = service.choose_question
 
-        async def pick(member: MemberRef, pool: ContentPack) -> Question | None:
-            # Both asked at once (one round trip where the store allows); the fallback is used only
-            # when no card of the pool is due.
-            due, other = await asyncio.gather(self.due_question(member, pool), fallback(member, pool))
-            return due if due is not None else other
+        def choose(pool: ContentPack, view: DealView) -> Question | None:
+            # The most overdue card of the pool first; the fallback only when none of the pool is due.
+            for qid, _ in view.due:
+                q = pool.question(qid)
+                if q is not None:
+                    return q
+            return fallback(pool, view)
 
-        service.pick_question = pick
+        service.question_reads = lambda now: DealReads(tallies=True, due_at=now, due_limit=DUE_LOOKAHEAD)
+        service.choose_question = choose
         service.card_fn_for = self.card_fn_for
         service.excused_days = self.excused_days
         service.known_excused_days = self.known_excused_days
@@ -242,7 +247,7 @@ class LearningEngine:
     async def due_question(self, member: MemberRef, pool: ContentPack | None = None) -> Question | None:
         """The member's most overdue card whose question is in ``pool`` (None: still in the pack or a live
         item of the group's decks), if any."""
-        for qid, _ in await self.store.due_cards(member.member_id, self.clock.now(), 20):
+        for qid, _ in await self.store.due_cards(member.member_id, self.clock.now(), DUE_LOOKAHEAD):
             if pool is not None:
                 q = pool.question(qid)
             elif self.catalog is not None:
@@ -255,7 +260,7 @@ class LearningEngine:
 
     async def question_due_at(self, member: MemberRef, now: datetime) -> datetime | None:
         """When the member's most overdue question card (still in the pack) fell due; None: none due."""
-        for qid, due in await self.store.due_cards(member.member_id, now, 20):
+        for qid, due in await self.store.due_cards(member.member_id, now, DUE_LOOKAHEAD):
             if self.library.pack.question(qid) is not None:
                 return due
         return None

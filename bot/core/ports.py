@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.core.messages import Button, Post, SentMessage
 from bot.core.schedule import ChannelHistory, ChannelSchedule, Delivery, Notice, ScheduleRule
@@ -127,6 +127,37 @@ class LeaderRow:
     last_point_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class DealReads:
+    """What the pick of a dealt post (`Store.deal_post`) reads about its member, in the post's unit of work."""
+
+    tallies: bool = False  #: the member's question tallies
+    due_at: datetime | None = None  #: the member's review cards due at this time, most overdue first
+    due_limit: int = 20  #: how many of those at most
+    shown: str | None = None  #: how often each item of this kind was shown to the member
+    steps: bool = False  #: the career steps the member has marked done
+
+
+@dataclass(frozen=True, slots=True)
+class DealView:
+    """What was read for a dealt post's pick (what `DealReads` did not ask for is empty)."""
+
+    tallies: list[QuestionTally] = field(default_factory=list)
+    due: list[tuple[str, datetime]] = field(default_factory=list)
+    shown: dict[str, int] = field(default_factory=dict)
+    steps: set[int] = field(default_factory=set)
+
+
+class Dealt(Protocol):
+    """An item a post can be made of (a question, a tip): the post names it by ``id``."""
+
+    @property
+    def id(self) -> str: ...
+
+
+#: The item type of a dealt post.
+D = TypeVar("D", bound=Dealt)
+
 StreakFn = Callable[[StreakState], StreakState]
 #: Spaced repetition: the stored card (JSON, None for a new card) -> (new card JSON, next due, UTC).
 CardFn = Callable[[str | None], tuple[str, datetime]]
@@ -190,6 +221,23 @@ class Store(Protocol):
     async def create_post(
         self, group_id: int, channel_id: int, member_id: int | None, kind: str, item_id: str, now: datetime
     ) -> PostRecord: ...
+
+    async def deal_post(
+        self,
+        group_id: int,
+        channel_id: int,
+        member_id: int,
+        kind: str,
+        now: datetime,
+        reads: DealReads,
+        choose: Callable[[DealView], D | None],
+    ) -> tuple[PostRecord, D] | None:
+        """Read what ``reads`` asks about the member, let ``choose`` pick the item and create the member's
+        post of it, as one unit of work — one trip to the database where the store allows — committed
+        as `create_post`'s are before it returns. None (nothing written) when ``choose`` picks nothing.
+        ``choose`` runs where the store reads (SQLite: on its database thread), so it must be quick and
+        touch nothing but its argument; if it raises, nothing is written and its error is raised here."""
+        ...
 
     async def get_post(self, post_id: int) -> PostRecord | None: ...
 

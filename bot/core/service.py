@@ -12,10 +12,22 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.core import actions, forms
 from bot.core.commands import SPECS, Command, Spec, UsageError, parse
-from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question
+from bot.core.content import LETTERS, ContentLibrary, ContentPack, Question, Tip
 from bot.core.markup import name
 from bot.core.messages import Attachment, Button, Inbound, Reply
-from bot.core.ports import AnswerIn, AnswerOutcome, CardFn, Clock, LateRule, MemberRef, Store, StreakFn, StreakState
+from bot.core.ports import (
+    AnswerIn,
+    AnswerOutcome,
+    CardFn,
+    Clock,
+    DealReads,
+    DealView,
+    LateRule,
+    MemberRef,
+    Store,
+    StreakFn,
+    StreakState,
+)
 from bot.core.progress import advance_streak, bar, current_step, current_streak, mastery, percent
 from bot.core.timezones import UnknownZone, local_day, resolve_zone, week_start, zone
 
@@ -146,9 +158,11 @@ class StudyService:
         self.known_excused_days: KnownExcusedDays | None = None
         #: Extra lines for `progress` (e.g. reviews due), added by other features.
         self.progress_extras: list[Callable[[Context, MemberRef], Awaitable[str | None]]] = []
-        #: Chooses the next quiz question for a member from a pool (a deck); a learning engine may put due
-        #: reviews from that pool first.
-        self.pick_question: Callable[[MemberRef, ContentPack], Awaitable[Question | None]] = self._pick_unseen
+        #: What a quiz reads about its member at a time, and the pick of its question from a pool (a deck)
+        #: given what was read; both run in the store's one unit of work for the quiz (`Store.deal_post`),
+        #: the pick where the store reads. A learning engine reads due reviews too and puts them first.
+        self.question_reads: Callable[[datetime], DealReads] = lambda _: DealReads(tallies=True)
+        self.choose_question: Callable[[ContentPack, DealView], Question | None] = self._least_answered
         #: Files for `progress` (e.g. the chart); a slow reply when there are any.
         self.progress_attachments: list[Callable[[Context, MemberRef], Awaitable[Attachment | None]]] = []
         #: The review-card update for an answer (learning engine); runs inside the answer's transaction.
@@ -380,15 +394,24 @@ class StudyService:
         lines.append(f"Any command in detail: `{help_cmd} <command>`, e.g. `{help_cmd} {example}`.")
         return private("\n".join(lines))
 
-    async def _pick_unseen(self, member: MemberRef, pack: ContentPack) -> Question | None:
+    def _least_answered(self, pack: ContentPack, view: DealView) -> Question | None:
         """A question of ``pack`` this member has answered least often (never, until the pool is used up)."""
         pool = pack.questions
         if not pool:
             return None
-        counts = {t.question_id: t.answered for t in await self.store.question_tallies(member.member_id)}
+        counts = {t.question_id: t.answered for t in view.tallies}
         fewest = min(counts.get(q.id, 0) for q in pool)
         candidates = [q for q in pool if counts.get(q.id, 0) == fewest]
         return self.rng.choice(candidates)
+
+    def _least_shown_tip(self, view: DealView) -> Tip | None:
+        """A tip for the member's current step (any tip when it has none) shown to them least often."""
+        pack = self.library.pack
+        tips = pack.tips_for_step(current_step(view.steps)) or list(pack.tips)
+        if not tips:
+            return None
+        fewest = min(view.shown.get(t.id, 0) for t in tips)
+        return self.rng.choice([t for t in tips if view.shown.get(t.id, 0) == fewest])
 
     async def question(self, group_id: int, ref: str) -> Question | None:
         """The question a post or answer names: the shipped pack's, or (with a catalog) the group's deck item."""
@@ -416,14 +439,17 @@ class StudyService:
             pool = None
         if pool is None:
             return private(f'There is no deck "{name(deck or "")}" here. See the decks with /study deck list.')
-        q = await self.pick_question(ctx.member, pool)
-        if q is None:
+        choose = self.choose_question
+        m = ctx.member
+        dealt = await self.store.deal_post(  # the reads, the pick and the post: one unit of work
+            m.group_id, m.channel_id, m.member_id, "question", ctx.now, self.question_reads(ctx.now),
+            lambda view: choose(pool, view),
+        )  # fmt: skip
+        if dealt is None:
             if deck not in (None, "tpm", "all"):
                 return private(f"The deck {deck} has no questions yet. An admin can import some (/study deck import).")
             return private("The content pack has no questions yet. An admin can add some (see content/README.md).")
-        post = await self.store.create_post(
-            ctx.member.group_id, ctx.member.channel_id, ctx.member.member_id, "question", q.id, ctx.now
-        )
+        post, q = dealt
         return [Reply(question_text(q), private=True, buttons=answer_buttons(post.id))]
 
     async def _answer_command(self, ctx: Context, command: Command) -> list[Reply]:
@@ -517,20 +543,15 @@ class StudyService:
         return extra
 
     async def _tip(self, ctx: Context, _: Command) -> list[Reply]:
-        pack = self.library.pack
-        done, shown = await asyncio.gather(  # one round trip where the store allows
-            self.store.steps_done(ctx.member.member_id), self.store.shown_counts(ctx.member.member_id, "tip")
-        )
-        step = current_step(done)
-        tips = pack.tips_for_step(step) or list(pack.tips)
-        if not tips:
+        m = ctx.member
+        dealt = await self.store.deal_post(  # the reads, the pick and the post: one unit of work
+            m.group_id, m.channel_id, m.member_id, "tip", ctx.now, DealReads(shown="tip", steps=True),
+            self._least_shown_tip,
+        )  # fmt: skip
+        if dealt is None:
             return private("The content pack has no tips yet.")
-        fewest = min(shown.get(t.id, 0) for t in tips)
-        tip = self.rng.choice([t for t in tips if shown.get(t.id, 0) == fewest])
-        await self.store.create_post(
-            ctx.member.group_id, ctx.member.channel_id, ctx.member.member_id, "tip", tip.id, ctx.now
-        )
-        title = pack.step(tip.step).title
+        tip = dealt[1]
+        title = self.library.pack.step(tip.step).title
         return private(f"💡 **Tip · step {tip.step}: {title}**\n{tip.text}\n**This week:** {tip.action}")
 
     async def _path(self, ctx: Context, _: Command) -> list[Reply]:

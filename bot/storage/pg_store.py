@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ from bot.core.ports import (
     AnswerIn,
     AnswerOutcome,
     CardFn,
+    D,
+    DealReads,
+    DealView,
     LeaderRow,
     MemberRef,
     MemberStats,
@@ -316,6 +319,25 @@ class PgStore:
             self._posts.put(post.id, post)
         return post
 
+    async def deal_post(
+        self,
+        group_id: int,
+        channel_id: int,
+        member_id: int,
+        kind: str,
+        now: datetime,
+        reads: DealReads,
+        choose: Callable[[DealView], D | None],
+    ) -> tuple[PostRecord, D] | None:
+        # The reads, the pick and the insert in one write of the next group commit: one connection, one
+        # transaction (the reads are a statement each on it, not a connection each from the pool).
+        dealt: tuple[PostRecord, D] | None = await self._answers.submit(
+            _DEAL_POST, group_id, channel_id, member_id, kind, ts(now), reads, choose
+        )
+        if dealt is not None and kind == "question" and self._cache_ok:  # clicks on it come next
+            self._posts.put(dealt[0].id, dealt[0])
+        return dealt
+
     async def get_post(self, post_id: int) -> PostRecord | None:
         cached = self._posts.hit(post_id) if self._cache_ok else None
         if cached is not None:
@@ -575,6 +597,41 @@ async def _insert_post(
     at: str,
 ) -> PostRecord:
     return rows.post(_one(await conn.fetchrow(pg(sql.CREATE_POST), group_id, channel_id, member_id, kind, item_id, at)))
+
+
+async def _deal_post(
+    conn: asyncpg.pool.PoolConnectionProxy,
+    group_id: int,
+    channel_id: int,
+    member_id: int,
+    kind: str,
+    at: str,
+    reads: DealReads,
+    choose: Callable[[DealView], D | None],
+) -> tuple[PostRecord, D] | Exception | None:
+    """`bot.storage.sqlite_store._deal_post` on asyncpg: the same reads, pick and insert."""
+    tallies = await conn.fetch(pg(sql.QUESTION_TALLIES), member_id) if reads.tallies else []
+    due = await conn.fetch(pg(sql.DUE_CARDS), member_id, ts(reads.due_at), reads.due_limit) if reads.due_at else []
+    shown = await conn.fetch(pg(sql.SHOWN_COUNTS), member_id, reads.shown) if reads.shown is not None else []
+    steps = await conn.fetch(pg(sql.STEPS_DONE), member_id) if reads.steps else []
+    view = DealView(
+        [QuestionTally(q, n, c) for q, n, c in tallies],
+        [(q, datetime.fromisoformat(d)) for q, d in due],
+        {item: n for item, n in shown},
+        {r[0] for r in steps},
+    )
+    try:
+        item = choose(view)
+    except Exception as e:  # fails alone (its error is its result): nothing of it is written
+        log.exception("picking a %s for member %s failed", kind, member_id)
+        return e
+    if item is None:
+        return None
+    return await _insert_post(conn, group_id, channel_id, member_id, kind, item.id, at), item
+
+
+#: `_deal_post` as a batch runs it: its result is the post and item dealt, None, or the pick's error.
+_DEAL_POST: Callable[..., Any] = _deal_post
 
 
 def _one(row: asyncpg.Record | None) -> asyncpg.Record:

@@ -33,6 +33,9 @@ from bot.core.ports import (
     AnswerIn,
     AnswerOutcome,
     CardFn,
+    D,
+    DealReads,
+    DealView,
     LeaderRow,
     MemberRef,
     MemberStats,
@@ -518,6 +521,23 @@ class SqliteStore:
         # Group-committed like answers: a quiz's buttons name the post, so it is on disk before the reply.
         return await self._commit(_insert_post, group_id, channel_id, member_id, kind, item_id, ts(now))
 
+    async def deal_post(
+        self,
+        group_id: int,
+        channel_id: int,
+        member_id: int,
+        kind: str,
+        now: datetime,
+        reads: DealReads,
+        choose: Callable[[DealView], D | None],
+    ) -> tuple[PostRecord, D] | None:
+        # The reads, the pick and the insert in one write of the next group commit: one trip to the
+        # database thread (a batch of posts alone commits without an fsync, see `POST_ID_MARK`).
+        dealt: tuple[PostRecord, D] | None = await self._commit(
+            _DEAL_POST, group_id, channel_id, member_id, kind, ts(now), reads, choose
+        )
+        return dealt
+
     async def get_post(self, post_id: int) -> PostRecord | None:
         seen = self._watch_version()
         cached = self._posts.hit(post_id)
@@ -616,7 +636,7 @@ class SqliteStore:
                     if not batch:
                         continue
                 # Posts alone need no fsync (see `POST_ID_MARK`); anything else in the batch does.
-                lazy = self._post_mark.enabled and all(p.fn is _insert_post for p in batch)
+                lazy = self._post_mark.enabled and all(p.fn in _POST_WRITES for p in batch)
                 committed: tuple[list[Any], int | None, int] = await self._run(
                     _versioned_batch,
                     [(p.fn, p.args) for p in batch],
@@ -642,9 +662,11 @@ class SqliteStore:
                 if p.fn is _record_one:
                     if result.recorded and result.streak.last_day is not None:  # cached refs learn it (`_with_day`)
                         self._days.put(p.args[0].member_id, result.streak.last_day)
-                elif p.fn is _insert_post and result.kind == "question":
-                    # Clicks on it come next (a quiz's member, a scheduled post's channel): no look-up for them.
-                    self._posts.put(result.id, result)
+                elif p.fn in _POST_WRITES:
+                    post = _made_post(p.fn, result)
+                    if post is not None and post.kind == "question":
+                        # Clicks on it come next (a quiz's member, a scheduled post's channel): no look-up for them.
+                        self._posts.put(post.id, post)
                 if not p.future.done():
                     p.future.set_result(result)
 
@@ -764,7 +786,7 @@ def _versioned_batch(
             results = _record_batch(conn, items)
         finally:
             conn.execute("PRAGMA synchronous=FULL")
-        ids = [r.id for r in results if isinstance(r, PostRecord)]
+        ids = [p.id for p in (_made_post(fn, r) for (fn, _), r in zip(items, results, strict=True)) if p is not None]
         if ids:
             lazy.cover(conn, max(ids))
     seen = read_watch()
@@ -868,6 +890,56 @@ def _insert_post(
 ) -> PostRecord:
     row = conn.execute(sql.CREATE_POST, (group_id, channel_id, member_id, kind, item_id, at)).fetchone()
     return rows.post(row)
+
+
+def _deal_post(
+    conn: sqlite3.Connection,
+    group_id: int,
+    channel_id: int,
+    member_id: int,
+    kind: str,
+    at: str,
+    reads: DealReads,
+    choose: Callable[[DealView], D | None],
+) -> tuple[PostRecord, D] | Exception | None:
+    """`SqliteStore.deal_post`'s unit of work, inside a group commit. A ``choose`` that raises fails alone:
+    its error is its result (the batch's other writes go on) and nothing of it is written."""
+    view = DealView(
+        [QuestionTally(q, n, c) for q, n, c in conn.execute(sql.QUESTION_TALLIES, (member_id,))]
+        if reads.tallies
+        else [],
+        [
+            (q, datetime.fromisoformat(d))
+            for q, d in conn.execute(sql.DUE_CARDS, (member_id, ts(reads.due_at), reads.due_limit))
+        ]
+        if reads.due_at is not None
+        else [],
+        dict(conn.execute(sql.SHOWN_COUNTS, (member_id, reads.shown))) if reads.shown is not None else {},
+        {r[0] for r in conn.execute(sql.STEPS_DONE, (member_id,))} if reads.steps else set(),
+    )
+    try:
+        item = choose(view)
+    except Exception as e:
+        log.exception("picking a %s for member %s failed", kind, member_id)
+        return e
+    if item is None:
+        return None
+    return _insert_post(conn, group_id, channel_id, member_id, kind, item.id, at), item
+
+
+#: `_deal_post` as a batch runs it: its result is the post and item dealt, None, or the pick's error.
+_DEAL_POST: Callable[..., Any] = _deal_post
+#: The writes that make posts (a batch of these alone commits lazily, see `POST_ID_MARK`).
+_POST_WRITES = (_insert_post, _deal_post)
+
+
+def _made_post(fn: Callable[..., Any], result: Any) -> PostRecord | None:
+    """The post a batch's write ``fn`` made, from its result (None: it made none, or failed)."""
+    if fn is _insert_post and isinstance(result, PostRecord):
+        return result
+    if fn is _deal_post and isinstance(result, tuple):
+        return result[0] if isinstance(result[0], PostRecord) else None
+    return None
 
 
 def _run_calls(
