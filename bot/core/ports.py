@@ -235,8 +235,8 @@ class Store(Protocol):
         """Read what ``reads`` asks about the member, let ``choose`` pick the item and create the member's
         post of it, as one unit of work — one trip to the database where the store allows — committed
         as `create_post`'s are before it returns. None (nothing written) when ``choose`` picks nothing.
-        ``choose`` runs where the store reads (SQLite: on its database thread), so it must be quick and
-        touch nothing but its argument; if it raises, nothing is written and its error is raised here."""
+        ``choose`` runs where the store reads (SQLite: on its database thread, inside a group commit), so it
+        must be quick and do no I/O; if it raises, nothing is written and its error is raised here."""
         ...
 
     async def get_post(self, post_id: int) -> PostRecord | None: ...

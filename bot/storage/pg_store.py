@@ -611,7 +611,11 @@ async def _deal_post(
 ) -> tuple[PostRecord, D] | Exception | None:
     """`bot.storage.sqlite_store._deal_post` on asyncpg: the same reads, pick and insert."""
     tallies = await conn.fetch(pg(sql.QUESTION_TALLIES), member_id) if reads.tallies else []
-    due = await conn.fetch(pg(sql.DUE_CARDS), member_id, ts(reads.due_at), reads.due_limit) if reads.due_at else []
+    due = (
+        await conn.fetch(pg(sql.DUE_CARDS), member_id, ts(reads.due_at), reads.due_limit)
+        if reads.due_at is not None
+        else []
+    )
     shown = await conn.fetch(pg(sql.SHOWN_COUNTS), member_id, reads.shown) if reads.shown is not None else []
     steps = await conn.fetch(pg(sql.STEPS_DONE), member_id) if reads.steps else []
     view = DealView(
