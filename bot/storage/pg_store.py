@@ -610,27 +610,17 @@ async def _deal_post(
     choose: Callable[[DealView], D | None],
 ) -> tuple[PostRecord, D] | Exception | None:
     """`bot.storage.sqlite_store._deal_post` on asyncpg: the same reads, pick and insert."""
-    tallies = await conn.fetch(pg(sql.QUESTION_TALLIES), member_id) if reads.tallies else []
-    due = (
+    view = rows.deal_view(
+        await conn.fetch(pg(sql.QUESTION_TALLIES), member_id) if reads.tallies else (),
         await conn.fetch(pg(sql.DUE_CARDS), member_id, ts(reads.due_at), reads.due_limit)
         if reads.due_at is not None
-        else []
+        else (),
+        await conn.fetch(pg(sql.SHOWN_COUNTS), member_id, reads.shown) if reads.shown is not None else (),
+        await conn.fetch(pg(sql.STEPS_DONE), member_id) if reads.steps else (),
     )
-    shown = await conn.fetch(pg(sql.SHOWN_COUNTS), member_id, reads.shown) if reads.shown is not None else []
-    steps = await conn.fetch(pg(sql.STEPS_DONE), member_id) if reads.steps else []
-    view = DealView(
-        [QuestionTally(q, n, c) for q, n, c in tallies],
-        [(q, datetime.fromisoformat(d)) for q, d in due],
-        {item: n for item, n in shown},
-        {r[0] for r in steps},
-    )
-    try:
-        item = choose(view)
-    except Exception as e:  # fails alone (its error is its result): nothing of it is written
-        log.exception("picking a %s for member %s failed", kind, member_id)
-        return e
-    if item is None:
-        return None
+    item = rows.pick(choose, view, kind, member_id)
+    if item is None or isinstance(item, Exception):
+        return item
     return await _insert_post(conn, group_id, channel_id, member_id, kind, item.id, at), item
 
 

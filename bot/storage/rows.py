@@ -4,6 +4,7 @@ and group commit of answers. Nothing here talks to a database."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import replace
@@ -12,7 +13,17 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bot.core.decks import TPM
 from bot.core.export import MemberRow, QuestionRow
-from bot.core.ports import AnswerIn, LateRule, MemberRef, PostRecord, StoreError, StreakState
+from bot.core.ports import (
+    AnswerIn,
+    D,
+    DealView,
+    LateRule,
+    MemberRef,
+    PostRecord,
+    QuestionTally,
+    StoreError,
+    StreakState,
+)
 from bot.core.schedule import ChannelSchedule, Delivery, ScheduleRule
 
 
@@ -24,6 +35,7 @@ class Row(Protocol):
     def __len__(self) -> int: ...
 
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -168,6 +180,26 @@ def from_ts(text: str | None) -> datetime | None:
 def post(row: Row) -> PostRecord:
     pid, gid, cid, mid, kind, item, created, msg, revealed = row
     return PostRecord(pid, gid, cid, mid, kind, item, datetime.fromisoformat(created), msg, from_ts(revealed))
+
+
+def deal_view(tallies: Iterable[Row], due: Iterable[Row], shown: Iterable[Row], steps: Iterable[Row]) -> DealView:
+    """A dealt post's `DealView` from the rows of its reads (either store's; a read not made: no rows)."""
+    return DealView(
+        [QuestionTally(q, n, c) for q, n, c in tallies],
+        [(q, datetime.fromisoformat(d)) for q, d in due],
+        {item: n for item, n in shown},
+        {r[0] for r in steps},
+    )
+
+
+def pick(choose: Callable[[DealView], D | None], view: DealView, kind: str, member_id: int) -> D | Exception | None:
+    """``choose(view)`` inside a group commit: a pick that raises fails alone — its error is its result
+    (logged here), so the batch's other writes go on and nothing of the deal is written."""
+    try:
+        return choose(view)
+    except Exception as e:
+        log.exception("picking a %s for member %s failed", kind, member_id)
+        return e
 
 
 def streak(row: Row) -> StreakState:

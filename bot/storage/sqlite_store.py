@@ -902,28 +902,16 @@ def _deal_post(
     reads: DealReads,
     choose: Callable[[DealView], D | None],
 ) -> tuple[PostRecord, D] | Exception | None:
-    """`SqliteStore.deal_post`'s unit of work, inside a group commit. A ``choose`` that raises fails alone:
-    its error is its result (the batch's other writes go on) and nothing of it is written."""
-    view = DealView(
-        [QuestionTally(q, n, c) for q, n, c in conn.execute(sql.QUESTION_TALLIES, (member_id,))]
-        if reads.tallies
-        else [],
-        [
-            (q, datetime.fromisoformat(d))
-            for q, d in conn.execute(sql.DUE_CARDS, (member_id, ts(reads.due_at), reads.due_limit))
-        ]
-        if reads.due_at is not None
-        else [],
-        dict(conn.execute(sql.SHOWN_COUNTS, (member_id, reads.shown))) if reads.shown is not None else {},
-        {r[0] for r in conn.execute(sql.STEPS_DONE, (member_id,))} if reads.steps else set(),
+    """`SqliteStore.deal_post`'s unit of work, inside a group commit (a pick that fails: `rows.pick`)."""
+    view = rows.deal_view(
+        conn.execute(sql.QUESTION_TALLIES, (member_id,)) if reads.tallies else (),
+        conn.execute(sql.DUE_CARDS, (member_id, ts(reads.due_at), reads.due_limit)) if reads.due_at is not None else (),
+        conn.execute(sql.SHOWN_COUNTS, (member_id, reads.shown)) if reads.shown is not None else (),
+        conn.execute(sql.STEPS_DONE, (member_id,)) if reads.steps else (),
     )
-    try:
-        item = choose(view)
-    except Exception as e:
-        log.exception("picking a %s for member %s failed", kind, member_id)
-        return e
-    if item is None:
-        return None
+    item = rows.pick(choose, view, kind, member_id)
+    if item is None or isinstance(item, Exception):
+        return item
     return _insert_post(conn, group_id, channel_id, member_id, kind, item.id, at), item
 
 
